@@ -1,0 +1,1 @@
+//! Shared helpers of the scopecast benches: timing statistics printed as p50/p99.

@@ -1,0 +1,18 @@
+//! scopecast-calibration: the estimation math of scopecast in pure Rust: camera
+//! models (pinhole + Brown–Conrady, Kannala–Brandt fisheye), and later
+//! intrinsic calibration, pattern detection, hand–eye, pivot calibration and
+//! point/surface registration.
+//!
+//! It must never depend on a GPU, the pipeline, the network or any other
+//! scopecast crate; its only IO is reading and writing calibration files.
+//! Everything here is f64 and deterministic, so results can be compared with
+//! the references integrators trust (OpenCV, Bouguet's toolbox).
+//!
+//! Pixel convention: as in OpenCV, the centre of pixel `(col, row)` sits at
+//! `(col, row)`, so the principal point of a perfectly centred W×H sensor is
+//! `((W-1)/2, (H-1)/2)`. The engine's continuous image coordinates put pixel
+//! centres at integer + 0.5 and convert at its boundary.
+
+pub mod camera;
+
+pub use camera::{BrownConrady, CameraError, CameraModel, KannalaBrandt, LensModel, PinholeIntrinsics};

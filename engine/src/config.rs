@@ -1,0 +1,364 @@
+//! The station's configuration: one TOML file, every field with a default,
+//! CLI flags applied on top, and range checks whose errors name the file and
+//! the field (and, for TOML errors, the line).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::source::SourceSpec;
+
+/// Why a configuration could not be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped fields.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file (or `<inline>`).
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What is wrong, including the field name where TOML knows it.
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("{path}: field `{field}` = {value} is invalid: {reason}")]
+    Invalid {
+        /// The file (or `<command line>`).
+        path: PathBuf,
+        /// Dotted field name, e.g. `source.fps`.
+        field: &'static str,
+        /// The offending value.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
+}
+
+/// Pixel format requested from GStreamer sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatRequest {
+    /// Whatever the source produces of I420, NV12 or RGBA, without conversion.
+    Auto,
+    /// Always RGBA.
+    Rgba,
+    /// Always I420.
+    I420,
+    /// Always NV12.
+    Nv12,
+}
+
+impl fmt::Display for FormatRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FormatRequest::Auto => "auto",
+            FormatRequest::Rgba => "rgba",
+            FormatRequest::I420 => "i420",
+            FormatRequest::Nv12 => "nv12",
+        })
+    }
+}
+
+/// Lens model of the synthetic endoscope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyntheticLens {
+    /// Pinhole + Brown–Conrady; `distortion` holds k1, k2, p1, p2, k3.
+    BrownConrady,
+    /// Kannala–Brandt fisheye; `distortion` holds k1, k2, k3, k4.
+    KannalaBrandt,
+}
+
+/// `[source.synthetic]`: the built-in simulated endoscope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// Lens model.
+    pub lens: SyntheticLens,
+    /// Focal length as a fraction of the image width (fx = fy = this · width).
+    pub focal_per_width: f64,
+    /// Distortion coefficients in OpenCV order for the chosen lens.
+    pub distortion: Vec<f64>,
+    /// Draw the moving instrument.
+    pub instrument: bool,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            lens: SyntheticLens::BrownConrady,
+            focal_per_width: 0.55,
+            distortion: vec![-0.32, 0.12, 0.001, -0.0005, -0.02],
+            instrument: true,
+        }
+    }
+}
+
+/// `[source]`: what the station captures and how it copes with failures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `synthetic`, `test:`, `v4l2:///dev/videoN`, `file:///path`, `rtsp://…`, `tcp://host:port`.
+    pub uri: String,
+    /// Restart a file at its end instead of ending the stream.
+    #[serde(rename = "loop")]
+    pub loop_file: bool,
+    /// Frame width of the synthetic and test sources and of NO SIGNAL frames, px.
+    pub width: u32,
+    /// Frame height, px.
+    pub height: u32,
+    /// Frame rate of the synthetic and test sources and of NO SIGNAL frames.
+    pub fps: u32,
+    /// Pixel format requested from GStreamer sources.
+    pub format: FormatRequest,
+    /// Without a frame for this long, NO SIGNAL frames replace the picture, ms.
+    pub no_signal_after_ms: u64,
+    /// Without a frame for this long, the source is restarted, ms.
+    pub restart_after_ms: u64,
+    /// First retry delay after a failure, ms; doubles per failed retry.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, ms.
+    pub retry_max_ms: u64,
+    /// The synthetic endoscope.
+    pub synthetic: SyntheticConfig,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            uri: "synthetic".into(),
+            loop_file: true,
+            width: 1280,
+            height: 720,
+            fps: 60,
+            format: FormatRequest::Auto,
+            no_signal_after_ms: 500,
+            restart_after_ms: 2000,
+            retry_initial_ms: 250,
+            retry_max_ms: 5000,
+            synthetic: SyntheticConfig::default(),
+        }
+    }
+}
+
+/// `[status]`: the one-line live status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusConfig {
+    /// How often the status line refreshes, ms.
+    pub interval_ms: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self { interval_ms: 1000 }
+    }
+}
+
+/// The whole station configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The video source.
+    pub source: SourceConfig,
+    /// The status line.
+    pub status: StatusConfig,
+}
+
+/// The default configuration with a comment on every field; `scopecast config
+/// default` prints it, and a test checks that it parses to `Config::default()`.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# scopecast station configuration. Every field is optional: a missing field
+# takes the value shown here. Command-line flags override this file.
+
+[source]
+# What to capture:
+#   "synthetic"                 built-in simulated endoscope (no camera, no GStreamer)
+#   "test:" or "test:ball"      GStreamer videotestsrc, with an optional pattern name
+#   "v4l2:///dev/video0"        a V4L2 capture device (USB or SDI/HDMI capture card)
+#   "file:///path/video.mp4"    a video file (any container GStreamer can decode)
+#   "rtsp://host:554/stream"    an RTSP camera or endoscopy tower
+#   "tcp://host:port"           an MPEG-TS stream from a tcpserversink
+uri = "synthetic"
+# Start a file source again at its end instead of showing NO SIGNAL.
+loop = true
+# Frame size (px) of the synthetic and test sources, and of NO SIGNAL frames
+# until a source reports its own size. 16..=7680 × 16..=4320.
+width = 1280
+height = 720
+# Frames per second of the synthetic and test sources and of NO SIGNAL frames. 1..=240.
+fps = 60
+# Pixel format asked of GStreamer sources: "auto" (I420, NV12 or RGBA as the
+# source has it, no conversion), "rgba", "i420" or "nv12".
+format = "auto"
+# Without a frame for this long, NO SIGNAL frames replace the picture (ms, 50..=60000).
+no_signal_after_ms = 500
+# Without a frame for this long, the source is stopped and started again
+# (ms, at least no_signal_after_ms).
+restart_after_ms = 2000
+# After a failure the source is retried after retry_initial_ms, doubling on each
+# failed retry up to retry_max_ms (ms, 10..=600000).
+retry_initial_ms = 250
+retry_max_ms = 5000
+
+[source.synthetic]
+# Lens of the simulated endoscope: "brown_conrady" (distortion = k1, k2, p1, p2, k3)
+# or "kannala_brandt" (distortion = k1, k2, k3, k4), OpenCV's order and conventions.
+lens = "brown_conrady"
+# Focal length as a fraction of the image width (fx = fy = focal_per_width × width), 0.1..=5.
+focal_per_width = 0.55
+distortion = [-0.32, 0.12, 0.001, -0.0005, -0.02]
+# Draw the moving instrument.
+instrument = true
+
+[status]
+# How often the one-line status refreshes (ms, 100..=60000).
+interval_ms = 1000
+"#;
+
+/// Maps a byte offset in `text` to a 1-based (line, column).
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn range_check<T: PartialOrd + fmt::Display + Copy>(
+    path: &Path,
+    field: &'static str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            value: value.to_string(),
+            reason: format!("must be between {min} and {max}"),
+        });
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parses TOML text; `path` names the origin in errors. Does not validate ranges.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |span| line_column(text, span.start));
+            ConfigError::Parse { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
+        })
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config = Self::from_toml_str(&text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks every range; `path` names the origin in errors.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let s = &self.source;
+        SourceSpec::parse(&s.uri).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            field: "source.uri",
+            value: format!("{:?}", s.uri),
+            reason: e.to_string(),
+        })?;
+        range_check(path, "source.width", s.width, 16, 7680)?;
+        range_check(path, "source.height", s.height, 16, 4320)?;
+        range_check(path, "source.fps", s.fps, 1, 240)?;
+        range_check(path, "source.no_signal_after_ms", s.no_signal_after_ms, 50, 60_000)?;
+        range_check(path, "source.restart_after_ms", s.restart_after_ms, s.no_signal_after_ms, 600_000)?;
+        range_check(path, "source.retry_initial_ms", s.retry_initial_ms, 10, 600_000)?;
+        range_check(path, "source.retry_max_ms", s.retry_max_ms, s.retry_initial_ms, 600_000)?;
+        let syn = &s.synthetic;
+        range_check(path, "source.synthetic.focal_per_width", syn.focal_per_width, 0.1, 5.0)?;
+        let expected = match syn.lens {
+            SyntheticLens::BrownConrady => 5,
+            SyntheticLens::KannalaBrandt => 4,
+        };
+        if syn.distortion.len() != expected || syn.distortion.iter().any(|k| !k.is_finite() || k.abs() > 10.0) {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "source.synthetic.distortion",
+                value: format!("{:?}", syn.distortion),
+                reason: format!("the {:?} lens needs {expected} finite coefficients within ±10", syn.lens),
+            });
+        }
+        range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let path = Path::new("station.toml");
+        let config = Config::from_toml_str(text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_commented_default_is_the_default() {
+        assert_eq!(parse(DEFAULT_CONFIG_TOML).expect("default parses"), Config::default());
+        assert_eq!(parse("").expect("empty parses"), Config::default());
+    }
+
+    #[test]
+    fn unknown_fields_name_the_field_and_line() {
+        let err = parse("[source]\nfps = 30\nfsp = 30\n").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { line: 3, .. }), "{err:?}");
+        assert!(text.starts_with("station.toml:3:"), "{text}");
+        assert!(text.contains("fsp"), "{text}");
+    }
+
+    #[test]
+    fn invalid_toml_names_the_line() {
+        let err = parse("[source]\nuri = \"synthetic\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = parse("[source]\nfps = \"sixty\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field() {
+        let err = parse("[source]\nfps = 0\n").unwrap_err();
+        assert_eq!(err.to_string(), "station.toml: field `source.fps` = 0 is invalid: must be between 1 and 240");
+        let err = parse("[source]\nno_signal_after_ms = 900\nrestart_after_ms = 800\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "source.restart_after_ms", .. }), "{err:?}");
+        let err = parse("[source.synthetic]\ndistortion = [0.1]\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "source.synthetic.distortion", .. }), "{err:?}");
+        let err = parse("[source]\nuri = \"ftp://x\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "source.uri", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_file_names_the_file() {
+        let err = Config::load(Path::new("/nonexistent/station.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read config file /nonexistent/station.toml"), "{err}");
+    }
+}

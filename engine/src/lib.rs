@@ -1,0 +1,23 @@
+//! scopecast-engine: the capture station's frame pipeline: frames and their
+//! clock, the latest-wins slots between stages, sources (the synthetic
+//! endoscope and GStreamer inputs) with NO SIGNAL and recovery, metrics, the
+//! config, and the `scopecast` CLI (in `main.rs`).
+//!
+//! It depends on `scopecast-calibration` for camera models and, as they land,
+//! on `scopecast-shaders` and `scopecast-transport`; nothing of ours depends
+//! on the engine except `demos/` and `benches/`. Decision code takes time as
+//! a parameter; threads ask a [`clock::Clock`].
+
+pub mod clock;
+pub mod config;
+pub mod font;
+pub mod frame;
+pub mod metrics;
+pub mod pacing;
+pub mod pool;
+pub mod shutdown;
+pub mod slot;
+pub mod snapshot;
+pub mod source;
+pub mod station;
+pub mod status;

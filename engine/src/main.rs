@@ -1,0 +1,255 @@
+//! `scopecast`: the capture station's command line.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use scopecast_engine::clock::{NS_PER_MS, SharedClock, SystemClock};
+use scopecast_engine::config::{Config, DEFAULT_CONFIG_TOML, FormatRequest};
+use scopecast_engine::shutdown::{POLL_INTERVAL, Shutdown};
+use scopecast_engine::station::Station;
+use scopecast_engine::status::StatusLine;
+
+/// Real-time surgical AR streaming: the capture station.
+#[derive(Debug, Parser)]
+#[command(name = "scopecast", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the capture station on the built-in synthetic endoscope (no config needed).
+    Demo(Overrides),
+    /// Run the capture station from a config file.
+    Run {
+        /// The TOML config file (see `scopecast config default`).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Save one live frame of the source as a PNG (check a camera or a calibration view).
+    Snapshot {
+        /// Read this config file first.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Where to write the PNG.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Give up after this many seconds without a live frame.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the full default config, every field with a comment.
+    Default,
+    /// Check a config file and print the effective values.
+    Check {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+}
+
+/// Flags that override the config file.
+#[derive(Debug, Args, Default)]
+struct Overrides {
+    /// Source URI: synthetic, test:[PATTERN], v4l2:///dev/videoN, file:///PATH, rtsp://..., tcp://HOST:PORT.
+    #[arg(long)]
+    source: Option<String>,
+    /// Frame width of the synthetic and test sources, px.
+    #[arg(long)]
+    width: Option<u32>,
+    /// Frame height of the synthetic and test sources, px.
+    #[arg(long)]
+    height: Option<u32>,
+    /// Frames per second of the synthetic and test sources and of NO SIGNAL frames.
+    #[arg(long)]
+    fps: Option<u32>,
+    /// Pixel format asked of GStreamer sources.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    stop_after: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Auto,
+    Rgba,
+    I420,
+    Nv12,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut Config) {
+        let s = &mut config.source;
+        if let Some(uri) = &self.source {
+            s.uri = uri.clone();
+        }
+        s.width = self.width.unwrap_or(s.width);
+        s.height = self.height.unwrap_or(s.height);
+        s.fps = self.fps.unwrap_or(s.fps);
+        if let Some(format) = self.format {
+            s.format = match format {
+                FormatArg::Auto => FormatRequest::Auto,
+                FormatArg::Rgba => FormatRequest::Rgba,
+                FormatArg::I420 => FormatRequest::I420,
+                FormatArg::Nv12 => FormatRequest::Nv12,
+            };
+        }
+    }
+}
+
+/// Exit code of a bad config or bad flags.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Default } => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            ExitCode::SUCCESS
+        }
+        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&file) {
+            Ok(config) => match toml::to_string_pretty(&config) {
+                Ok(text) => {
+                    println!("{} is valid. Effective config:\n\n{text}", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(anyhow::anyhow!("cannot print the config: {e}")),
+            },
+            Err(e) => usage_error(&e.to_string()),
+        },
+        Command::Snapshot { config, out, timeout, overrides } => {
+            let loaded = match &config {
+                Some(path) => Config::load(path),
+                None => Ok(Config::default()),
+            };
+            match loaded {
+                Ok(mut c) => {
+                    overrides.apply(&mut c);
+                    let origin = config.unwrap_or_else(|| PathBuf::from("<command line>"));
+                    if let Err(e) = c.validate(&origin) {
+                        return usage_error(&e.to_string());
+                    }
+                    match snapshot(&c, &out, timeout) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => fail(e),
+                    }
+                }
+                Err(e) => usage_error(&e.to_string()),
+            }
+        }
+        Command::Demo(overrides) => station(Config::default(), Path::new("<command line>"), &overrides),
+        Command::Run { config, overrides } => match Config::load(&config) {
+            Ok(loaded) => station(loaded, &config, &overrides),
+            Err(e) => usage_error(&e.to_string()),
+        },
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("scopecast: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn fail(error: anyhow::Error) -> ExitCode {
+    eprintln!("scopecast: {error:#}");
+    ExitCode::FAILURE
+}
+
+fn station(mut config: Config, origin: &Path, overrides: &Overrides) -> ExitCode {
+    overrides.apply(&mut config);
+    if let Err(e) = config.validate(origin) {
+        return usage_error(&e.to_string());
+    }
+    if let Some(seconds) = overrides.stop_after
+        && !(seconds.is_finite() && seconds > 0.0)
+    {
+        return usage_error(&format!("--stop-after {seconds} must be a positive number of seconds"));
+    }
+    match run_station(&config, overrides.stop_after) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn snapshot(config: &Config, out: &Path, timeout_s: f64) -> anyhow::Result<()> {
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let timeout_ms = (timeout_s.clamp(0.1, 3600.0) * 1000.0) as u64;
+    let frame = scopecast_engine::station::capture_one(config, clock, timeout_ms)?;
+    scopecast_engine::snapshot::write_png(&frame, out)?;
+    println!(
+        "{}: {}x{} {} frame {} from {}",
+        out.display(),
+        frame.width(),
+        frame.height(),
+        frame.format(),
+        frame.sequence,
+        config.source.uri
+    );
+    Ok(())
+}
+
+fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    let on_signal = shutdown.clone();
+    ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let station = Station::start(config, clock.clone(), shutdown.clone()).context("cannot start the station")?;
+    let started_ns = clock.now_ns();
+    let stop_at_ns = stop_after_s.map(|s| started_ns + (s * 1e9) as u64);
+    let interval_ns = config.status.interval_ms * NS_PER_MS;
+    let mut next_status_ns = started_ns + interval_ns;
+    let mut status = StatusLine::new(started_ns);
+    let terminal = std::io::stdout().is_terminal();
+    tracing::info!(source = %config.source.uri, "capture station running; Ctrl-C to stop");
+    while !shutdown.is_triggered() {
+        std::thread::sleep(POLL_INTERVAL);
+        let now = clock.now_ns();
+        if stop_at_ns.is_some_and(|at| now >= at) {
+            break;
+        }
+        if now >= next_status_ns {
+            next_status_ns += interval_ns;
+            let line = status.render(&station, now);
+            let mut out = std::io::stdout().lock();
+            // A closed stdout must not stop the station; the status is advisory.
+            let _ = if terminal { write!(out, "\r\x1b[2K{line}") } else { writeln!(out, "{line}") };
+            let _ = out.flush();
+        }
+    }
+    if terminal {
+        println!();
+    }
+    let clean = station.stop(Duration::from_millis(800));
+    if !clean {
+        tracing::warn!("a stage did not stop within 800 ms; exiting anyway");
+    }
+    tracing::info!("capture station stopped");
+    Ok(())
+}

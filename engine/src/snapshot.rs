@@ -1,0 +1,97 @@
+//! Frames to pictures: conversion of any pipeline frame to packed RGBA, and
+//! PNG snapshots (for the operator's snapshot command and for tests that
+//! look at what a source delivers).
+
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::frame::{Frame, PixelFormat};
+
+/// Why a snapshot could not be written.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    /// Encoding or writing the PNG failed.
+    #[error("cannot write snapshot {path}: {source}")]
+    Write {
+        /// Target file.
+        path: String,
+        /// The encoder's error.
+        source: image::ImageError,
+    },
+}
+
+/// BT.601 limited-range YCbCr to RGB (ITU-R BT.601-7, the matrix GStreamer
+/// and browsers use for SD and for most H.264 streams without colour info).
+fn rgb_from_yuv(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let c = (f32::from(y) - 16.0) * 1.164;
+    let d = f32::from(u) - 128.0;
+    let e = f32::from(v) - 128.0;
+    let clamp = |x: f32| x.round().clamp(0.0, 255.0) as u8;
+    [clamp(c + 1.596 * e), clamp(c - 0.392 * d - 0.813 * e), clamp(c + 2.017 * d)]
+}
+
+/// The frame's pixels as packed RGBA (width·height·4 bytes, no padding).
+pub fn to_rgba(frame: &Frame) -> Vec<u8> {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let mut out = Vec::with_capacity(w * h * 4);
+    for y in 0..h {
+        match frame.format() {
+            PixelFormat::Rgba8 => out.extend_from_slice(frame.row(0, y).unwrap_or(&[])),
+            PixelFormat::I420 | PixelFormat::Nv12 => {
+                let luma = frame.row(0, y).unwrap_or(&[]);
+                let (u_row, v_row) = match frame.format() {
+                    PixelFormat::I420 => (frame.row(1, y / 2).unwrap_or(&[]), frame.row(2, y / 2).unwrap_or(&[])),
+                    _ => (frame.row(1, y / 2).unwrap_or(&[]), &[][..]),
+                };
+                for x in 0..w {
+                    let (u, v) = if frame.format() == PixelFormat::I420 {
+                        (u_row.get(x / 2), v_row.get(x / 2))
+                    } else {
+                        (u_row.get(x / 2 * 2), u_row.get(x / 2 * 2 + 1))
+                    };
+                    let rgb = rgb_from_yuv(
+                        luma.get(x).copied().unwrap_or(0),
+                        u.copied().unwrap_or(128),
+                        v.copied().unwrap_or(128),
+                    );
+                    out.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+                }
+            }
+        }
+    }
+    out.resize(w * h * 4, 0);
+    out
+}
+
+/// Writes the frame as a PNG file.
+pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
+    image::save_buffer(path, &to_rgba(frame), frame.width(), frame.height(), image::ExtendedColorType::Rgba8)
+        .map_err(|source| SnapshotError::Write { path: path.display().to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FrameBytes, FrameContent, FrameStamp};
+    use std::sync::Arc;
+
+    fn frame(format: PixelFormat, bytes: Vec<u8>, w: u32, h: u32) -> Frame {
+        let (planes, _) = format.packed_layout(w, h);
+        let bytes: Arc<dyn FrameBytes> = Arc::new(bytes);
+        let stamp = FrameStamp { sequence: 0, capture_time_ns: 0, capture_wall_ms: 0 };
+        Frame::new(format, w, h, planes, bytes, stamp, FrameContent::Live).expect("layout")
+    }
+
+    #[test]
+    fn yuv_formats_convert_to_the_same_colours() {
+        // 2×2 of BT.601 "red" (Y 81, U 90, V 240) → about (255, 0, 0).
+        let i420 = frame(PixelFormat::I420, vec![81, 81, 81, 81, 90, 240], 2, 2);
+        let nv12 = frame(PixelFormat::Nv12, vec![81, 81, 81, 81, 90, 240], 2, 2);
+        let a = to_rgba(&i420);
+        assert_eq!(a, to_rgba(&nv12));
+        assert!(a[0] >= 250 && a[1] <= 5 && a[2] <= 5, "{:?}", &a[..4]);
+        let rgba = frame(PixelFormat::Rgba8, vec![1, 2, 3, 4], 1, 1);
+        assert_eq!(to_rgba(&rgba), vec![1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,174 @@
+//! The capture station: builds the source and the stages from a [`Config`],
+//! runs each on its own named thread joined by latest-wins slots, and stops
+//! them all on [`Shutdown`].
+//!
+//! The live path today: source (supervised) → slot → sink. The sink is the end
+//! of the path until the compositor and encoder stages take its place: it
+//! records each frame's capture-to-delivery latency and the delivered rate,
+//! then releases the frame.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::frame::Frame;
+use crate::metrics::MetricsRegistry;
+use crate::shutdown::{POLL_INTERVAL, Shutdown};
+use crate::slot::{SlotMonitor, TakeError, latest_slot};
+use crate::source::gst::GstSource;
+use crate::source::health::HealthPolicy;
+use crate::source::supervisor::{SharedSourceStatus, Supervisor, SupervisorSettings};
+use crate::source::synthetic::SyntheticEndoscope;
+use crate::source::{FrameSource, SourceSpec, SpecError};
+
+/// Why the station could not start.
+#[derive(Debug, Error)]
+pub enum StationError {
+    /// The source URI is not understood.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// No live frame arrived in time.
+    #[error("no live frame from {source_uri} within {waited_ms} ms: {reason}")]
+    NoFrame {
+        /// The source.
+        source_uri: String,
+        /// How long we waited.
+        waited_ms: u64,
+        /// The last NO SIGNAL reason, if any.
+        reason: String,
+    },
+    /// A thread could not be spawned.
+    #[error("cannot spawn thread {name}: {source}")]
+    Spawn {
+        /// Thread name.
+        name: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running station.
+pub struct Station {
+    shutdown: Shutdown,
+    threads: Vec<JoinHandle<()>>,
+    /// Every metric of the station.
+    pub registry: Arc<MetricsRegistry>,
+    /// The source's state, for the status line.
+    pub source_status: SharedSourceStatus,
+    /// The handoff slots, for depth, drops and age.
+    pub slots: Vec<SlotMonitor<Frame>>,
+}
+
+fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
+    let s = &config.source;
+    Ok(match SourceSpec::parse(&s.uri)? {
+        SourceSpec::Synthetic => {
+            Box::new(SyntheticEndoscope::new(s.width, s.height, s.fps, &s.synthetic, clock.clone()))
+        }
+        spec => Box::new(GstSource::new(spec, s.loop_file, s.format, (s.width, s.height, s.fps), clock.clone())),
+    })
+}
+
+fn spawn(name: &'static str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StationError> {
+    std::thread::Builder::new().name(name.into()).spawn(body).map_err(|source| StationError::Spawn { name, source })
+}
+
+fn supervisor_settings(config: &Config) -> SupervisorSettings {
+    let s = &config.source;
+    let ms = |v: u64| v * 1_000_000;
+    SupervisorSettings {
+        policy: HealthPolicy {
+            no_signal_after_ns: ms(s.no_signal_after_ms),
+            restart_after_ns: ms(s.restart_after_ms),
+            retry_initial_ns: ms(s.retry_initial_ms),
+            retry_max_ns: ms(s.retry_max_ms),
+        },
+        fps: s.fps,
+        size: (s.width, s.height),
+    }
+}
+
+/// Runs the configured source on the calling thread until it delivers a live
+/// frame, or `timeout_ms` passes.
+pub fn capture_one(config: &Config, clock: SharedClock, timeout_ms: u64) -> Result<Frame, StationError> {
+    let (producer, consumer) = latest_slot::<Frame>("capture_one");
+    let source = make_source(config, &clock)?;
+    let mut supervisor =
+        Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());
+    let status = supervisor.status();
+    let deadline = clock.now_ns() + timeout_ms * 1_000_000;
+    while clock.now_ns() < deadline {
+        supervisor.step();
+        if let Ok(frame) = consumer.take(Duration::ZERO)
+            && !frame.is_no_signal()
+        {
+            return Ok(frame);
+        }
+    }
+    let reason = status.lock().map(|s| s.no_signal.clone().unwrap_or_default()).unwrap_or_default();
+    Err(StationError::NoFrame { source_uri: config.source.uri.clone(), waited_ms: timeout_ms, reason })
+}
+
+impl Station {
+    /// Starts the station described by `config` (already validated).
+    pub fn start(config: &Config, clock: SharedClock, shutdown: Shutdown) -> Result<Self, StationError> {
+        let registry = Arc::new(MetricsRegistry::new());
+        let settings = supervisor_settings(config);
+        let (source_out, sink_in) = latest_slot::<Frame>("source_to_sink");
+        let slots = vec![source_out.monitor()];
+        let source = make_source(config, &clock)?;
+        let supervisor = Supervisor::new(source, settings, clock.clone(), source_out, &registry);
+        let source_status = supervisor.status();
+
+        let stage_latency = |stage| {
+            registry.latency(
+                "scopecast_stage_latency_seconds",
+                "Time from a frame's capture to the end of each stage.",
+                &[("stage", stage)],
+            )
+        };
+        let sink_latency = stage_latency("sink");
+        let sink_frames =
+            registry.counter("scopecast_stage_frames_total", "Frames each stage passed on.", &[("stage", "sink")]);
+
+        let mut threads = Vec::new();
+        let stop = shutdown.clone();
+        threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
+        let stop = shutdown.clone();
+        let sink_clock = clock.clone();
+        threads.push(spawn("scopecast-sink", move || {
+            while !stop.is_triggered() {
+                match sink_in.take(POLL_INTERVAL) {
+                    Ok(frame) => {
+                        sink_latency.record_ns(sink_clock.now_ns().saturating_sub(frame.capture_time_ns));
+                        sink_frames.inc();
+                    }
+                    Err(TakeError::Timeout) => {}
+                    Err(TakeError::ProducerGone) => break,
+                }
+            }
+        })?);
+        Ok(Self { shutdown, threads, registry, source_status, slots })
+    }
+
+    /// Asks every stage to stop and waits up to `grace` for their threads.
+    /// Returns whether all of them finished in time.
+    pub fn stop(self, grace: Duration) -> bool {
+        self.shutdown.trigger();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && !self.threads.iter().all(JoinHandle::is_finished) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let all_finished = self.threads.iter().all(JoinHandle::is_finished);
+        for thread in self.threads {
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+        all_finished
+    }
+}

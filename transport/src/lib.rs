@@ -1,0 +1,14 @@
+//! scopecast-transport: everything that crosses the network between the capture
+//! station and its viewers: WHEP/WHIP signalling over HTTP (SDP offer in,
+//! `201 Created` + `Location` + SDP answer out, `DELETE` to end, Bearer
+//! tokens), WebRTC sessions, the one-encode fan-out of encoded access units to
+//! N peers, the versioned data-channel protocol (telestration, layer toggles,
+//! presence), and the embedded viewer web app.
+//!
+//! It knows encoded media (H.264 access units with timestamps) and protocol
+//! messages, never frames, pixels or GPUs. It must never depend on
+//! `scopecast-engine`, wgpu or GStreamer: the engine depends on it, never the
+//! other way round. Protocol decisions (fan-out, keyframe requests, pacing)
+//! are plain state machines that take time as an input.
+//!
+//! No code exists yet: live WebRTC arrives with its own issue.
