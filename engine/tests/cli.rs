@@ -1,0 +1,181 @@
+//! The `scopecast` binary as a user runs it: the demo started as a process and
+//! stopped by SIGINT/SIGTERM, config errors, the default config, and `--help`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scopecast");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("scopecast runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Sends `signal` (as `kill -s` names it) to the child.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success(), "kill -s {signal} failed");
+}
+
+/// Starts the demo, waits for its first status lines, stops it with `sig` and
+/// returns (status lines, time from signal to exit, exit code).
+fn demo_until_signal(sig: &str, extra: &[&str]) -> (Vec<String>, Duration, Option<i32>) {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--fps", "30"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("demo-stdout".into())
+        .spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("reader thread");
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lines.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no status lines from the demo within 30 s; got {lines:?}");
+            }
+        }
+    }
+    signal(&child, sig);
+    let sent = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("the demo did not exit within 5 s of {sig}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (lines, sent.elapsed(), code)
+}
+
+#[test]
+fn the_demo_prints_plain_status_lines_and_stops_on_sigint_within_a_second() {
+    let (lines, took, code) = demo_until_signal("INT", &[]);
+    println!("status lines: {lines:#?}\nexit after SIGINT: {took:?}");
+    assert_eq!(code, Some(0), "exit code after SIGINT");
+    assert!(took < Duration::from_secs(1), "stopped {took:?} after SIGINT");
+    let last = lines.last().expect("a status line");
+    for word in ["source synthetic", "1280x720", "fps", "drops", "latency"] {
+        assert!(last.contains(word), "status line lacks {word:?}: {last}");
+    }
+    assert!(!last.contains('\r') && !last.contains("\x1b["), "no terminal control codes when piped: {last:?}");
+    // The status reports about 30 fps once running.
+    let fps: f64 = last.split(" fps").next().and_then(|s| s.rsplit(' ').next()).and_then(|v| v.parse().ok()).expect("fps value");
+    assert!((25.0..=32.0).contains(&fps), "fps {fps} in {last}");
+}
+
+#[test]
+fn the_demo_stops_on_sigterm_within_a_second() {
+    let (_, took, code) = demo_until_signal("TERM", &["--width", "640", "--height", "360"]);
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(1), "stopped {took:?} after SIGTERM");
+}
+
+#[test]
+fn config_errors_name_the_file_the_field_and_the_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write config");
+        path.display().to_string()
+    };
+    let missing = dir.path().join("absent.toml").display().to_string();
+    let cases = [
+        (missing.clone(), vec![missing.as_str(), "cannot read"]),
+        (write("broken.toml", "[source]\nuri = \"synthetic\nfps = 30\n"), vec!["broken.toml:2:"]),
+        (write("unknown.toml", "[source]\nfps = 30\nframerate = 30\n"), vec!["unknown.toml:3:", "framerate"]),
+        (write("range.toml", "[source]\nfps = 1000\n"), vec!["range.toml", "source.fps", "1000"]),
+        (write("uri.toml", "[source]\nuri = \"webcam\"\n"), vec!["uri.toml", "source.uri", "webcam"]),
+    ];
+    for (path, needles) in cases {
+        let output = run(&["run", "--config", &path]);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{path}: {message}");
+        assert!(!message.contains("panicked"), "{message}");
+        for needle in needles {
+            assert!(message.contains(needle), "{path}: message lacks {needle:?}: {message}");
+        }
+    }
+    let output = run(&["demo", "--fps", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("source.fps"), "{}", stderr(&output));
+}
+
+#[test]
+fn the_printed_default_config_is_valid_and_complete() {
+    let output = run(&["config", "default"]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    for field in ["uri", "loop", "width", "height", "fps", "format", "no_signal_after_ms", "distortion", "interval_ms"] {
+        assert!(text.contains(&format!("\n{field} = ")), "default config lacks {field}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("station.toml");
+    std::fs::write(&path, &text).expect("write");
+    let check = run(&["config", "check", path.to_str().expect("utf-8 path")]);
+    assert!(check.status.success(), "{}", stderr(&check));
+}
+
+#[test]
+fn run_uses_the_config_file_and_flags_override_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("station.toml");
+    std::fs::write(&path, "[source]\nwidth = 640\nheight = 360\nfps = 30\n\n[status]\ninterval_ms = 200\n").expect("write");
+    let output = run(&["run", "--config", path.to_str().expect("utf-8"), "--height", "480", "--stop-after", "1.5"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().count() >= 4, "a status line every 200 ms: {stdout}");
+    assert!(stdout.contains("640x480"), "{stdout}");
+}
+
+#[test]
+fn snapshot_writes_a_png_of_a_live_frame() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("frame.png");
+    let output = run(&["snapshot", "--width", "640", "--height", "360", "--out", out.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bytes = std::fs::read(&out).expect("png written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(Path::new(&out).metadata().expect("meta").len() > 10_000, "a real picture, not a blank");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["run", "--help"],
+        vec!["snapshot", "--help"],
+        vec!["config", "--help"],
+        vec!["config", "default", "--help"],
+        vec!["config", "check", "--help"],
+    ] {
+        let output = run(&args);
+        assert!(output.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage: scopecast"), "{args:?}");
+    }
+}
