@@ -84,7 +84,8 @@ fn the_demo_prints_plain_status_lines_and_stops_on_sigint_within_a_second() {
     }
     assert!(!last.contains('\r') && !last.contains("\x1b["), "no terminal control codes when piped: {last:?}");
     // The status reports about 30 fps once running.
-    let fps: f64 = last.split(" fps").next().and_then(|s| s.rsplit(' ').next()).and_then(|v| v.parse().ok()).expect("fps value");
+    let fps: f64 =
+        last.split(" fps").next().and_then(|s| s.rsplit(' ').next()).and_then(|v| v.parse().ok()).expect("fps value");
     assert!((25.0..=32.0).contains(&fps), "fps {fps} in {last}");
 }
 
@@ -130,7 +131,8 @@ fn the_printed_default_config_is_valid_and_complete() {
     let output = run(&["config", "default"]);
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).expect("utf-8");
-    for field in ["uri", "loop", "width", "height", "fps", "format", "no_signal_after_ms", "distortion", "interval_ms"] {
+    for field in ["uri", "loop", "width", "height", "fps", "format", "no_signal_after_ms", "distortion", "interval_ms"]
+    {
         assert!(text.contains(&format!("\n{field} = ")), "default config lacks {field}");
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -144,7 +146,8 @@ fn the_printed_default_config_is_valid_and_complete() {
 fn run_uses_the_config_file_and_flags_override_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("station.toml");
-    std::fs::write(&path, "[source]\nwidth = 640\nheight = 360\nfps = 30\n\n[status]\ninterval_ms = 200\n").expect("write");
+    std::fs::write(&path, "[source]\nwidth = 640\nheight = 360\nfps = 30\n\n[status]\ninterval_ms = 200\n")
+        .expect("write");
     let output = run(&["run", "--config", path.to_str().expect("utf-8"), "--height", "480", "--stop-after", "1.5"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -74,7 +74,8 @@ fn sender(port: u16) -> gst::Pipeline {
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! mpegtsmux \
          ! tcpserversink host=127.0.0.1 port={port} sync=false"
     );
-    let pipeline = gst::parse::launch(&description).expect("sender pipeline").downcast::<gst::Pipeline>().expect("pipeline");
+    let pipeline =
+        gst::parse::launch(&description).expect("sender pipeline").downcast::<gst::Pipeline>().expect("pipeline");
     pipeline.set_state(gst::State::Playing).expect("sender plays");
     pipeline
 }
@@ -162,7 +163,8 @@ fn a_missing_file_shows_no_signal_until_it_appears_then_loops() {
     let writer = gst::parse::launch(&description).expect("writer pipeline");
     writer.set_state(gst::State::Playing).expect("writer plays");
     let bus = writer.bus().expect("bus");
-    let done = bus.timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let done =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Eos, gst::MessageType::Error]);
     assert!(matches!(done.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "clip written: {done:?}");
     writer.set_state(gst::State::Null).expect("writer stops");
     std::fs::rename(&staging, &path).expect("clip in place");

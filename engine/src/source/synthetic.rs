@@ -184,7 +184,7 @@ impl Tables {
         let mut vignette = vec![0u16; w * h];
         let mut spans = vec![(0, 0); h];
         let (mut min, mut max) = ((i32::MAX, i32::MAX), (i32::MIN, i32::MIN));
-        for y in 0..h {
+        for (y, row_span) in spans.iter_mut().enumerate() {
             let mut span = (usize::MAX, 0);
             for x in 0..w {
                 let (dx, dy) = (x as f32 - centre.0, y as f32 - centre.1);
@@ -207,7 +207,7 @@ impl Tables {
                 max = (max.0.max(ix.ceil() as i32), max.1.max(iy.ceil() as i32));
                 span = (span.0.min(x), x + 1);
             }
-            spans[y] = if span.0 == usize::MAX { (0, 0) } else { span };
+            *row_span = if span.0 == usize::MAX { (0, 0) } else { span };
         }
         if min.0 > max.0 {
             (min, max) = ((0, 0), (0, 0));
@@ -342,8 +342,8 @@ impl SyntheticEndoscope {
                     tissue.texels.get((texel as isize + shift) as usize).copied().unwrap_or(0)
                 };
                 let v = u32::from(v);
-                let rb = ((c & 0x00ff_00ff) * v >> 8) & 0x00ff_00ff;
-                let g = ((c & 0x0000_ff00) * v >> 8) & 0x0000_ff00;
+                let rb = (((c & 0x00ff_00ff) * v) >> 8) & 0x00ff_00ff;
+                let g = (((c & 0x0000_ff00) * v) >> 8) & 0x0000_ff00;
                 pixel.copy_from_slice(&(rb | g | 0xff00_0000).to_le_bytes());
             }
         }

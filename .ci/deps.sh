@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the system packages scopecast needs, when they are missing.
+#   .ci/deps.sh demo   what building and running the station needs
+#   .ci/deps.sh test   what the whole test suite needs (a superset)
+# Debian 12 / Ubuntu 24.04 through apt-get (sudo when not root). Elsewhere it
+# prints what to install and fails, so a missing component is never silent.
+set -euo pipefail
+purpose="${1:-demo}"
+
+demo_packages=(
+    pkg-config gcc libc6-dev
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+)
+test_packages=(
+    "${demo_packages[@]}"
+    libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+    gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-nice
+)
+case "$purpose" in
+    demo) wanted=("${demo_packages[@]}") ;;
+    test) wanted=("${test_packages[@]}") ;;
+    *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    if pkg-config --exists gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 2>/dev/null; then
+        echo "scopecast: no apt-get here; GStreamer development files found by pkg-config, going on." >&2
+        echo "           Make sure the GStreamer plugins (base, good, bad, ugly, libav) are installed too." >&2
+        exit 0
+    fi
+    cat >&2 <<'MSG'
+scopecast: this is not a Debian/Ubuntu system, so the packages cannot be installed for you.
+Install GStreamer >= 1.22 with its development files and plugins, then run this again:
+  Fedora:  sudo dnf install gstreamer1-devel gstreamer1-plugins-base-devel gstreamer1-plugins-good \
+                gstreamer1-plugins-bad-free gstreamer1-plugins-ugly-free gstreamer1-libav pkgconf-pkg-config
+  Arch:    sudo pacman -S gstreamer gst-plugins-base gst-plugins-good gst-plugins-bad gst-plugins-ugly gst-libav
+  macOS:   brew install gstreamer pkgconf
+MSG
+    exit 1
+fi
+
+missing=()
+for package in "${wanted[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "scopecast: missing packages: ${missing[*]}" >&2
+        echo "           run as root: apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
+echo "scopecast: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
