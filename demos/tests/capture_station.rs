@@ -15,8 +15,8 @@ fn the_capture_station_demo_runs_at_its_configured_rate() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("capture-station/station.toml");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let clock: SharedClock = Arc::new(SystemClock::new());
-    let station = Station::start(&config, clock, Shutdown::new()).expect("the station starts");
-    let frames = || station.registry.counter("scopecast_stage_frames_total", "", &[("stage", "sink")]).get();
+    let station = Station::start(&config, clock.clone(), Shutdown::new()).expect("the station starts");
+    let frames = || station.registry.stage_frames("sink").get();
     // Let the one-off tables build, then count frames over two seconds.
     std::thread::sleep(Duration::from_millis(1000));
     let before = frames();
@@ -24,8 +24,18 @@ fn the_capture_station_demo_runs_at_its_configured_rate() {
     let delivered = frames() - before;
     let expected = u64::from(config.source.fps) * 2;
     let status = station.source_status.lock().expect("status").clone();
+    let metrics = station.render_metrics(clock.now_ns());
     assert!(station.stop(Duration::from_secs(1)), "stops within a second");
     assert_eq!(status.no_signal, None, "the synthetic source never loses signal");
     assert_eq!(status.size, Some((config.source.width, config.source.height)));
+    for series in [
+        "scopecast_stage_latency_seconds{stage=\"sink\",quantile=\"0.99\"}",
+        "scopecast_stage_fps{stage=\"source\"}",
+        "scopecast_slot_depth{slot=\"source_to_sink\"}",
+        "scopecast_slot_dropped_total{slot=\"source_to_sink\"}",
+        "scopecast_source_up 1",
+    ] {
+        assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
+    }
     assert!(delivered * 10 >= expected * 9, "{delivered} frames delivered in 2 s, expected about {expected}");
 }

@@ -155,6 +155,38 @@ impl Gauge {
     }
 }
 
+/// Frames per second over windows of at least one second, published to a gauge.
+/// Time is passed in, so tests drive it with any clock.
+#[derive(Debug)]
+pub struct FpsMeter {
+    gauge: Arc<Gauge>,
+    window_start_ns: Option<u64>,
+    frames: u64,
+}
+
+impl FpsMeter {
+    /// Length of one measuring window, ns.
+    pub const WINDOW_NS: u64 = 1_000_000_000;
+
+    /// A meter publishing to `gauge`.
+    pub fn new(gauge: Arc<Gauge>) -> Self {
+        Self { gauge, window_start_ns: None, frames: 0 }
+    }
+
+    /// Counts one frame at `now_ns`; publishes the rate when a window closes.
+    pub fn tick(&mut self, now_ns: u64) {
+        let start = *self.window_start_ns.get_or_insert(now_ns);
+        self.frames += 1;
+        let elapsed = now_ns.saturating_sub(start);
+        if elapsed >= Self::WINDOW_NS {
+            // Frames after the first one in the window, over the time they spanned.
+            self.gauge.set((self.frames - 1) as f64 * 1e9 / elapsed as f64);
+            self.window_start_ns = Some(now_ns);
+            self.frames = 1;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Series {
     Latency(Arc<LatencyHistogram>),
@@ -249,6 +281,29 @@ impl MetricsRegistry {
             Series::Gauge(g) => g,
             other => panic!("metric {name} registered as {other:?}, not a gauge"),
         }
+    }
+
+    /// `scopecast_stage_latency_seconds{stage}`: capture to the end of `stage`.
+    pub fn stage_latency(&self, stage: &str) -> Arc<LatencyHistogram> {
+        self.latency(
+            "scopecast_stage_latency_seconds",
+            "Time from a frame's capture to the end of each stage.",
+            &[("stage", stage)],
+        )
+    }
+
+    /// `scopecast_stage_frames_total{stage}`: frames `stage` passed on.
+    pub fn stage_frames(&self, stage: &str) -> Arc<Counter> {
+        self.counter("scopecast_stage_frames_total", "Frames each stage passed on.", &[("stage", stage)])
+    }
+
+    /// `scopecast_stage_fps{stage}`: the rate `stage` passed frames on, over the last second.
+    pub fn stage_fps(&self, stage: &str) -> Arc<Gauge> {
+        self.gauge(
+            "scopecast_stage_fps",
+            "Frames per second each stage passed on, over the last second.",
+            &[("stage", stage)],
+        )
     }
 
     /// Renders every series in the Prometheus text exposition format.
@@ -353,6 +408,20 @@ mod tests {
             let value = line.rsplit(' ').next().expect("value");
             assert!(value.parse::<f64>().is_ok() || value == "NaN", "bad sample line {line}");
         }
+    }
+
+    #[test]
+    fn fps_meter_publishes_the_rate_of_each_window() {
+        let gauge = Arc::new(Gauge::default());
+        let mut meter = FpsMeter::new(gauge.clone());
+        for i in 0..=60u64 {
+            meter.tick(i * 1_000_000_000 / 60);
+        }
+        assert!((gauge.get() - 60.0).abs() < 0.01, "{}", gauge.get());
+        for i in 1..=30u64 {
+            meter.tick(1_000_000_000 + i * 1_000_000_000 / 30);
+        }
+        assert!((gauge.get() - 30.0).abs() < 0.01, "{}", gauge.get());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::frame::Frame;
-use crate::metrics::MetricsRegistry;
+use crate::metrics::{FpsMeter, MetricsRegistry};
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
 use crate::slot::{SlotMonitor, TakeError, latest_slot};
 use crate::source::gst::GstSource;
@@ -124,16 +124,9 @@ impl Station {
         let supervisor = Supervisor::new(source, settings, clock.clone(), source_out, &registry);
         let source_status = supervisor.status();
 
-        let stage_latency = |stage| {
-            registry.latency(
-                "scopecast_stage_latency_seconds",
-                "Time from a frame's capture to the end of each stage.",
-                &[("stage", stage)],
-            )
-        };
-        let sink_latency = stage_latency("sink");
-        let sink_frames =
-            registry.counter("scopecast_stage_frames_total", "Frames each stage passed on.", &[("stage", "sink")]);
+        let sink_latency = registry.stage_latency("sink");
+        let sink_frames = registry.stage_frames("sink");
+        let mut sink_fps = FpsMeter::new(registry.stage_fps("sink"));
 
         let mut threads = Vec::new();
         let stop = shutdown.clone();
@@ -144,8 +137,10 @@ impl Station {
             while !stop.is_triggered() {
                 match sink_in.take(POLL_INTERVAL) {
                     Ok(frame) => {
-                        sink_latency.record_ns(sink_clock.now_ns().saturating_sub(frame.capture_time_ns));
+                        let now = sink_clock.now_ns();
+                        sink_latency.record_ns(now.saturating_sub(frame.capture_time_ns));
                         sink_frames.inc();
+                        sink_fps.tick(now);
                     }
                     Err(TakeError::Timeout) => {}
                     Err(TakeError::ProducerGone) => break,
@@ -153,6 +148,32 @@ impl Station {
             }
         })?);
         Ok(Self { shutdown, threads, registry, source_status, slots })
+    }
+
+    /// Copies the slots' depth, drops and waiting age at `now_ns` into the
+    /// registry; call before rendering it.
+    pub fn refresh_slot_metrics(&self, now_ns: u64) {
+        for slot in &self.slots {
+            let labels = [("slot", slot.name())];
+            let stats = slot.stats(now_ns);
+            let r = &self.registry;
+            r.gauge("scopecast_slot_depth", "Frames waiting between two stages (0 or 1).", &labels)
+                .set(stats.depth as f64);
+            r.counter(
+                "scopecast_slot_dropped_total",
+                "Frames replaced by a newer one before the next stage took them.",
+                &labels,
+            )
+            .raise_to(stats.dropped);
+            r.gauge("scopecast_slot_age_seconds", "Age of the frame waiting in the slot, 0 when empty.", &labels)
+                .set(stats.age_ns as f64 / 1e9);
+        }
+    }
+
+    /// The registry as Prometheus text, with fresh slot figures.
+    pub fn render_metrics(&self, now_ns: u64) -> String {
+        self.refresh_slot_metrics(now_ns);
+        self.registry.render_prometheus()
     }
 
     /// Asks every stage to stop and waits up to `grace` for their threads.

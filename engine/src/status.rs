@@ -32,8 +32,7 @@ impl StatusLine {
     /// The status at `now_ns`, over the interval since the previous call.
     pub fn render(&mut self, station: &Station, now_ns: u64) -> String {
         let registry = &station.registry;
-        let help = "Frames each stage passed on.";
-        let frames = registry.counter("scopecast_stage_frames_total", help, &[("stage", "sink")]).get();
+        let frames = registry.stage_frames("sink").get();
         let fps = match self.last_ns {
             Some(last) if now_ns > last => {
                 (frames - self.last_frames) as f64 * NS_PER_S as f64 / (now_ns - last) as f64
@@ -45,8 +44,7 @@ impl StatusLine {
         let dropped: u64 = station.slots.iter().map(|s| s.stats(now_ns).dropped).sum();
         let mut latencies = Vec::new();
         for (label, name) in STAGES {
-            let help = "Time from a frame's capture to the end of each stage.";
-            let snapshot = registry.latency("scopecast_stage_latency_seconds", help, &[("stage", label)]).snapshot();
+            let snapshot = registry.stage_latency(label).snapshot();
             let window = self.last_latency.get(label).map_or_else(|| snapshot.clone(), |before| snapshot.since(before));
             latencies.push(format!("{name} {}/{}", ms(window.quantile_ns(0.5)), ms(window.quantile_ns(0.99))));
             self.last_latency.insert(label, snapshot);

@@ -54,10 +54,6 @@ fn config(uri: &str) -> Config {
     c
 }
 
-fn counter(station: &Station, name: &'static str, labels: &[(&str, &str)]) -> u64 {
-    station.registry.counter(name, "", labels).get()
-}
-
 /// Polls `condition` every 20 ms until it holds or `limit` passes; returns the time it took.
 fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -95,7 +91,7 @@ fn a_test_source_feeds_the_pipeline_in_the_requested_format() {
 
         let station = Station::start(&c, clock, Shutdown::new()).expect("station starts");
         wait_for(Duration::from_secs(10), "30 frames at the sink", || {
-            counter(&station, "scopecast_stage_frames_total", &[("stage", "sink")]) >= 30
+            station.registry.stage_frames("sink").get() >= 30
         });
         let status = station.source_status.lock().expect("status").clone();
         assert_eq!((status.size, status.format, status.no_signal), (Some((320, 240)), Some(expected), None));
@@ -110,8 +106,8 @@ fn a_tcp_stream_that_stops_shows_no_signal_and_recovers_when_it_returns() {
     let first = sender(port);
     let clock: SharedClock = Arc::new(SystemClock::new());
     let station = Station::start(&config(&format!("tcp://127.0.0.1:{port}")), clock, Shutdown::new()).expect("starts");
-    let live = || counter(&station, "scopecast_stage_frames_total", &[("stage", "source")]);
-    let no_signal = || counter(&station, "scopecast_source_no_signal_frames_total", &[]);
+    let live = || station.registry.stage_frames("source").get();
+    let no_signal = || station.registry.counter("scopecast_source_no_signal_frames_total", "", &[]).get();
     let status = || station.source_status.lock().expect("status").clone();
     wait_for(Duration::from_secs(15), "live frames over TCP", || status().live_frames >= 30);
     assert_eq!(status().no_signal, None);

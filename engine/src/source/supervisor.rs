@@ -10,7 +10,7 @@ use super::no_signal::NoSignalCard;
 use super::{FrameSource, SourceError};
 use crate::clock::SharedClock;
 use crate::frame::{Frame, FrameStamp, PixelFormat};
-use crate::metrics::{Counter, Gauge, LatencyHistogram, MetricsRegistry};
+use crate::metrics::{Counter, FpsMeter, Gauge, LatencyHistogram, MetricsRegistry};
 use crate::pacing::{Pace, Pacer};
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
 use crate::slot::SlotProducer;
@@ -41,21 +41,14 @@ struct SourceMetrics {
     no_signal_frames: Arc<Counter>,
     failures: Arc<Counter>,
     up: Arc<Gauge>,
+    fps: FpsMeter,
 }
 
 impl SourceMetrics {
     fn new(registry: &MetricsRegistry) -> Self {
         Self {
-            latency: registry.latency(
-                "scopecast_stage_latency_seconds",
-                "Time from a frame's capture to the end of each stage.",
-                &[("stage", "source")],
-            ),
-            frames: registry.counter(
-                "scopecast_stage_frames_total",
-                "Frames each stage passed on.",
-                &[("stage", "source")],
-            ),
+            latency: registry.stage_latency("source"),
+            frames: registry.stage_frames("source"),
             no_signal_frames: registry.counter(
                 "scopecast_source_no_signal_frames_total",
                 "NO SIGNAL frames sent while the source was down.",
@@ -67,6 +60,7 @@ impl SourceMetrics {
                 &[],
             ),
             up: registry.gauge("scopecast_source_up", "1 while the source delivers live frames, else 0.", &[]),
+            fps: FpsMeter::new(registry.stage_fps("source")),
         }
     }
 }
@@ -225,6 +219,7 @@ impl Supervisor {
         self.size = (frame.width(), frame.height());
         self.metrics.latency.record_ns(now.saturating_sub(frame.capture_time_ns));
         self.metrics.frames.inc();
+        self.metrics.fps.tick(now);
         self.metrics.up.set(1.0);
         {
             let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
@@ -243,6 +238,7 @@ impl Supervisor {
         let frame = self.card.frame(w, h, &self.description, reason, stamp);
         self.metrics.no_signal_frames.inc();
         self.metrics.frames.inc();
+        self.metrics.fps.tick(now);
         self.output.put(frame);
     }
 }
