@@ -15,6 +15,7 @@ pub mod frame;
 pub mod metrics;
 pub mod pacing;
 pub mod pool;
+pub mod scene;
 pub mod shutdown;
 pub mod slot;
 pub mod snapshot;

@@ -6,5 +6,57 @@
 //! It holds shader text and nothing else. It must never depend on wgpu, on the
 //! engine, on transport or on any IO: the compositor (in `scopecast-engine`)
 //! owns pipelines and bind groups and only borrows the source text from here.
-//!
-//! No shader exists yet: the GPU compositor arrives with its own issue.
+
+/// A named WGSL source.
+#[derive(Debug, Clone, Copy)]
+pub struct Shader {
+    /// File name under `shaders/shader/`.
+    pub name: &'static str,
+    /// WGSL text.
+    pub source: &'static str,
+}
+
+/// Video (optionally undistorted) with the overlay (optionally distorted) over it.
+pub const COMPOSE: Shader = Shader { name: "compose.wgsl", source: include_str!("../shader/compose.wgsl") };
+/// Anatomy meshes into the overlay target.
+pub const MESH: Shader = Shader { name: "mesh.wgsl", source: include_str!("../shader/mesh.wgsl") };
+/// Anti-aliased strokes, arrows and text.
+pub const ANNOTATION: Shader = Shader { name: "annotation.wgsl", source: include_str!("../shader/annotation.wgsl") };
+/// The machine-readable timecode strip.
+pub const TIMECODE: Shader = Shader { name: "timecode.wgsl", source: include_str!("../shader/timecode.wgsl") };
+/// RGBA to I420 (BT.709 limited range) for the encoder.
+pub const RGBA_TO_I420: Shader =
+    Shader { name: "rgba_to_i420.wgsl", source: include_str!("../shader/rgba_to_i420.wgsl") };
+
+/// Every shader, for validation.
+pub const ALL: [Shader; 5] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shader_parses_and_validates_with_naga() {
+        for shader in ALL {
+            let module = naga::front::wgsl::parse_str(shader.source)
+                .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        }
+    }
+
+    #[test]
+    fn every_shader_file_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shader");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("shader folder")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.ends_with(".wgsl"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = ALL.iter().map(|s| s.name.to_string()).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed, "a WGSL file that is not in ALL is never validated");
+    }
+}
