@@ -9,6 +9,7 @@
 //! a parameter; threads ask a [`clock::Clock`].
 
 pub mod clock;
+pub mod compositor;
 pub mod config;
 pub mod font;
 pub mod frame;
@@ -22,3 +23,4 @@ pub mod snapshot;
 pub mod source;
 pub mod station;
 pub mod status;
+pub mod timecode;
