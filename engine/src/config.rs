@@ -168,12 +168,95 @@ impl Default for StatusConfig {
     }
 }
 
+/// How a configured model is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StyleConfig {
+    /// Shaded surface.
+    Solid,
+    /// Edges only.
+    Wireframe,
+    /// Outline at grazing angles.
+    Silhouette,
+}
+
+/// Output mode of the compositor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputModeConfig {
+    /// Lens distortion removed.
+    Undistorted,
+    /// The video as captured, the overlay bent to match.
+    Distorted,
+}
+
+/// `[[compositor.models]]`: an anatomy model from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// OBJ, STL, GLB or glTF file.
+    pub path: PathBuf,
+    /// Model (file units, mm) to camera frame, 4×4 row-major.
+    pub camera_from_model: Vec<f32>,
+    /// Linear RGB in 0..=1.
+    pub colour: [f32; 3],
+    /// 0..=1.
+    pub opacity: f32,
+    /// Drawing style.
+    pub style: StyleConfig,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            camera_from_model: vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 80.0, 0.0, 0.0, 0.0, 1.0],
+            colour: [0.9, 0.8, 0.2],
+            opacity: 0.8,
+            style: StyleConfig::Solid,
+        }
+    }
+}
+
+/// `[compositor]`: the GPU compositor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompositorConfig {
+    /// Composite at all (off: frames pass through untouched).
+    pub enabled: bool,
+    /// Undistorted or distorted output.
+    pub output_mode: OutputModeConfig,
+    /// Stamp the timecode strip.
+    pub timecode: bool,
+    /// `synthetic` (the synthetic endoscope's lens) or `none`.
+    pub calibration: String,
+    /// Show the built-in demo anatomy.
+    pub demo_anatomy: bool,
+    /// Models from files.
+    pub models: Vec<ModelConfig>,
+}
+
+impl Default for CompositorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            output_mode: OutputModeConfig::Undistorted,
+            timecode: true,
+            calibration: "synthetic".into(),
+            demo_anatomy: true,
+            models: Vec::new(),
+        }
+    }
+}
+
 /// The whole station configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The video source.
     pub source: SourceConfig,
+    /// The GPU compositor.
+    pub compositor: CompositorConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -222,6 +305,29 @@ focal_per_width = 0.55
 distortion = [-0.32, 0.12, 0.001, -0.0005, -0.02]
 # Draw the moving instrument.
 instrument = true
+
+[compositor]
+# Composite every frame on the GPU: undistortion, the anatomy overlay, annotations,
+# the timecode strip and the conversion to I420. Needs a GPU or Mesa's lavapipe.
+enabled = true
+# "undistorted" (lens distortion removed) or "distorted" (the video as captured,
+# the overlay bent by the same lens model so it stays on the anatomy).
+output_mode = "undistorted"
+# Stamp the machine-readable timecode strip into the bottom-left corner.
+timecode = true
+# Camera model for undistortion and the overlay: "synthetic" (the lens of the
+# synthetic endoscope, as configured above) or "none" (video only).
+calibration = "synthetic"
+# Show the built-in demo anatomy (liver, vessel tree, tumour).
+demo_anatomy = true
+# Anatomy models from files (OBJ, STL, GLB/glTF), none by default. Add one with:
+#   [[compositor.models]]
+#   path = "/data/case/liver.stl"
+#   camera_from_model = [1,0,0,0, 0,1,0,0, 0,0,1,80, 0,0,0,1]  # 4x4 row-major, mm
+#   colour = [0.9, 0.8, 0.2]
+#   opacity = 0.8
+#   style = "solid"                                           # solid | wireframe | silhouette
+models = []
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
@@ -301,6 +407,32 @@ impl Config {
                 reason: format!("the {:?} lens needs {expected} finite coefficients within ±10", syn.lens),
             });
         }
+        let c = &self.compositor;
+        if !matches!(c.calibration.as_str(), "synthetic" | "none") {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "compositor.calibration",
+                value: format!("{:?}", c.calibration),
+                reason: "must be \"synthetic\" or \"none\"".into(),
+            });
+        }
+        for model in &c.models {
+            let bad = |reason: &str| ConfigError::Invalid {
+                path: path.into(),
+                field: "compositor.models",
+                value: model.path.display().to_string(),
+                reason: reason.into(),
+            };
+            if model.path.as_os_str().is_empty() {
+                return Err(bad("every model needs a path"));
+            }
+            if model.camera_from_model.len() != 16 || model.camera_from_model.iter().any(|v| !v.is_finite()) {
+                return Err(bad("camera_from_model needs 16 finite numbers (4x4, row-major)"));
+            }
+            if model.colour.iter().chain([&model.opacity]).any(|v| !(0.0..=1.0).contains(v)) {
+                return Err(bad("colour and opacity must be within 0..=1"));
+            }
+        }
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
         Ok(())
     }
@@ -354,6 +486,16 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { field: "source.synthetic.distortion", .. }), "{err:?}");
         let err = parse("[source]\nuri = \"ftp://x\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "source.uri", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn models_are_checked() {
+        let err = parse("[[compositor.models]]\npath = \"a.stl\"\ncamera_from_model = [1, 2]\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "compositor.models", .. }), "{err:?}");
+        let ok = parse("[[compositor.models]]\npath = \"a.stl\"\nstyle = \"wireframe\"\n").expect("valid");
+        assert_eq!(ok.compositor.models[0].style, StyleConfig::Wireframe);
+        let err = parse("[compositor]\ncalibration = \"cam.yaml\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "compositor.calibration", .. }), "{err:?}");
     }
 
     #[test]

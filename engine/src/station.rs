@@ -2,8 +2,8 @@
 //! runs each on its own named thread joined by latest-wins slots, and stops
 //! them all on [`Shutdown`].
 //!
-//! The live path today: source (supervised) → slot → sink. The sink is the end
-//! of the path until the compositor and encoder stages take its place: it
+//! The live path today: source (supervised) → slot → compositor (GPU) → slot →
+//! sink. The sink is the end of the path until the encoder takes its place: it
 //! records each frame's capture-to-delivery latency and the delivered rate,
 //! then releases the frame.
 
@@ -16,7 +16,12 @@ use thiserror::Error;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::frame::Frame;
+use crate::compositor::gpu::{AdapterPreference, GpuContext};
+use crate::compositor::{Compositor, CompositorSettings};
 use crate::metrics::{FpsMeter, MetricsRegistry};
+use crate::scene::SceneStore;
+use crate::scene::setup::scene_from_config;
+use crate::slot::{SlotConsumer, SlotProducer};
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
 use crate::slot::{SlotMonitor, TakeError, latest_slot};
 use crate::source::gst::GstSource;
@@ -41,6 +46,12 @@ pub enum StationError {
         /// The last NO SIGNAL reason, if any.
         reason: String,
     },
+    /// The compositor needs a GPU (or lavapipe) and found none.
+    #[error(transparent)]
+    Gpu(#[from] crate::compositor::gpu::GpuError),
+    /// The scene from the config is invalid.
+    #[error("scene: {0}")]
+    Scene(#[from] crate::scene::SceneError),
     /// A thread could not be spawned.
     #[error("cannot spawn thread {name}: {source}")]
     Spawn {
@@ -61,6 +72,10 @@ pub struct Station {
     pub source_status: SharedSourceStatus,
     /// The handoff slots, for depth, drops and age.
     pub slots: Vec<SlotMonitor<Frame>>,
+    /// The scene the compositor draws; writers replace it.
+    pub scene: Arc<SceneStore>,
+    /// The GPU adapter in use, if compositing.
+    pub gpu: Option<String>,
 }
 
 fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
@@ -113,13 +128,107 @@ pub fn capture_one(config: &Config, clock: SharedClock, timeout_ms: u64) -> Resu
     Err(StationError::NoFrame { source_uri: config.source.uri.clone(), waited_ms: timeout_ms, reason })
 }
 
+/// Frames the compositor may have on the GPU at once (one rendering, one
+/// being read back).
+const MAX_GPU_FRAMES: usize = 2;
+
+/// The compositor on its own thread: newest frame in, composited I420 out.
+struct CompositorStage {
+    compositor: Compositor,
+    input: SlotConsumer<Frame>,
+    output: SlotProducer<Frame>,
+    scene: Arc<SceneStore>,
+    clock: SharedClock,
+    latency: Arc<crate::metrics::LatencyHistogram>,
+    frames: Arc<crate::metrics::Counter>,
+    fps: FpsMeter,
+    errors: Arc<crate::metrics::Counter>,
+}
+
+impl CompositorStage {
+    fn run(mut self, stop: &Shutdown) {
+        let mut last_error: Option<String> = None;
+        while !stop.is_triggered() {
+            // A GPU slower than the source must cost frames, not latency: with
+            // MAX_GPU_FRAMES in flight, new frames wait in the input slot (where
+            // the newest replaces older ones, counted as drops).
+            if self.compositor.in_flight() >= MAX_GPU_FRAMES {
+                std::thread::sleep(Duration::from_micros(500));
+                self.collect();
+                continue;
+            }
+            // While a readback is in flight, come back soon to collect it.
+            let wait = if self.compositor.readback_pending() { Duration::from_millis(1) } else { POLL_INTERVAL };
+            match self.input.take(wait) {
+                Ok(frame) => {
+                    let scene = self.scene.load();
+                    if let Err(e) = self.compositor.render(&frame, &scene.scene) {
+                        self.errors.inc();
+                        let message = e.to_string();
+                        if last_error.as_ref() != Some(&message) {
+                            tracing::error!(error = %message, "compositor cannot draw this frame; passing it through");
+                            last_error = Some(message);
+                        }
+                        self.output.put(frame);
+                    }
+                }
+                Err(TakeError::Timeout) => {}
+                Err(TakeError::ProducerGone) => break,
+            }
+            self.collect();
+        }
+    }
+
+    fn collect(&mut self) {
+        for composited in self.compositor.poll_i420() {
+            let now = self.clock.now_ns();
+            self.latency.record_ns(now.saturating_sub(composited.capture_time_ns));
+            self.frames.inc();
+            self.fps.tick(now);
+            self.output.put(composited);
+        }
+    }
+}
+
 impl Station {
     /// Starts the station described by `config` (already validated).
     pub fn start(config: &Config, clock: SharedClock, shutdown: Shutdown) -> Result<Self, StationError> {
         let registry = Arc::new(MetricsRegistry::new());
         let settings = supervisor_settings(config);
-        let (source_out, sink_in) = latest_slot::<Frame>("source_to_sink");
-        let slots = vec![source_out.monitor()];
+        let (scene, problems) = scene_from_config(config);
+        for problem in &problems {
+            tracing::error!("{problem}");
+        }
+        let scene = Arc::new(SceneStore::new(scene)?);
+        let mut threads = Vec::new();
+        let mut slots = Vec::new();
+        let (source_out, sink_in, gpu) = if config.compositor.enabled {
+            let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
+            let gpu = ctx.describe();
+            tracing::info!(adapter = %gpu, "compositing on the GPU");
+            let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
+            let (compositor_out, sink_in) = latest_slot::<Frame>("compositor_to_sink");
+            slots.push(source_out.monitor());
+            slots.push(compositor_out.monitor());
+            let stage = CompositorStage {
+                compositor: Compositor::new(ctx, CompositorSettings { timecode: config.compositor.timecode }),
+                input: compositor_in,
+                output: compositor_out,
+                scene: scene.clone(),
+                clock: clock.clone(),
+                latency: registry.stage_latency("compositor"),
+                frames: registry.stage_frames("compositor"),
+                fps: FpsMeter::new(registry.stage_fps("compositor")),
+                errors: registry.counter("scopecast_compositor_errors_total", "Frames the compositor could not draw.", &[]),
+            };
+            let stop = shutdown.clone();
+            threads.push(spawn("scopecast-compositor", move || stage.run(&stop))?);
+            (source_out, sink_in, Some(gpu))
+        } else {
+            let (source_out, sink_in) = latest_slot::<Frame>("source_to_sink");
+            slots.push(source_out.monitor());
+            (source_out, sink_in, None)
+        };
         let source = make_source(config, &clock)?;
         let supervisor = Supervisor::new(source, settings, clock.clone(), source_out, &registry);
         let source_status = supervisor.status();
@@ -128,7 +237,6 @@ impl Station {
         let sink_frames = registry.stage_frames("sink");
         let mut sink_fps = FpsMeter::new(registry.stage_fps("sink"));
 
-        let mut threads = Vec::new();
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
         let stop = shutdown.clone();
@@ -147,7 +255,7 @@ impl Station {
                 }
             }
         })?);
-        Ok(Self { shutdown, threads, registry, source_status, slots })
+        Ok(Self { shutdown, threads, registry, source_status, slots, scene, gpu })
     }
 
     /// Copies the slots' depth, drops and waiting age at `now_ns` into the

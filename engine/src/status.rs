@@ -10,7 +10,7 @@ use crate::metrics::HistogramSnapshot;
 use crate::station::Station;
 
 /// Stages shown, in pipeline order, as (metric label, status name).
-const STAGES: [(&str, &str); 2] = [("source", "source"), ("sink", "total")];
+const STAGES: [(&str, &str); 3] = [("source", "source"), ("compositor", "compositor"), ("sink", "total")];
 
 /// Tracks the counters between two status lines.
 pub struct StatusLine {

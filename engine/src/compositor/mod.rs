@@ -733,6 +733,16 @@ impl Compositor {
         out
     }
 
+    /// Whether an I420 readback is still in flight.
+    pub fn readback_pending(&self) -> bool {
+        self.in_flight() > 0
+    }
+
+    /// Frames submitted whose I420 readback has not been collected yet.
+    pub fn in_flight(&self) -> usize {
+        self.sized.as_ref().map_or(0, |s| s.ring.in_flight())
+    }
+
     /// Frames whose readback was skipped because every staging buffer was busy.
     pub fn skipped_readbacks(&self) -> u64 {
         self.sized.as_ref().map_or(0, |s| s.ring.skipped)

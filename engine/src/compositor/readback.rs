@@ -143,6 +143,11 @@ impl I420Ring {
         out
     }
 
+    /// Readbacks in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Whether any readback is still in flight.
     pub fn busy(&self) -> bool {
         !self.in_flight.is_empty()

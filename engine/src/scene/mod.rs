@@ -6,6 +6,7 @@
 
 pub mod anatomy;
 pub mod mesh;
+pub mod setup;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
