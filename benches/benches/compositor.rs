@@ -70,10 +70,10 @@ fn stats(samples: &[Duration]) -> (Duration, Duration) {
     (q(0.5), q(0.99))
 }
 
-fn gpu_bench(ctx: &GpuContext, width: u32, height: u32, mode: OutputMode) {
+fn gpu_bench(ctx: &GpuContext, width: u32, height: u32, mode: OutputMode, msaa_samples: u32) {
     let scene = scene(width, height, mode);
     let frame = frame(width, height);
-    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings::default());
+    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { msaa_samples, ..Default::default() });
     compositor.render_settled(&frame, &scene, Duration::from_secs(120)).expect("renders");
     compositor.drain_i420();
     let mut per_pass: Vec<(&'static str, Vec<Duration>)> = Vec::new();
@@ -102,14 +102,14 @@ fn gpu_bench(ctx: &GpuContext, width: u32, height: u32, mode: OutputMode) {
         delivered += compositor.poll_i420().len();
     }
     let pipelined = start.elapsed() / ITERATIONS as u32;
-    let label = format!("{height}p {mode:?}");
+    let label = format!("{height}p {mode:?} x{msaa_samples}");
     for (name, samples) in &per_pass {
         let (p50, p99) = stats(samples);
-        println!("{label:<18} {name:<12} p50 {:>8} ms  p99 {:>8} ms", ms(p50), ms(p99));
+        println!("{label:<22} {name:<12} p50 {:>8} ms  p99 {:>8} ms", ms(p50), ms(p99));
     }
     let (p50, p99) = stats(&totals);
-    println!("{label:<18} {:<12} p50 {:>8} ms  p99 {:>8} ms", "sum of passes", ms(p50), ms(p99));
-    println!("{label:<18} {:<12} {:>8} ms per frame (throughput)", "pipelined", ms(pipelined));
+    println!("{label:<22} {:<12} p50 {:>8} ms  p99 {:>8} ms", "sum of passes", ms(p50), ms(p99));
+    println!("{label:<22} {:<12} {:>8} ms per frame (throughput)", "pipelined", ms(pipelined));
 }
 
 /// The same pixel work on the CPU: bilinear remap of RGBA video, alpha blend
@@ -175,7 +175,7 @@ fn cpu_reference(width: u32, height: u32) {
         }
     });
     println!(
-        "{:<18} {:<12} p50 {:>8} ms  p99 {:>8} ms  ({threads} threads; remap+blend parallel, I420 on one)",
+        "{:<22} {:<12} p50 {:>8} ms  p99 {:>8} ms  ({threads} threads; remap+blend parallel, I420 on one)",
         format!("{height}p cpu"),
         "reference",
         ms(timings.quantile(0.5)),
@@ -191,7 +191,9 @@ fn main() {
     println!("compositor per frame on {} ({ITERATIONS} frames per case, 100 160-triangle model + 200-point stroke):", ctx.describe());
     for (w, h) in [(1280, 720), (1920, 1080)] {
         for mode in [OutputMode::Undistorted, OutputMode::Distorted] {
-            gpu_bench(&ctx, w, h, mode);
+            for msaa in [4, 1] {
+                gpu_bench(&ctx, w, h, mode, msaa);
+            }
         }
         cpu_reference(w, h);
     }

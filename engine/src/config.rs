@@ -228,6 +228,8 @@ pub struct CompositorConfig {
     pub output_mode: OutputModeConfig,
     /// Stamp the timecode strip.
     pub timecode: bool,
+    /// Samples per pixel of the anatomy overlay: 4 (anti-aliased) or 1.
+    pub msaa: u32,
     /// `synthetic` (the synthetic endoscope's lens) or `none`.
     pub calibration: String,
     /// Show the built-in demo anatomy.
@@ -242,6 +244,7 @@ impl Default for CompositorConfig {
             enabled: true,
             output_mode: OutputModeConfig::Undistorted,
             timecode: true,
+            msaa: 4,
             calibration: "synthetic".into(),
             demo_anatomy: true,
             models: Vec::new(),
@@ -315,6 +318,9 @@ enabled = true
 output_mode = "undistorted"
 # Stamp the machine-readable timecode strip into the bottom-left corner.
 timecode = true
+# Samples per pixel of the anatomy overlay: 4 (anti-aliased edges) or 1 (cheaper
+# on software rendering).
+msaa = 4
 # Camera model for undistortion and the overlay: "synthetic" (the lens of the
 # synthetic endoscope, as configured above) or "none" (video only).
 calibration = "synthetic"
@@ -408,6 +414,14 @@ impl Config {
             });
         }
         let c = &self.compositor;
+        if c.msaa != 1 && c.msaa != 4 {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "compositor.msaa",
+                value: c.msaa.to_string(),
+                reason: "must be 1 or 4".into(),
+            });
+        }
         if !matches!(c.calibration.as_str(), "synthetic" | "none") {
             return Err(ConfigError::Invalid {
                 path: path.into(),

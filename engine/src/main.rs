@@ -34,7 +34,8 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Save one live frame of the source as a PNG (check a camera or a calibration view).
+    /// Run the pipeline briefly and save the last composited frame as an RGB PNG
+    /// (with the timecode strip).
     Snapshot {
         /// Read this config file first.
         #[arg(long, short)]
@@ -42,8 +43,11 @@ enum Command {
         /// Where to write the PNG.
         #[arg(long, short)]
         out: PathBuf,
-        /// Give up after this many seconds without a live frame.
-        #[arg(long, default_value_t = 10.0)]
+        /// Live frames to run before taking the picture.
+        #[arg(long, default_value_t = 10)]
+        frames: u32,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60.0)]
         timeout: f64,
         #[command(flatten)]
         overrides: Overrides,
@@ -144,7 +148,7 @@ fn main() -> ExitCode {
             },
             Err(e) => usage_error(&e.to_string()),
         },
-        Command::Snapshot { config, out, timeout, overrides } => {
+        Command::Snapshot { config, out, frames, timeout, overrides } => {
             let loaded = match &config {
                 Some(path) => Config::load(path),
                 None => Ok(Config::default()),
@@ -156,7 +160,7 @@ fn main() -> ExitCode {
                     if let Err(e) = c.validate(&origin) {
                         return usage_error(&e.to_string());
                     }
-                    match snapshot(&c, &out, timeout) {
+                    match snapshot(&c, &out, frames, timeout) {
                         Ok(()) => ExitCode::SUCCESS,
                         Err(e) => fail(e),
                     }
@@ -198,18 +202,19 @@ fn station(mut config: Config, origin: &Path, overrides: &Overrides) -> ExitCode
     }
 }
 
-fn snapshot(config: &Config, out: &Path, timeout_s: f64) -> anyhow::Result<()> {
+fn snapshot(config: &Config, out: &Path, frames: u32, timeout_s: f64) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock::new());
     let timeout_ms = (timeout_s.clamp(0.1, 3600.0) * 1000.0) as u64;
-    let frame = scopecast_engine::station::capture_one(config, clock, timeout_ms)?;
-    scopecast_engine::snapshot::write_png(&frame, out)?;
+    let picture = scopecast_engine::station::snapshot(config, clock, frames, timeout_ms)?;
+    image::save_buffer(out, &picture.rgb, picture.width, picture.height, image::ExtendedColorType::Rgb8)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
-        "{}: {}x{} {} frame {} from {}",
+        "{}: {}x{} frame {} (capture {} ms) from {}",
         out.display(),
-        frame.width(),
-        frame.height(),
-        frame.format(),
-        frame.sequence,
+        picture.width,
+        picture.height,
+        picture.sequence,
+        picture.capture_wall_ms,
         config.source.uri
     );
     Ok(())

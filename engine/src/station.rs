@@ -49,6 +49,9 @@ pub enum StationError {
     /// The compositor needs a GPU (or lavapipe) and found none.
     #[error(transparent)]
     Gpu(#[from] crate::compositor::gpu::GpuError),
+    /// The compositor failed.
+    #[error("compositor: {0}")]
+    Compositor(String),
     /// The scene from the config is invalid.
     #[error("scene: {0}")]
     Scene(#[from] crate::scene::SceneError),
@@ -190,6 +193,74 @@ impl CompositorStage {
     }
 }
 
+/// A composited picture: packed RGB, 3 bytes a pixel.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    /// Width, px.
+    pub width: u32,
+    /// Height, px.
+    pub height: u32,
+    /// Pixels, row-major RGB.
+    pub rgb: Vec<u8>,
+    /// The frame's sequence number.
+    pub sequence: u64,
+    /// The frame's capture time, Unix ms (what the timecode strip carries).
+    pub capture_wall_ms: u64,
+}
+
+/// Runs the source and the compositor of `config` on the calling thread for
+/// `frames` live frames and returns the last one as composited (with the
+/// timecode strip), or as captured when compositing is off.
+pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u64) -> Result<Picture, StationError> {
+    let (producer, consumer) = latest_slot::<Frame>("snapshot");
+    let source = make_source(config, &clock)?;
+    let mut supervisor = Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());
+    let status = supervisor.status();
+    let (scene, problems) = scene_from_config(config);
+    for problem in &problems {
+        tracing::error!("{problem}");
+    }
+    let mut compositor = if config.compositor.enabled {
+        let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
+        let settings = CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa };
+        Some(Compositor::new(ctx, settings))
+    } else {
+        None
+    };
+    let deadline = clock.now_ns() + timeout_ms * 1_000_000;
+    let mut live = 0;
+    let mut last = None;
+    while clock.now_ns() < deadline && live < frames.max(1) {
+        supervisor.step();
+        if let Ok(frame) = consumer.take(Duration::ZERO)
+            && !frame.is_no_signal()
+        {
+            if let Some(c) = compositor.as_mut() {
+                // Keep the GPU busy like the live stage does, without piling up.
+                c.render(&frame, &scene).map_err(|e| StationError::Compositor(e.to_string()))?;
+                c.poll_i420();
+            }
+            live += 1;
+            last = Some(frame);
+        }
+    }
+    let Some(frame) = last else {
+        let reason = status.lock().map(|s| s.no_signal.clone().unwrap_or_default()).unwrap_or_default();
+        return Err(StationError::NoFrame { source_uri: config.source.uri.clone(), waited_ms: timeout_ms, reason });
+    };
+    let rgba = match compositor.as_mut() {
+        Some(c) => {
+            c.render_settled(&frame, &scene, Duration::from_millis(timeout_ms))
+                .map_err(|e| StationError::Compositor(e.to_string()))?;
+            c.drain_i420();
+            c.read_rgba().ok_or_else(|| StationError::Compositor("the GPU readback failed".into()))?
+        }
+        None => crate::snapshot::to_rgba(&frame),
+    };
+    let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    Ok(Picture { width: frame.width(), height: frame.height(), rgb, sequence: frame.sequence, capture_wall_ms: frame.capture_wall_ms })
+}
+
 impl Station {
     /// Starts the station described by `config` (already validated).
     pub fn start(config: &Config, clock: SharedClock, shutdown: Shutdown) -> Result<Self, StationError> {
@@ -211,7 +282,7 @@ impl Station {
             slots.push(source_out.monitor());
             slots.push(compositor_out.monitor());
             let stage = CompositorStage {
-                compositor: Compositor::new(ctx, CompositorSettings { timecode: config.compositor.timecode }),
+                compositor: Compositor::new(ctx, CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa }),
                 input: compositor_in,
                 output: compositor_out,
                 scene: scene.clone(),

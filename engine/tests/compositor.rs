@@ -124,7 +124,7 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
                 models,
                 ..Default::default()
             };
-            let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false });
+            let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
             let frame = blank_frame(width, height, 0, 0);
             compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
             let rgba = compositor.read_rgba().expect("readback");
@@ -185,7 +185,7 @@ fn the_timecode_strip_decodes_to_the_capture_time_in_rgba_and_in_i420() {
 #[test]
 fn i420_uses_bt709_limited_range() {
     let ctx = gpu();
-    let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false });
+    let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false, ..Default::default() });
     // Pure colours: BT.709 limited-range codes (Y, Cb, Cr) from ITU-R BT.709-6.
     for (rgb, yuv) in [([255u8, 255, 255], [235u8, 128, 128]), ([0, 0, 0], [16, 128, 128]), ([255, 0, 0], [63, 102, 240])] {
         let (planes, len) = PixelFormat::Rgba8.packed_layout(64, 32);
@@ -291,7 +291,7 @@ fn golden_images_of_each_pass() {
 #[test]
 fn yuv_inputs_compose_like_rgba() {
     let ctx = gpu();
-    let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false });
+    let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false, ..Default::default() });
     // A flat BT.709 colour given as I420 and as NV12 composes to the same RGB.
     let (w, h) = (64u32, 32u32);
     let mut outputs = Vec::new();

@@ -79,12 +79,15 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let mapped = textureLoad(remap, pixel, 0).xy;
 
     var colour = vec3<f32>(0.0);
-    var video_uv = identity_uv;
     if (params.undistort_video == 1u) {
-        video_uv = mapped;
-    }
-    if (all(video_uv >= vec2<f32>(0.0)) && all(video_uv <= vec2<f32>(1.0))) {
-        colour = sample_video(video_uv);
+        if (all(mapped >= vec2<f32>(0.0)) && all(mapped <= vec2<f32>(1.0))) {
+            colour = sample_video(mapped);
+        }
+    } else if (params.format == 0u) {
+        // 1:1 with the output: a load, no filtering.
+        colour = textureLoad(plane0, pixel, 0).rgb;
+    } else {
+        colour = sample_video(identity_uv);
     }
 
     if (params.overlay_visible == 1u) {
@@ -93,8 +96,14 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
             overlay_uv = mapped;
         }
         if (all(overlay_uv >= vec2<f32>(0.0)) && all(overlay_uv <= vec2<f32>(1.0))) {
-            // The overlay is premultiplied: colour over video.
-            let o = textureSampleLevel(overlay, overlay_sampler, overlay_uv, 0.0);
+            // The overlay is premultiplied: colour over video. Undistorted, it
+            // matches the output pixel for pixel and is loaded, not filtered.
+            var o: vec4<f32>;
+            if (params.distort_overlay == 1u) {
+                o = textureSampleLevel(overlay, overlay_sampler, overlay_uv, 0.0);
+            } else {
+                o = textureLoad(overlay, pixel, 0);
+            }
             colour = o.rgb + colour * (1.0 - o.a);
         }
     }

@@ -59,11 +59,13 @@ pub enum CompositorError {
 pub struct CompositorSettings {
     /// Stamp the timecode strip.
     pub timecode: bool,
+    /// Samples per pixel of the overlay pass: 4 (anti-aliased edges) or 1.
+    pub msaa_samples: u32,
 }
 
 impl Default for CompositorSettings {
     fn default() -> Self {
-        Self { timecode: true }
+        Self { timecode: true, msaa_samples: pipelines::DEFAULT_MSAA_SAMPLES }
     }
 }
 
@@ -210,7 +212,8 @@ impl Compositor {
     /// A compositor on `ctx`.
     pub fn new(ctx: GpuContext, settings: CompositorSettings) -> Self {
         let device = &ctx.device;
-        let pipelines = Pipelines::new(device);
+        let settings = CompositorSettings { msaa_samples: if settings.msaa_samples > 1 { 4 } else { 1 }, ..settings };
+        let pipelines = Pipelines::new(device, settings.msaa_samples);
         let video_sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("video"),
             mag_filter: wgpu::FilterMode::Linear,
@@ -288,7 +291,7 @@ impl Compositor {
         self.ctx.queue.write_buffer(&self.i420_params, 0, bytemuck::bytes_of(&params));
         self.sized = Some(Sized {
             size,
-            identity_overlay: OverlayTarget::new(device, OverlayViewport::identity(size.0, size.1)),
+            identity_overlay: OverlayTarget::new(device, OverlayViewport::identity(size.0, size.1), self.settings.msaa_samples),
             ring: I420Ring::new(device, layout),
             output,
             output_view,
@@ -316,7 +319,7 @@ impl Compositor {
                 match rx.try_recv() {
                     Ok((table, viewport)) => {
                         let view = targets::remap_texture(&self.ctx.device, &self.ctx.queue, &table);
-                        let overlay = OverlayTarget::new(&self.ctx.device, viewport);
+                        let overlay = OverlayTarget::new(&self.ctx.device, viewport, self.settings.msaa_samples);
                         self.remap = Some(ReadyRemap { key, view, overlay });
                         self.remap_pending = None;
                     }
@@ -538,10 +541,13 @@ impl Compositor {
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("overlay"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &target.msaa_view,
+                view: target.msaa_view.as_ref().unwrap_or(&target.resolved_view),
                 depth_slice: None,
-                resolve_target: Some(&target.resolved_view),
-                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT), store: wgpu::StoreOp::Discard },
+                resolve_target: target.msaa_view.as_ref().map(|_| &target.resolved_view),
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+                    store: if target.msaa_view.is_some() { wgpu::StoreOp::Discard } else { wgpu::StoreOp::Store },
+                },
             })],
             depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
                 view: &target.depth_view,

@@ -10,8 +10,8 @@ pub const OUTPUT_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 pub const OVERLAY_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 /// Depth format of the overlay pass.
 pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
-/// Multisampling of the overlay pass (edges anti-aliased).
-pub const MSAA_SAMPLES: u32 = 4;
+/// Default multisampling of the overlay pass (edges anti-aliased).
+pub const DEFAULT_MSAA_SAMPLES: u32 = 4;
 
 /// Premultiplied-alpha "over" blending.
 const PREMULTIPLIED_OVER: wgpu::BlendState = wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING;
@@ -118,6 +118,7 @@ fn output_pipeline(device: &wgpu::Device, p: Fullscreen<'_>) -> wgpu::RenderPipe
 
 fn mesh_pipeline(
     device: &wgpu::Device,
+    samples: u32,
     module: &wgpu::ShaderModule,
     layout: &wgpu::BindGroupLayout,
     topology: wgpu::PrimitiveTopology,
@@ -150,7 +151,7 @@ fn mesh_pipeline(
             stencil: wgpu::StencilState::default(),
             bias: wgpu::DepthBiasState::default(),
         }),
-        multisample: wgpu::MultisampleState { count: MSAA_SAMPLES, ..Default::default() },
+        multisample: wgpu::MultisampleState { count: samples, ..Default::default() },
         fragment: Some(wgpu::FragmentState {
             module,
             entry_point: Some("fs_main"),
@@ -167,8 +168,8 @@ fn mesh_pipeline(
 }
 
 impl Pipelines {
-    /// Creates every pipeline on `device`.
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// Creates every pipeline on `device`; the overlay with `msaa_samples` (1 or 4).
+    pub fn new(device: &wgpu::Device, msaa_samples: u32) -> Self {
         let fragment = wgpu::ShaderStages::FRAGMENT;
         let compose_layout = layout(device, "compose", &[
             uniform_entry(0, fragment),
@@ -192,8 +193,8 @@ impl Pipelines {
 
         let mesh_layout = layout(device, "mesh", &[uniform_entry(0, wgpu::ShaderStages::VERTEX_FRAGMENT)]);
         let mesh_module = module(device, MESH);
-        let mesh_solid = mesh_pipeline(device, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::TriangleList);
-        let mesh_wireframe = mesh_pipeline(device, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::LineList);
+        let mesh_solid = mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::TriangleList);
+        let mesh_wireframe = mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::LineList);
 
         let annotation_layout = layout(device, "annotation", &[uniform_entry(0, wgpu::ShaderStages::VERTEX)]);
         let annotation_module = module(device, ANNOTATION);

@@ -2,7 +2,7 @@
 //! overlay target (multisampled colour and depth, resolved), the output, and
 //! the remap table.
 
-use super::pipelines::{DEPTH_FORMAT, MSAA_SAMPLES, OUTPUT_FORMAT, OVERLAY_FORMAT};
+use super::pipelines::{DEPTH_FORMAT, OUTPUT_FORMAT, OVERLAY_FORMAT};
 use super::projection::OverlayViewport;
 use super::remap::RemapTable;
 use crate::frame::{Frame, PixelFormat};
@@ -94,8 +94,8 @@ impl VideoPlanes {
 pub struct OverlayTarget {
     /// Where it sits on the ideal image plane.
     pub viewport: OverlayViewport,
-    /// Multisampled colour.
-    pub msaa_view: wgpu::TextureView,
+    /// Multisampled colour (`None` without multisampling: draw into `resolved_view`).
+    pub msaa_view: Option<wgpu::TextureView>,
     /// Multisampled depth.
     pub depth_view: wgpu::TextureView,
     /// Resolved colour, sampled by the compose pass.
@@ -103,14 +103,14 @@ pub struct OverlayTarget {
 }
 
 impl OverlayTarget {
-    /// Targets for `viewport`.
-    pub fn new(device: &wgpu::Device, viewport: OverlayViewport) -> Self {
+    /// Targets for `viewport` with `samples` per pixel (1 or 4).
+    pub fn new(device: &wgpu::Device, viewport: OverlayViewport, samples: u32) -> Self {
         let attach = wgpu::TextureUsages::RENDER_ATTACHMENT;
         let size = viewport.size;
         Self {
             viewport,
-            msaa_view: view(&texture(device, "overlay-msaa", size, OVERLAY_FORMAT, attach, MSAA_SAMPLES)),
-            depth_view: view(&texture(device, "overlay-depth", size, DEPTH_FORMAT, attach, MSAA_SAMPLES)),
+            msaa_view: (samples > 1).then(|| view(&texture(device, "overlay-msaa", size, OVERLAY_FORMAT, attach, samples))),
+            depth_view: view(&texture(device, "overlay-depth", size, DEPTH_FORMAT, attach, samples)),
             resolved_view: view(&texture(
                 device,
                 "overlay",
