@@ -16,9 +16,12 @@ use super::projection::OverlayViewport;
 
 /// Marks a pixel without a source.
 pub const OUTSIDE: [f32; 2] = [-1.0, -1.0];
-/// Largest overlay target side, px (the ideal image of a wide lens can be
-/// several times the frame; beyond this it is rendered at reduced scale).
-pub const MAX_OVERLAY_SIDE: u32 = 4096;
+/// Largest overlay target side as a multiple of the frame's side. The ideal
+/// image of a wide lens can be several times the frame; beyond 1.5× it is
+/// rendered at reduced scale, which costs no accuracy where barrel distortion
+/// compresses the periphery (one output pixel covers several ideal pixels
+/// there) and keeps the multisampled target's fill cost near the frame's.
+pub const MAX_OVERLAY_FACTOR: f64 = 1.5;
 
 /// A table of normalized texture coordinates, one per output pixel, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +72,9 @@ pub fn distort_overlay(camera: &CameraModel, width: u32, height: u32) -> (RemapT
     }
     let origin = [lo[0].floor() - 2.0, lo[1].floor() - 2.0];
     let extent = [hi[0].ceil() + 2.0 - origin[0], hi[1].ceil() + 2.0 - origin[1]];
-    let scale = (f64::from(MAX_OVERLAY_SIDE) / extent[0].max(extent[1])).min(1.0);
+    let scale = (MAX_OVERLAY_FACTOR * f64::from(width) / extent[0])
+        .min(MAX_OVERLAY_FACTOR * f64::from(height) / extent[1])
+        .min(1.0);
     let size = ((extent[0] * scale).ceil() as u32, (extent[1] * scale).ceil() as u32);
     let viewport = OverlayViewport { origin_edge_px: origin, scale, size };
     let uv = ideal
