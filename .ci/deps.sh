@@ -11,6 +11,7 @@ demo_packages=(
     pkg-config gcc libc6-dev
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    libvulkan1 mesa-vulkan-drivers
 )
 test_packages=(
     "${demo_packages[@]}"
@@ -31,10 +32,13 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
     fi
     cat >&2 <<'MSG'
 scopecast: this is not a Debian/Ubuntu system, so the packages cannot be installed for you.
-Install GStreamer >= 1.22 with its development files and plugins, then run this again:
+Install GStreamer >= 1.22 with its development files and plugins, and a Vulkan, Metal, DX12
+or GL driver (Mesa's lavapipe where there is no GPU), then run this again:
   Fedora:  sudo dnf install gstreamer1-devel gstreamer1-plugins-base-devel gstreamer1-plugins-good \
-                gstreamer1-plugins-bad-free gstreamer1-plugins-ugly-free gstreamer1-libav pkgconf-pkg-config
-  Arch:    sudo pacman -S gstreamer gst-plugins-base gst-plugins-good gst-plugins-bad gst-plugins-ugly gst-libav
+                gstreamer1-plugins-bad-free gstreamer1-plugins-ugly-free gstreamer1-libav pkgconf-pkg-config \
+                vulkan-loader mesa-vulkan-drivers
+  Arch:    sudo pacman -S gstreamer gst-plugins-base gst-plugins-good gst-plugins-bad gst-plugins-ugly gst-libav \
+                vulkan-icd-loader vulkan-swrast
   macOS:   brew install gstreamer pkgconf
 MSG
     exit 1

@@ -47,7 +47,9 @@ fn scene(width: u32, height: u32, mode: OutputMode) -> Scene {
             author: "bench".into(),
             time_ns: 0,
             annotation: Annotation::Stroke {
-                points: (0..200).map(|i| Vec2::new(0.2 + 0.003 * i as f32, 0.6 + 0.1 * (i as f32 * 0.1).sin())).collect(),
+                points: (0..200)
+                    .map(|i| Vec2::new(0.2 + 0.003 * i as f32, 0.6 + 0.1 * (i as f32 * 0.1).sin()))
+                    .collect(),
                 colour: [1.0, 1.0, 0.0, 1.0],
                 width_px: 4.0,
             },
@@ -120,7 +122,8 @@ fn cpu_reference(width: u32, height: u32) {
     let table = remap::undistort_video(&camera, width, height);
     let video = frame(width, height);
     let src = video.bytes();
-    let overlay: Vec<u8> = (0..w * h).flat_map(|i| if i % 7 == 0 { [100u8, 40, 30, 160] } else { [0, 0, 0, 0] }).collect();
+    let overlay: Vec<u8> =
+        (0..w * h).flat_map(|i| if i % 7 == 0 { [100u8, 40, 30, 160] } else { [0, 0, 0, 0] }).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut out = vec![0u8; w * h * 4];
     let mut i420 = vec![0u8; w * h * 3 / 2];
@@ -188,7 +191,10 @@ fn main() {
         Ok(ctx) => ctx,
         Err(e) => panic!("{e}"),
     };
-    println!("compositor per frame on {} ({ITERATIONS} frames per case, 100 160-triangle model + 200-point stroke):", ctx.describe());
+    println!(
+        "compositor per frame on {} ({ITERATIONS} frames per case, 100 160-triangle model + 200-point stroke):",
+        ctx.describe()
+    );
     for (w, h) in [(1280, 720), (1920, 1080)] {
         for mode in [OutputMode::Undistorted, OutputMode::Distorted] {
             for msaa in [4, 1] {

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::frame::Frame;
 use crate::compositor::gpu::{AdapterPreference, GpuContext};
 use crate::compositor::{Compositor, CompositorSettings};
+use crate::config::Config;
+use crate::frame::Frame;
 use crate::metrics::{FpsMeter, MetricsRegistry};
 use crate::scene::SceneStore;
 use crate::scene::setup::scene_from_config;
-use crate::slot::{SlotConsumer, SlotProducer};
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
+use crate::slot::{SlotConsumer, SlotProducer};
 use crate::slot::{SlotMonitor, TakeError, latest_slot};
 use crate::source::gst::GstSource;
 use crate::source::health::HealthPolicy;
@@ -214,7 +214,8 @@ pub struct Picture {
 pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u64) -> Result<Picture, StationError> {
     let (producer, consumer) = latest_slot::<Frame>("snapshot");
     let source = make_source(config, &clock)?;
-    let mut supervisor = Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());
+    let mut supervisor =
+        Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());
     let status = supervisor.status();
     let (scene, problems) = scene_from_config(config);
     for problem in &problems {
@@ -222,7 +223,8 @@ pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u6
     }
     let mut compositor = if config.compositor.enabled {
         let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
-        let settings = CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa };
+        let settings =
+            CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa };
         Some(Compositor::new(ctx, settings))
     } else {
         None
@@ -258,7 +260,13 @@ pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u6
         None => crate::snapshot::to_rgba(&frame),
     };
     let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-    Ok(Picture { width: frame.width(), height: frame.height(), rgb, sequence: frame.sequence, capture_wall_ms: frame.capture_wall_ms })
+    Ok(Picture {
+        width: frame.width(),
+        height: frame.height(),
+        rgb,
+        sequence: frame.sequence,
+        capture_wall_ms: frame.capture_wall_ms,
+    })
 }
 
 impl Station {
@@ -282,7 +290,10 @@ impl Station {
             slots.push(source_out.monitor());
             slots.push(compositor_out.monitor());
             let stage = CompositorStage {
-                compositor: Compositor::new(ctx, CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa }),
+                compositor: Compositor::new(
+                    ctx,
+                    CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa },
+                ),
                 input: compositor_in,
                 output: compositor_out,
                 scene: scene.clone(),
@@ -290,7 +301,11 @@ impl Station {
                 latency: registry.stage_latency("compositor"),
                 frames: registry.stage_frames("compositor"),
                 fps: FpsMeter::new(registry.stage_fps("compositor")),
-                errors: registry.counter("scopecast_compositor_errors_total", "Frames the compositor could not draw.", &[]),
+                errors: registry.counter(
+                    "scopecast_compositor_errors_total",
+                    "Frames the compositor could not draw.",
+                    &[],
+                ),
             };
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-compositor", move || stage.run(&stop))?);

@@ -2,7 +2,6 @@
 //! stopped by SIGINT/SIGTERM, config errors, the default config, and `--help`.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -160,7 +159,8 @@ fn run_uses_the_config_file_and_flags_override_it() {
 fn snapshot_writes_the_composited_frame_with_its_timecode() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("frame.png");
-    let output = run(&["snapshot", "--width", "640", "--height", "360", "--frames", "5", "--out", out.to_str().expect("utf-8")]);
+    let output =
+        run(&["snapshot", "--width", "640", "--height", "360", "--frames", "5", "--out", out.to_str().expect("utf-8")]);
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let picture = image::open(&out).expect("a PNG");

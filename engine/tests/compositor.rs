@@ -124,7 +124,8 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
                 models,
                 ..Default::default()
             };
-            let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
+            let mut compositor =
+                Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
             let frame = blank_frame(width, height, 0, 0);
             compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
             let rgba = compositor.read_rgba().expect("readback");
@@ -137,7 +138,10 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
                 .collect();
             let max = errors.iter().copied().fold(0.0, f64::max);
             let mean = errors.iter().sum::<f64>() / errors.len() as f64;
-            report.push(format!("{width}x{height} {mode:?}: max {max:.3} px, mean {mean:.3} px over {} fiducials", errors.len()));
+            report.push(format!(
+                "{width}x{height} {mode:?}: max {max:.3} px, mean {mean:.3} px over {} fiducials",
+                errors.len()
+            ));
             assert!(max <= 0.5, "{width}x{height} {mode:?}: errors {errors:?}");
         }
     }
@@ -187,11 +191,14 @@ fn i420_uses_bt709_limited_range() {
     let ctx = gpu();
     let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false, ..Default::default() });
     // Pure colours: BT.709 limited-range codes (Y, Cb, Cr) from ITU-R BT.709-6.
-    for (rgb, yuv) in [([255u8, 255, 255], [235u8, 128, 128]), ([0, 0, 0], [16, 128, 128]), ([255, 0, 0], [63, 102, 240])] {
+    for (rgb, yuv) in
+        [([255u8, 255, 255], [235u8, 128, 128]), ([0, 0, 0], [16, 128, 128]), ([255, 0, 0], [63, 102, 240])]
+    {
         let (planes, len) = PixelFormat::Rgba8.packed_layout(64, 32);
         let bytes: Vec<u8> = [rgb[0], rgb[1], rgb[2], 255].iter().copied().cycle().take(len).collect();
         let stamp = FrameStamp { sequence: 0, capture_time_ns: 0, capture_wall_ms: 0 };
-        let frame = Frame::new(PixelFormat::Rgba8, 64, 32, planes, Arc::new(bytes), stamp, FrameContent::Live).expect("frame");
+        let frame =
+            Frame::new(PixelFormat::Rgba8, 64, 32, planes, Arc::new(bytes), stamp, FrameContent::Live).expect("frame");
         compositor.render(&frame, &Scene::default()).expect("renders");
         let out = compositor.drain_i420();
         let f = out.last().expect("I420 frame");
@@ -223,7 +230,8 @@ fn assert_golden(name: &str, rgba: &[u8], width: u32, height: u32) {
         image::save_buffer(&path, rgba, width, height, image::ExtendedColorType::Rgba8).expect("write golden");
         return;
     }
-    let golden = image::open(&path).unwrap_or_else(|e| panic!("golden {} missing ({e}); run with SCOPECAST_BLESS=1", path.display()));
+    let golden = image::open(&path)
+        .unwrap_or_else(|e| panic!("golden {} missing ({e}); run with SCOPECAST_BLESS=1", path.display()));
     let golden = golden.to_rgba8();
     assert_eq!(golden.dimensions(), (width, height), "golden {name} size");
     let mut diffs: Vec<u8> = golden.as_raw().iter().zip(rgba).map(|(a, b)| a.abs_diff(*b)).collect();
@@ -247,12 +255,22 @@ fn golden_images_of_each_pass() {
     let arrow = AnnotationEntry {
         author: "dr-b".into(),
         time_ns: 0,
-        annotation: Annotation::Arrow { from: Vec2::new(0.8, 0.15), to: Vec2::new(0.6, 0.4), colour: [1.0, 1.0, 0.0, 1.0], width_px: 3.0 },
+        annotation: Annotation::Arrow {
+            from: Vec2::new(0.8, 0.15),
+            to: Vec2::new(0.6, 0.4),
+            colour: [1.0, 1.0, 0.0, 1.0],
+            width_px: 3.0,
+        },
     };
     let label = AnnotationEntry {
         author: "dr-b".into(),
         time_ns: 0,
-        annotation: Annotation::Label { at: Vec2::new(0.62, 0.08), text: "Margin 5 mm".into(), colour: [1.0; 4], size_px: 14.0 },
+        annotation: Annotation::Label {
+            at: Vec2::new(0.62, 0.08),
+            text: "Margin 5 mm".into(),
+            colour: [1.0; 4],
+            size_px: 14.0,
+        },
     };
     let stroke = AnnotationEntry {
         author: "dr-c".into(),
@@ -265,19 +283,25 @@ fn golden_images_of_each_pass() {
     };
     let cases: Vec<(&str, Scene)> = vec![
         ("compose_undistorted.png", Scene { calibration, output_mode: OutputMode::Undistorted, ..Default::default() }),
-        ("overlay_distorted.png", Scene { calibration, output_mode: OutputMode::Distorted, models: demo_models(), ..Default::default() }),
-        ("overlay_wireframe_undistorted.png", Scene {
-            calibration,
-            output_mode: OutputMode::Undistorted,
-            models: demo_models()
-                .into_iter()
-                .map(|mut m| {
-                    m.style = ModelStyle::Wireframe;
-                    m
-                })
-                .collect(),
-            ..Default::default()
-        }),
+        (
+            "overlay_distorted.png",
+            Scene { calibration, output_mode: OutputMode::Distorted, models: demo_models(), ..Default::default() },
+        ),
+        (
+            "overlay_wireframe_undistorted.png",
+            Scene {
+                calibration,
+                output_mode: OutputMode::Undistorted,
+                models: demo_models()
+                    .into_iter()
+                    .map(|mut m| {
+                        m.style = ModelStyle::Wireframe;
+                        m
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        ),
         ("annotations.png", Scene { annotations: vec![arrow, label, stroke], ..Default::default() }),
     ];
     for (name, scene) in cases {

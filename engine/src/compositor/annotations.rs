@@ -73,7 +73,12 @@ pub fn instances(entries: &[AnnotationEntry], width: u32, height: u32) -> Vec<Sh
                             }
                             let x = origin.x + (i * ADVANCE + col) as f32 * cell;
                             let y = origin.y + row as f32 * cell;
-                            out.push(ShapeInstance { p0: [x, y], p1: [x + cell, y + cell], shape: [0.0, BOX], colour: *colour });
+                            out.push(ShapeInstance {
+                                p0: [x, y],
+                                p1: [x + cell, y + cell],
+                                shape: [0.0, BOX],
+                                colour: *colour,
+                            });
                         }
                     }
                 }

@@ -23,7 +23,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
-use glam::{Mat4, Vec3};
+use glam::Vec3;
 use scopecast_calibration::CameraModel;
 use thiserror::Error;
 
@@ -291,7 +291,11 @@ impl Compositor {
         self.ctx.queue.write_buffer(&self.i420_params, 0, bytemuck::bytes_of(&params));
         self.sized = Some(Sized {
             size,
-            identity_overlay: OverlayTarget::new(device, OverlayViewport::identity(size.0, size.1), self.settings.msaa_samples),
+            identity_overlay: OverlayTarget::new(
+                device,
+                OverlayViewport::identity(size.0, size.1),
+                self.settings.msaa_samples,
+            ),
             ring: I420Ring::new(device, layout),
             output,
             output_view,
@@ -314,30 +318,31 @@ impl Compositor {
         if self.remap.as_ref().is_some_and(|r| r.key == key) {
             return Ok(());
         }
-        if let Some((pending_key, rx)) = &self.remap_pending {
-            if *pending_key == key {
-                match rx.try_recv() {
-                    Ok((table, viewport)) => {
-                        let view = targets::remap_texture(&self.ctx.device, &self.ctx.queue, &table);
-                        let overlay = OverlayTarget::new(&self.ctx.device, viewport, self.settings.msaa_samples);
-                        self.remap = Some(ReadyRemap { key, view, overlay });
-                        self.remap_pending = None;
-                    }
-                    Err(TryRecvError::Empty) => {}
-                    Err(TryRecvError::Disconnected) => {
-                        self.remap_pending = None;
-                        return Err(CompositorError::RemapBuilderGone);
-                    }
+        if let Some((pending_key, rx)) = &self.remap_pending
+            && *pending_key == key
+        {
+            match rx.try_recv() {
+                Ok((table, viewport)) => {
+                    let view = targets::remap_texture(&self.ctx.device, &self.ctx.queue, &table);
+                    let overlay = OverlayTarget::new(&self.ctx.device, viewport, self.settings.msaa_samples);
+                    self.remap = Some(ReadyRemap { key, view, overlay });
+                    self.remap_pending = None;
                 }
-                return Ok(());
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    self.remap_pending = None;
+                    return Err(CompositorError::RemapBuilderGone);
+                }
             }
+            return Ok(());
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new().name("scopecast-remap".into()).spawn(move || {
             let built = match key.mode {
-                OutputMode::Undistorted => {
-                    (remap::undistort_video(&key.camera, key.size.0, key.size.1), OverlayViewport::identity(key.size.0, key.size.1))
-                }
+                OutputMode::Undistorted => (
+                    remap::undistort_video(&key.camera, key.size.0, key.size.1),
+                    OverlayViewport::identity(key.size.0, key.size.1),
+                ),
                 OutputMode::Distorted => remap::distort_overlay(&key.camera, key.size.0, key.size.1),
             };
             let _ = tx.send(built);
@@ -362,17 +367,23 @@ impl Compositor {
         let key = Arc::as_ptr(mesh) as usize;
         let device = &self.ctx.device;
         self.meshes.entry(key).or_insert_with(|| {
-            let interleaved: Vec<[f32; 6]> = mesh
-                .positions
-                .iter()
-                .zip(&mesh.normals)
-                .map(|(p, n)| [p[0], p[1], p[2], n[0], n[1], n[2]])
-                .collect();
+            let interleaved: Vec<[f32; 6]> =
+                mesh.positions.iter().zip(&mesh.normals).map(|(p, n)| [p[0], p[1], p[2], n[0], n[1], n[2]]).collect();
             let edges = mesh.edge_indices();
             GpuMesh {
                 _mesh: mesh.clone(),
-                vertices: buffer_with(device, "mesh-vertices", bytemuck::cast_slice(&interleaved), wgpu::BufferUsages::VERTEX),
-                triangles: buffer_with(device, "mesh-triangles", bytemuck::cast_slice(&mesh.indices), wgpu::BufferUsages::INDEX),
+                vertices: buffer_with(
+                    device,
+                    "mesh-vertices",
+                    bytemuck::cast_slice(&interleaved),
+                    wgpu::BufferUsages::VERTEX,
+                ),
+                triangles: buffer_with(
+                    device,
+                    "mesh-triangles",
+                    bytemuck::cast_slice(&mesh.indices),
+                    wgpu::BufferUsages::INDEX,
+                ),
                 triangle_count: mesh.indices.len() as u32,
                 edges: buffer_with(device, "mesh-edges", bytemuck::cast_slice(&edges), wgpu::BufferUsages::INDEX),
                 edge_count: edges.len() as u32,
@@ -407,7 +418,12 @@ impl Compositor {
         Ok(timings)
     }
 
-    fn render_passes(&mut self, frame: &Frame, scene: &Scene, mut timings: Option<&mut PassTimings>) -> Result<(), CompositorError> {
+    fn render_passes(
+        &mut self,
+        frame: &Frame,
+        scene: &Scene,
+        mut timings: Option<&mut PassTimings>,
+    ) -> Result<(), CompositorError> {
         let size = (frame.width(), frame.height());
         let max_side = self.ctx.device.limits().max_texture_dimension_2d;
         if size.0 > max_side || size.1 > max_side {
@@ -442,7 +458,9 @@ impl Compositor {
                 Some(encoder)
             }
         };
-        let new_encoder = |this: &Self| this.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        let new_encoder = |this: &Self| {
+            this.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") })
+        };
 
         // 2–3. Overlay, then compose.
         let mut encoder = new_encoder(self);
@@ -506,7 +524,8 @@ impl Compositor {
         };
         let clip_from_camera = clip_from_camera(&camera.intrinsics, &viewport);
         // Opaque models first, then translucent ones from far to near.
-        let mut order: Vec<usize> = (0..scene.models.len()).filter(|&i| scene.models[i].visible && scene.models[i].opacity > 0.0).collect();
+        let mut order: Vec<usize> =
+            (0..scene.models.len()).filter(|&i| scene.models[i].visible && scene.models[i].opacity > 0.0).collect();
         let depth = |i: usize| scene.models[i].camera_from_model.transform_point3(Vec3::ZERO).z;
         order.sort_by(|&a, &b| {
             let (oa, ob) = (scene.models[a].opacity >= 1.0, scene.models[b].opacity >= 1.0);
@@ -576,7 +595,14 @@ impl Compositor {
         true
     }
 
-    fn encode_compose(&mut self, encoder: &mut wgpu::CommandEncoder, scene: &Scene, format: PixelFormat, size: (u32, u32), overlay_drawn: bool) {
+    fn encode_compose(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        scene: &Scene,
+        format: PixelFormat,
+        size: (u32, u32),
+        overlay_drawn: bool,
+    ) {
         let (Some(video), Some(sized)) = (&self.video, &self.sized) else { return };
         let remap = self.remap.as_ref().filter(|_| self.remap_pending.is_none() && scene.calibration.is_some());
         let mode_ready = remap.is_some_and(|r| r.key.mode == scene.output_mode);
@@ -714,7 +740,10 @@ impl Compositor {
         let sized = self.sized.as_mut()?;
         let staging = sized.ring.acquire()?;
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("rgba_to_i420"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("rgba_to_i420"),
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&self.pipelines.i420);
             pass.set_bind_group(0, &sized.i420_bind_group, &[]);
             pass.dispatch_workgroups(size.0.div_ceil(8).div_ceil(8), size.1.div_ceil(2).div_ceil(8), 1);
@@ -766,7 +795,8 @@ impl Compositor {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read_rgba") });
+        let mut encoder =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read_rgba") });
         encoder.copy_texture_to_buffer(
             sized.output.as_image_copy(),
             wgpu::TexelCopyBufferInfo {
@@ -803,9 +833,4 @@ impl Compositor {
         }
         self.render(frame, scene)
     }
-}
-
-/// `Mat4` helper for tests: the pose placing a model at `p_in_camera`.
-pub fn translation(p_in_camera: Vec3) -> Mat4 {
-    Mat4::from_translation(p_in_camera)
 }

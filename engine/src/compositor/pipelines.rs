@@ -43,7 +43,11 @@ fn uniform_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGrou
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility,
-        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
         count: None,
     }
 }
@@ -171,73 +175,93 @@ impl Pipelines {
     /// Creates every pipeline on `device`; the overlay with `msaa_samples` (1 or 4).
     pub fn new(device: &wgpu::Device, msaa_samples: u32) -> Self {
         let fragment = wgpu::ShaderStages::FRAGMENT;
-        let compose_layout = layout(device, "compose", &[
-            uniform_entry(0, fragment),
-            texture_entry(1, true, fragment),
-            texture_entry(2, true, fragment),
-            texture_entry(3, true, fragment),
-            sampler_entry(4),
-            texture_entry(5, false, fragment),
-            texture_entry(6, true, fragment),
-            sampler_entry(7),
-        ]);
+        let compose_layout = layout(
+            device,
+            "compose",
+            &[
+                uniform_entry(0, fragment),
+                texture_entry(1, true, fragment),
+                texture_entry(2, true, fragment),
+                texture_entry(3, true, fragment),
+                sampler_entry(4),
+                texture_entry(5, false, fragment),
+                texture_entry(6, true, fragment),
+                sampler_entry(7),
+            ],
+        );
         let compose_module = module(device, COMPOSE);
-        let compose = output_pipeline(device, Fullscreen {
-            label: "compose",
-            module: &compose_module,
-            layout: &compose_layout,
-            blend: None,
-            buffers: &[],
-            topology: wgpu::PrimitiveTopology::TriangleList,
-        });
+        let compose = output_pipeline(
+            device,
+            Fullscreen {
+                label: "compose",
+                module: &compose_module,
+                layout: &compose_layout,
+                blend: None,
+                buffers: &[],
+                topology: wgpu::PrimitiveTopology::TriangleList,
+            },
+        );
 
         let mesh_layout = layout(device, "mesh", &[uniform_entry(0, wgpu::ShaderStages::VERTEX_FRAGMENT)]);
         let mesh_module = module(device, MESH);
-        let mesh_solid = mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::TriangleList);
-        let mesh_wireframe = mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::LineList);
+        let mesh_solid =
+            mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::TriangleList);
+        let mesh_wireframe =
+            mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::LineList);
 
         let annotation_layout = layout(device, "annotation", &[uniform_entry(0, wgpu::ShaderStages::VERTEX)]);
         let annotation_module = module(device, ANNOTATION);
-        let instance_attributes = wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Float32x2, 3 => Float32x4];
-        let annotation = output_pipeline(device, Fullscreen {
-            label: "annotation",
-            module: &annotation_module,
-            layout: &annotation_layout,
-            blend: Some(PREMULTIPLIED_OVER),
-            buffers: &[Some(wgpu::VertexBufferLayout {
-                array_stride: std::mem::size_of::<super::annotations::ShapeInstance>() as u64,
-                step_mode: wgpu::VertexStepMode::Instance,
-                attributes: &instance_attributes,
-            })],
-            topology: wgpu::PrimitiveTopology::TriangleStrip,
-        });
+        let instance_attributes =
+            wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Float32x2, 3 => Float32x4];
+        let annotation = output_pipeline(
+            device,
+            Fullscreen {
+                label: "annotation",
+                module: &annotation_module,
+                layout: &annotation_layout,
+                blend: Some(PREMULTIPLIED_OVER),
+                buffers: &[Some(wgpu::VertexBufferLayout {
+                    array_stride: std::mem::size_of::<super::annotations::ShapeInstance>() as u64,
+                    step_mode: wgpu::VertexStepMode::Instance,
+                    attributes: &instance_attributes,
+                })],
+                topology: wgpu::PrimitiveTopology::TriangleStrip,
+            },
+        );
 
         let timecode_layout = layout(device, "timecode", &[uniform_entry(0, fragment)]);
         let timecode_module = module(device, TIMECODE);
-        let timecode = output_pipeline(device, Fullscreen {
-            label: "timecode",
-            module: &timecode_module,
-            layout: &timecode_layout,
-            blend: None,
-            buffers: &[],
-            topology: wgpu::PrimitiveTopology::TriangleList,
-        });
+        let timecode = output_pipeline(
+            device,
+            Fullscreen {
+                label: "timecode",
+                module: &timecode_module,
+                layout: &timecode_layout,
+                blend: None,
+                buffers: &[],
+                topology: wgpu::PrimitiveTopology::TriangleList,
+            },
+        );
 
         let compute = wgpu::ShaderStages::COMPUTE;
-        let i420_layout = layout(device, "rgba_to_i420", &[
-            uniform_entry(0, compute),
-            texture_entry(1, false, compute),
-            wgpu::BindGroupLayoutEntry {
-                binding: 2,
-                visibility: compute,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only: false },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
+        let i420_layout = layout(
+            device,
+            "rgba_to_i420",
+            &[
+                uniform_entry(0, compute),
+                texture_entry(1, false, compute),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 2,
+                    visibility: compute,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: false },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
                 },
-                count: None,
-            },
-        ]);
+            ],
+        );
         let i420_module = module(device, RGBA_TO_I420);
         let i420_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("rgba_to_i420"),

@@ -50,7 +50,12 @@ pub fn camera_for_frame(camera: &CameraModel, calibrated: (u32, u32), frame: (u3
     let sy = f64::from(frame.1) / f64::from(calibrated.1.max(1));
     let PinholeIntrinsics { fx, fy, cx, cy } = camera.intrinsics;
     CameraModel {
-        intrinsics: PinholeIntrinsics { fx: fx * sx, fy: fy * sy, cx: (cx + 0.5) * sx - 0.5, cy: (cy + 0.5) * sy - 0.5 },
+        intrinsics: PinholeIntrinsics {
+            fx: fx * sx,
+            fy: fy * sy,
+            cx: (cx + 0.5) * sx - 0.5,
+            cy: (cy + 0.5) * sy - 0.5,
+        },
         lens: camera.lens,
     }
 }
@@ -102,8 +107,10 @@ mod tests {
     #[test]
     fn the_matrix_agrees_with_the_calibration_projection() {
         let cam = camera();
-        let viewports =
-            [OverlayViewport::identity(1280, 720), OverlayViewport { origin_edge_px: [-200.5, -90.25], scale: 0.75, size: (1260, 680) }];
+        let viewports = [
+            OverlayViewport::identity(1280, 720),
+            OverlayViewport { origin_edge_px: [-200.5, -90.25], scale: 0.75, size: (1260, 680) },
+        ];
         for viewport in viewports {
             let m = clip_from_camera(&cam.intrinsics, &viewport);
             for p in [[0.0, 0.0, 100.0], [-30.0, 20.0, 60.0], [45.0, -25.0, 80.0]] {

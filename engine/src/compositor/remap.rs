@@ -113,7 +113,10 @@ mod tests {
             assert!((table.uv[i][0] - expected[0]).abs() < 1e-6 && (table.uv[i][1] - expected[1]).abs() < 1e-6);
             let o = overlay.uv[i];
             let px = [o[0] as f64 * viewport.size.0 as f64, o[1] as f64 * viewport.size.1 as f64];
-            let back = [px[0] / viewport.scale + viewport.origin_edge_px[0], px[1] / viewport.scale + viewport.origin_edge_px[1]];
+            let back = [
+                px[0] / viewport.scale + viewport.origin_edge_px[0],
+                px[1] / viewport.scale + viewport.origin_edge_px[1],
+            ];
             assert!((back[0] - (x as f64 + 0.5)).abs() < 1e-3 && (back[1] - (y as f64 + 0.5)).abs() < 1e-3, "{back:?}");
         }
     }

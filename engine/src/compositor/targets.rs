@@ -83,7 +83,11 @@ impl VideoPlanes {
                     aspect: wgpu::TextureAspect::All,
                 },
                 bytes,
-                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(plane.stride as u32), rows_per_image: Some(rows as u32) },
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(plane.stride as u32),
+                    rows_per_image: Some(rows as u32),
+                },
                 texture.size(),
             );
         }
@@ -109,7 +113,8 @@ impl OverlayTarget {
         let size = viewport.size;
         Self {
             viewport,
-            msaa_view: (samples > 1).then(|| view(&texture(device, "overlay-msaa", size, OVERLAY_FORMAT, attach, samples))),
+            msaa_view: (samples > 1)
+                .then(|| view(&texture(device, "overlay-msaa", size, OVERLAY_FORMAT, attach, samples))),
             depth_view: view(&texture(device, "overlay-depth", size, DEPTH_FORMAT, attach, samples)),
             resolved_view: view(&texture(
                 device,
@@ -125,7 +130,8 @@ impl OverlayTarget {
 
 /// The composited output.
 pub fn output_texture(device: &wgpu::Device, size: (u32, u32)) -> wgpu::Texture {
-    let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_SRC;
+    let usage =
+        wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_SRC;
     texture(device, "composited", size, OUTPUT_FORMAT, usage, 1)
 }
 
@@ -134,9 +140,18 @@ pub fn remap_texture(device: &wgpu::Device, queue: &wgpu::Queue, table: &RemapTa
     let usage = wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST;
     let t = texture(device, "remap", (table.width, table.height), wgpu::TextureFormat::Rg32Float, usage, 1);
     queue.write_texture(
-        wgpu::TexelCopyTextureInfo { texture: &t, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+        wgpu::TexelCopyTextureInfo {
+            texture: &t,
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+        },
         bytemuck::cast_slice(&table.uv),
-        wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(table.width * 8), rows_per_image: Some(table.height) },
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(table.width * 8),
+            rows_per_image: Some(table.height),
+        },
         t.size(),
     );
     view(&t)

@@ -69,7 +69,8 @@ pub fn tubes(polylines: &[Vec<Vec3>], radius_mm: f32, sides: u32) -> Mesh {
 /// A branching vessel tree in model millimetres, rooted at the origin.
 fn vessel_tree() -> Vec<Vec<Vec3>> {
     let mut lines = Vec::new();
-    let trunk: Vec<Vec3> = (0..=8).map(|i| Vec3::new(-40.0 + i as f32 * 10.0, 6.0 * (i as f32 * 0.7).sin(), 0.0)).collect();
+    let trunk: Vec<Vec3> =
+        (0..=8).map(|i| Vec3::new(-40.0 + i as f32 * 10.0, 6.0 * (i as f32 * 0.7).sin(), 0.0)).collect();
     for (k, &root) in trunk.iter().enumerate().skip(1).step_by(2) {
         let sign = if k % 4 == 1 { 1.0 } else { -1.0 };
         let branch: Vec<Vec3> =

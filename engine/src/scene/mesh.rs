@@ -137,11 +137,15 @@ fn normalize(v: [f32; 3]) -> [f32; 3] {
 impl Mesh {
     /// Builds and checks a mesh; computes area-weighted smooth normals when
     /// `normals` is `None`.
-    pub fn new(positions: Vec<[f32; 3]>, normals: Option<Vec<[f32; 3]>>, indices: Vec<u32>) -> Result<Self, MeshProblem> {
+    pub fn new(
+        positions: Vec<[f32; 3]>,
+        normals: Option<Vec<[f32; 3]>>,
+        indices: Vec<u32>,
+    ) -> Result<Self, MeshProblem> {
         if indices.is_empty() {
             return Err(MeshProblem::Empty);
         }
-        if indices.len() % 3 != 0 {
+        if !indices.len().is_multiple_of(3) {
             return Err(MeshProblem::PartialTriangle { count: indices.len() });
         }
         if indices.len() / 3 > MAX_TRIANGLES || positions.len() > MAX_VERTICES {
@@ -261,8 +265,11 @@ pub fn parse_stl(data: &[u8], path: &Path) -> Result<Mesh, MeshError> {
         }
     }
     let mut cursor = std::io::Cursor::new(data);
-    let stl = stl_io::read_stl(&mut cursor)
-        .map_err(|e| MeshError::Parse { path: path.to_path_buf(), format: "STL", reason: e.to_string() })?;
+    let stl = stl_io::read_stl(&mut cursor).map_err(|e| MeshError::Parse {
+        path: path.to_path_buf(),
+        format: "STL",
+        reason: e.to_string(),
+    })?;
     let positions: Vec<[f32; 3]> = stl.vertices.iter().map(|v| [v[0], v[1], v[2]]).collect();
     let indices: Vec<u32> = stl.faces.iter().flat_map(|f| f.vertices.iter().map(|&i| i as u32)).collect();
     Mesh::new(positions, None, indices).map_err(|p| invalid(path, p))
@@ -277,7 +284,9 @@ pub fn parse_gltf(data: &[u8], path: &Path) -> Result<Mesh, MeshError> {
     let mut buffers: Vec<Vec<u8>> = Vec::new();
     for buffer in gltf.buffers() {
         let bytes = match buffer.source() {
-            gltf::buffer::Source::Bin => gltf.blob.clone().ok_or_else(|| parse_err("GLB without its BIN chunk".into()))?,
+            gltf::buffer::Source::Bin => {
+                gltf.blob.clone().ok_or_else(|| parse_err("GLB without its BIN chunk".into()))?
+            }
             gltf::buffer::Source::Uri(uri) => {
                 let encoded = uri
                     .strip_prefix("data:application/octet-stream;base64,")
@@ -287,7 +296,12 @@ pub fn parse_gltf(data: &[u8], path: &Path) -> Result<Mesh, MeshError> {
             }
         };
         if bytes.len() < buffer.length() {
-            return Err(parse_err(format!("buffer {} holds {} of {} bytes", buffer.index(), bytes.len(), buffer.length())));
+            return Err(parse_err(format!(
+                "buffer {} holds {} of {} bytes",
+                buffer.index(),
+                bytes.len(),
+                buffer.length()
+            )));
         }
         buffers.push(bytes);
     }
@@ -403,14 +417,20 @@ mod tests {
         // Truncated binary STL claiming a billion triangles.
         let mut huge = vec![0u8; 80];
         huge.extend_from_slice(&1_000_000_000u32.to_le_bytes());
-        assert!(matches!(parse_stl(&huge, path()), Err(MeshError::Invalid { problem: MeshProblem::TooBig { .. }, .. })));
+        assert!(matches!(
+            parse_stl(&huge, path()),
+            Err(MeshError::Invalid { problem: MeshProblem::TooBig { .. }, .. })
+        ));
         let mut short = vec![0u8; 80];
         short.extend_from_slice(&10u32.to_le_bytes());
         short.extend_from_slice(&[0u8; 100]);
         assert!(matches!(parse_stl(&short, path()), Err(MeshError::Parse { .. })));
         // NaN vertex, wrong index, empty, garbage.
         let nan = "v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n";
-        assert!(matches!(parse_obj(nan.as_bytes(), path()), Err(MeshError::Invalid { problem: MeshProblem::NonFinite { .. }, .. }) | Err(MeshError::Parse { .. })));
+        assert!(matches!(
+            parse_obj(nan.as_bytes(), path()),
+            Err(MeshError::Invalid { problem: MeshProblem::NonFinite { .. }, .. }) | Err(MeshError::Parse { .. })
+        ));
         let bad_index = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n";
         assert!(parse_obj(bad_index.as_bytes(), path()).is_err());
         assert!(matches!(parse_obj(b"", path()), Err(MeshError::Invalid { problem: MeshProblem::Empty, .. })));
