@@ -22,6 +22,10 @@ pub struct ShapeInstance {
     pub colour: [f32; 4],
 }
 
+/// Most shapes drawn per frame (10 MB of instances); beyond it the oldest
+/// annotations are not drawn.
+pub const MAX_SHAPES: usize = 262_144;
+
 const CAPSULE: f32 = 0.0;
 const BOX: f32 = 1.0;
 

@@ -656,9 +656,13 @@ impl Compositor {
         if !scene.layers.annotations || scene.annotations.is_empty() {
             return;
         }
-        let shapes = annotations::instances(&scene.annotations, size.0, size.1);
+        let mut shapes = annotations::instances(&scene.annotations, size.0, size.1);
         if shapes.is_empty() {
             return;
+        }
+        // Bounded GPU memory whatever viewers send: the newest shapes win.
+        if shapes.len() > annotations::MAX_SHAPES {
+            shapes.drain(..shapes.len() - annotations::MAX_SHAPES);
         }
         let bytes: &[u8] = bytemuck::cast_slice(&shapes);
         if bytes.len() as u64 > self.annotation_instances.size() {
