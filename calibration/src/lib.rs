@@ -4,7 +4,9 @@
 //! point/surface registration.
 //!
 //! It must never depend on a GPU, the pipeline, the network or any other
-//! scopecast crate; its only IO is reading and writing calibration files.
+//! scopecast crate; its only IO is reading and writing calibration files
+//! (serde/serde_json for the JSON forms, a small reader and writer of its own
+//! for OpenCV's FileStorage YAML).
 //! Everything here is f64 and deterministic, so results can be compared with
 //! the references integrators trust (OpenCV, Bouguet's toolbox).
 //!
@@ -14,5 +16,7 @@
 //! centres at integer + 0.5 and convert at its boundary.
 
 pub mod camera;
+pub mod intrinsics;
+pub mod points_file;
 
 pub use camera::{BrownConrady, CameraError, CameraModel, KannalaBrandt, LensModel, PinholeIntrinsics};

@@ -1,0 +1,240 @@
+//! Intrinsic calibration against references integrators trust: the calib1
+//! measured set (Bouguet's toolbox; OpenCV agrees to ~1e-6), synthetic views
+//! of known cameras, and OpenCV itself (`cv2.calibrateCamera`,
+//! `cv2.fisheye.calibrate`) run on the same input through Python.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use scopecast_calibration::camera::{BrownConrady, CameraModel, KannalaBrandt, LensModel, PinholeIntrinsics};
+use scopecast_calibration::intrinsics::{CalibrationError, CalibrationFlags, ModelKind, View, calibrate};
+use scopecast_calibration::points_file::PointsFile;
+
+fn calib1() -> PointsFile {
+    PointsFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/calib1.json")).expect("calib1 loads")
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn calib1_matches_the_reference_within_a_tenth_of_a_percent() {
+    let input = calib1();
+    let flags = CalibrationFlags { fix_k3: true, ..Default::default() };
+    let result = calibrate(&input.views, input.image_size, ModelKind::BrownConrady, flags).expect("calibrates");
+    let k = result.camera.intrinsics;
+    // Reference from calib1.json (Bouguet's toolbox).
+    let reference = [(k.fx, 809.9479), (k.fy, 806.55964), (k.cx, 361.99611), (k.cy, 214.39514)];
+    println!(
+        "calib1: fx {:.5} fy {:.5} cx {:.5} cy {:.5}, rms {:.5} px, {} iterations",
+        k.fx, k.fy, k.cx, k.cy, result.rms_px, result.iterations
+    );
+    for (name, (got, want)) in ["fx", "fy", "cx", "cy"].iter().zip(reference) {
+        println!("  {name}: {got:.5} vs {want:.5} ({:.2e} relative)", relative(got, want));
+        assert!(relative(got, want) < 1e-3, "{name} {got} vs reference {want}");
+    }
+    let LensModel::BrownConrady(d) = result.camera.lens else { panic!("model") };
+    assert_eq!(d.k3, 0.0, "k3 stays fixed");
+    assert!((d.k1 - -0.12821).abs() < 0.01 && (d.k2 - -0.39441).abs() < 0.05, "{d:?}");
+    assert!((result.rms_px - 0.139).abs() < 0.01, "RMS {} (OpenCV reports about 0.139)", result.rms_px);
+    assert_eq!(result.per_view_rms_px.len(), 7);
+    assert!(result.std_dev.intrinsics.iter().all(|s| *s > 0.0 && *s < 10.0), "{:?}", result.std_dev);
+    assert_eq!(result.std_dev.distortion[4], 0.0, "a fixed parameter has no spread");
+}
+
+/// xorshift64*: seeded, reproducible noise without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Gaussian by Box–Muller.
+    fn gaussian(&mut self, sigma: f64) -> f64 {
+        let (u, v) = (self.next_f64().max(1e-300), self.next_f64());
+        sigma * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Views of a 9×6 board (25 mm) seen by `camera` from varied poses, with
+/// Gaussian image noise of `noise_px`.
+fn synthetic_views(camera: &CameraModel, size: (u32, u32), noise_px: f64, seed: u64) -> Vec<View> {
+    let object: Vec<[f64; 3]> =
+        (0..6).flat_map(|r| (0..9).map(move |c| [c as f64 * 25.0, r as f64 * 25.0, 0.0])).collect();
+    let mut rng = Rng(seed);
+    let mut views = Vec::new();
+    let mut attempt = 0;
+    while views.len() < 12 && attempt < 200 {
+        attempt += 1;
+        let angle = |rng: &mut Rng, max: f64| (rng.next_f64() * 2.0 - 1.0) * max;
+        let r =
+            nalgebra::Rotation3::from_euler_angles(angle(&mut rng, 0.6), angle(&mut rng, 0.6), angle(&mut rng, 0.5));
+        let t = nalgebra::Vector3::new(
+            angle(&mut rng, 60.0) - 100.0,
+            angle(&mut rng, 40.0) - 62.0,
+            280.0 + angle(&mut rng, 80.0),
+        );
+        let mut image = Vec::new();
+        let mut inside = true;
+        for p in &object {
+            let q = r * nalgebra::Vector3::new(p[0], p[1], p[2]) + t;
+            match camera.project([q[0], q[1], q[2]]) {
+                Ok(px) if px[0] >= 0.0 && px[1] >= 0.0 && px[0] < f64::from(size.0) && px[1] < f64::from(size.1) => {
+                    image.push([px[0] + rng.gaussian(noise_px), px[1] + rng.gaussian(noise_px)]);
+                }
+                _ => inside = false,
+            }
+        }
+        if inside {
+            views.push(View { object: object.clone(), image });
+        }
+    }
+    assert!(views.len() >= 8, "only {} synthetic views fit the image", views.len());
+    views
+}
+
+fn strong_bc() -> CameraModel {
+    CameraModel {
+        intrinsics: PinholeIntrinsics { fx: 1150.0, fy: 1146.0, cx: 962.3, cy: 538.9 },
+        lens: LensModel::BrownConrady(BrownConrady { k1: -0.31, k2: 0.12, p1: 0.0008, p2: -0.0006, k3: -0.02 }),
+    }
+}
+
+fn fisheye() -> CameraModel {
+    CameraModel {
+        intrinsics: PinholeIntrinsics { fx: 620.0, fy: 621.5, cx: 958.1, cy: 541.7 },
+        lens: LensModel::KannalaBrandt(KannalaBrandt { k1: 0.08, k2: -0.02, k3: 0.004, k4: -0.0006 }),
+    }
+}
+
+#[test]
+fn synthetic_views_recover_the_true_camera() {
+    for (camera, kind) in [(strong_bc(), ModelKind::BrownConrady), (fisheye(), ModelKind::KannalaBrandt)] {
+        let views = synthetic_views(&camera, (1920, 1080), 0.1, 7);
+        let result = calibrate(&views, (1920, 1080), kind, CalibrationFlags::default()).expect("calibrates");
+        let (got, want) = (result.camera.intrinsics, camera.intrinsics);
+        for (name, g, w) in
+            [("fx", got.fx, want.fx), ("fy", got.fy, want.fy), ("cx", got.cx, want.cx), ("cy", got.cy, want.cy)]
+        {
+            assert!(relative(g, w) < 2e-3, "{kind:?} {name}: {g} vs true {w}");
+        }
+        assert!(result.rms_px < 0.2, "{kind:?}: RMS {} with 0.1 px noise", result.rms_px);
+    }
+}
+
+/// Runs OpenCV on the views; returns (fx, fy, cx, cy, rms).
+fn opencv(views: &[View], size: (u32, u32), kind: ModelKind) -> [f64; 5] {
+    let python = std::env::var("SCOPECAST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import json, sys
+import numpy as np
+import cv2
+d = json.load(sys.stdin)
+obj = [np.array(v["object"], np.float64).reshape(-1, 1, 3) for v in d["views"]]
+img = [np.array(v["image"], np.float64).reshape(-1, 1, 2) for v in d["views"]]
+size = tuple(d["size"])
+if d["kind"] == "bc":
+    rms, K, dist, _, _ = cv2.calibrateCamera([o.reshape(-1, 3).astype(np.float32) for o in obj],
+        [i.reshape(-1, 2).astype(np.float32) for i in img], size, None, None,
+        criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 200, 1e-15))
+else:
+    K = np.zeros((3, 3)); D = np.zeros((4, 1))
+    rms, K, D, _, _ = cv2.fisheye.calibrate(obj, img, size, K, D,
+        flags=getattr(cv2.fisheye, "CALIB_RECOMPUTE_EXTRINSIC", getattr(cv2, "CALIB_RECOMPUTE_EXTRINSIC", 0))
+            | getattr(cv2.fisheye, "CALIB_FIX_SKEW", getattr(cv2, "CALIB_FIX_SKEW", 0)),
+        criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 200, 1e-15))
+print(json.dumps([K[0, 0], K[1, 1], K[0, 2], K[1, 2], rms]))
+"#;
+    let input = format!(
+        "{{\"size\": [{}, {}], \"kind\": \"{}\", \"views\": [{}]}}",
+        size.0,
+        size.1,
+        if kind == ModelKind::BrownConrady { "bc" } else { "kb" },
+        views
+            .iter()
+            .map(|v| format!("{{\"object\": {:?}, \"image\": {:?}}}", v.object, v.image))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut child = Command::new(&python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python} ({e}): the README's test command installs Python and OpenCV"));
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write views");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "OpenCV via {python} failed (the README's test command installs opencv-python-headless into target/pyenv and sets SCOPECAST_PYTHON): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("five numbers from OpenCV")
+}
+
+#[test]
+fn intrinsics_agree_with_opencv_within_a_tenth_of_a_percent() {
+    let input = calib1();
+    let mut cases = vec![("calib1 (k3 free)", input.views.clone(), input.image_size, ModelKind::BrownConrady)];
+    cases.push((
+        "1080p strong Brown-Conrady",
+        synthetic_views(&strong_bc(), (1920, 1080), 0.2, 11),
+        (1920, 1080),
+        ModelKind::BrownConrady,
+    ));
+    cases.push((
+        "1080p Kannala-Brandt fisheye",
+        synthetic_views(&fisheye(), (1920, 1080), 0.2, 13),
+        (1920, 1080),
+        ModelKind::KannalaBrandt,
+    ));
+    for (name, views, size, kind) in cases {
+        let ours = calibrate(&views, size, kind, CalibrationFlags::default()).expect("calibrates");
+        let theirs = opencv(&views, size, kind);
+        let k = ours.camera.intrinsics;
+        println!(
+            "{name}: ours fx {:.4} fy {:.4} cx {:.4} cy {:.4} rms {:.4}; OpenCV {:.4} {:.4} {:.4} {:.4} rms {:.4}",
+            k.fx, k.fy, k.cx, k.cy, ours.rms_px, theirs[0], theirs[1], theirs[2], theirs[3], theirs[4]
+        );
+        for (i, got) in [k.fx, k.fy, k.cx, k.cy].iter().enumerate() {
+            assert!(relative(*got, theirs[i]) < 1e-3, "{name}: parameter {i}: {got} vs OpenCV {}", theirs[i]);
+        }
+    }
+}
+
+#[test]
+fn degenerate_input_is_refused_with_a_reason() {
+    let input = calib1();
+    let flags = CalibrationFlags::default();
+    let err = calibrate(&input.views[..2], input.image_size, ModelKind::BrownConrady, flags).expect_err("two views");
+    assert_eq!(err, CalibrationError::TooFewViews { views: 2 });
+    let mut views = input.views.clone();
+    views[1].image.pop();
+    assert!(matches!(
+        calibrate(&views, input.image_size, ModelKind::BrownConrady, flags),
+        Err(CalibrationError::BadView { view: 1, .. })
+    ));
+    let mut views = input.views.clone();
+    views[0].object[3][2] = 1.0;
+    assert!(matches!(
+        calibrate(&views, input.image_size, ModelKind::BrownConrady, flags),
+        Err(CalibrationError::NotPlanar { view: 0, point: 3, .. })
+    ));
+    // Every view identical: the intrinsics are not determined.
+    let same = vec![input.views[0].clone(); 4];
+    let err = calibrate(&same, input.image_size, ModelKind::BrownConrady, flags).expect_err("repeated views");
+    println!("repeated views: {err}");
+    // Collinear points.
+    let line = View {
+        object: (0..8).map(|i| [i as f64, 0.0, 0.0]).collect(),
+        image: (0..8).map(|i| [i as f64 * 10.0, 5.0]).collect(),
+    };
+    assert!(calibrate(&[line.clone(), line.clone(), line], (640, 480), ModelKind::BrownConrady, flags).is_err());
+}
