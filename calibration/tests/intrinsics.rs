@@ -188,3 +188,27 @@ fn degenerate_input_is_refused_with_a_reason() {
     };
     assert!(calibrate(&[line.clone(), line.clone(), line], (640, 480), ModelKind::BrownConrady, flags).is_err());
 }
+
+#[test]
+fn standard_deviations_agree_with_calibrate_camera_extended() {
+    let input = calib1();
+    let flags = CalibrationFlags { fix_k3: true, ..Default::default() };
+    let ours = calibrate(&input.views, input.image_size, ModelKind::BrownConrady, flags).expect("calibrates");
+    let script = r#"
+import json, sys, numpy as np, cv2
+d = json.load(sys.stdin)
+obj = [np.array(v["object"], np.float32) for v in d["views"]]
+img = [np.array(v["image"], np.float32) for v in d["views"]]
+r = cv2.calibrateCameraExtended(obj, img, (640, 480), None, None, flags=cv2.CALIB_FIX_K3)
+print(json.dumps(list(r[5].ravel()[:9])))
+"#;
+    let views: Vec<String> =
+        input.views.iter().map(|v| format!("{{\"object\": {:?}, \"image\": {:?}}}", v.object, v.image)).collect();
+    let stdout = common::python(script, &format!("{{\"views\": [{}]}}", views.join(",")));
+    let theirs: Vec<f64> = serde_json::from_slice(&stdout).expect("nine numbers");
+    let mine: Vec<f64> = ours.std_dev.intrinsics.iter().chain(&ours.std_dev.distortion).copied().collect();
+    println!("σ ours {mine:?}\nσ OpenCV {theirs:?}");
+    for (i, (a, b)) in mine.iter().zip(&theirs).enumerate() {
+        assert!((a - b).abs() <= 0.01 * b.abs() + 1e-12, "σ[{i}]: {a} vs OpenCV {b}");
+    }
+}

@@ -230,7 +230,8 @@ pub struct CompositorConfig {
     pub timecode: bool,
     /// Samples per pixel of the anatomy overlay: 4 (anti-aliased) or 1.
     pub msaa: u32,
-    /// `synthetic` (the synthetic endoscope's lens) or `none`.
+    /// `synthetic` (the synthetic endoscope's lens), `none`, or the path of a
+    /// calibration file (OpenCV FileStorage YAML or JSON).
     pub calibration: String,
     /// Show the built-in demo anatomy.
     pub demo_anatomy: bool,
@@ -322,7 +323,8 @@ timecode = true
 # on software rendering).
 msaa = 4
 # Camera model for undistortion and the overlay: "synthetic" (the lens of the
-# synthetic endoscope, as configured above) or "none" (video only).
+# synthetic endoscope, as configured above), "none" (video only), or the path of
+# a calibration file from `scopecast calibrate intrinsics` or OpenCV (YAML/JSON).
 calibration = "synthetic"
 # Show the built-in demo anatomy (liver, vessel tree, tumour).
 demo_anatomy = true
@@ -422,12 +424,14 @@ impl Config {
                 reason: "must be 1 or 4".into(),
             });
         }
-        if !matches!(c.calibration.as_str(), "synthetic" | "none") {
+        if !matches!(c.calibration.as_str(), "synthetic" | "none")
+            && let Err(e) = scopecast_calibration::file::CalibrationFile::load(Path::new(&c.calibration))
+        {
             return Err(ConfigError::Invalid {
                 path: path.into(),
                 field: "compositor.calibration",
                 value: format!("{:?}", c.calibration),
-                reason: "must be \"synthetic\" or \"none\"".into(),
+                reason: format!("must be \"synthetic\", \"none\" or a calibration file: {e}"),
             });
         }
         for model in &c.models {
@@ -508,8 +512,9 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { field: "compositor.models", .. }), "{err:?}");
         let ok = parse("[[compositor.models]]\npath = \"a.stl\"\nstyle = \"wireframe\"\n").expect("valid");
         assert_eq!(ok.compositor.models[0].style, StyleConfig::Wireframe);
-        let err = parse("[compositor]\ncalibration = \"cam.yaml\"\n").unwrap_err();
+        let err = parse("[compositor]\ncalibration = \"/nonexistent/cam.yaml\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "compositor.calibration", .. }), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/cam.yaml"), "{err}");
     }
 
     #[test]

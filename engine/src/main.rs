@@ -1,5 +1,7 @@
 //! `scopecast`: the capture station's command line.
 
+mod cli_calibrate;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,11 +54,22 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Calibrate the endoscope camera (intrinsics), and later hand-eye and pivot.
+    Calibrate {
+        #[command(subcommand)]
+        command: CalibrateCommand,
+    },
     /// Work with config files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CalibrateCommand {
+    /// Intrinsics and lens distortion from views of a planar target.
+    Intrinsics(cli_calibrate::IntrinsicsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +181,13 @@ fn main() -> ExitCode {
                 Err(e) => usage_error(&e.to_string()),
             }
         }
+        Command::Calibrate { command: CalibrateCommand::Intrinsics(args) } => match cli_calibrate::intrinsics(&args) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
         Command::Demo(overrides) => station(Config::default(), Path::new("<command line>"), &overrides),
         Command::Run { config, overrides } => match Config::load(&config) {
             Ok(loaded) => station(loaded, &config, &overrides),

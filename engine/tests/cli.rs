@@ -188,9 +188,33 @@ fn every_subcommand_has_help() {
         vec!["config", "--help"],
         vec!["config", "default", "--help"],
         vec!["config", "check", "--help"],
+        vec!["calibrate", "--help"],
+        vec!["calibrate", "intrinsics", "--help"],
     ] {
         let output = run(&args);
         assert!(output.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage: scopecast"), "{args:?}");
     }
+}
+
+#[test]
+fn calibrate_intrinsics_writes_a_file_the_station_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("scope.yaml");
+    let points = concat!(env!("CARGO_MANIFEST_DIR"), "/../calibration/tests/data/calib1.json");
+    let output =
+        run(&["calibrate", "intrinsics", "--points", points, "--fix-k3", "--output", out.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(report.contains("RMS reprojection error: 0.1388"), "{report}");
+    let file = scopecast_calibration::file::CalibrationFile::load(&out).expect("the file reads back");
+    assert!((file.camera.intrinsics.fx - 809.9479).abs() < 0.8, "{:?}", file.camera);
+    // A broken points file is an error naming it.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"image_width\": 640}").expect("write");
+    let output =
+        run(&["calibrate", "intrinsics", "--points", bad.to_str().expect("utf-8"), "--output", "/tmp/never.yaml"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("bad.json"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"));
 }

@@ -2,9 +2,11 @@
 //! anatomy and models from files. A model file that cannot be loaded is
 //! reported and left out; the station runs without it.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use glam::Mat4;
+use scopecast_calibration::file::CalibrationFile;
 
 use super::{Calibration, Model, ModelStyle, OutputMode, Scene, anatomy, mesh::load_mesh};
 use crate::config::{Config, OutputModeConfig, StyleConfig};
@@ -14,13 +16,23 @@ use crate::source::synthetic::synthetic_camera;
 pub fn scene_from_config(config: &Config) -> (Scene, Vec<String>) {
     let c = &config.compositor;
     let s = &config.source;
-    let calibration = (c.calibration == "synthetic").then(|| Calibration {
-        camera: synthetic_camera(s.width, s.height, &s.synthetic),
-        width: s.width,
-        height: s.height,
-    });
-    let mut models = if c.demo_anatomy { anatomy::demo_models() } else { Vec::new() };
     let mut problems = Vec::new();
+    let calibration = match c.calibration.as_str() {
+        "none" => None,
+        "synthetic" => Some(Calibration {
+            camera: synthetic_camera(s.width, s.height, &s.synthetic),
+            width: s.width,
+            height: s.height,
+        }),
+        file => match CalibrationFile::load(Path::new(file)) {
+            Ok(f) => Some(Calibration { camera: f.camera, width: f.image_width, height: f.image_height }),
+            Err(e) => {
+                problems.push(format!("calibration left out, the video is shown as captured: {e}"));
+                None
+            }
+        },
+    };
+    let mut models = if c.demo_anatomy { anatomy::demo_models() } else { Vec::new() };
     for model in &c.models {
         match load_mesh(&model.path) {
             Ok(mesh) => {
@@ -77,5 +89,24 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("broken.stl"), "{problems:?}");
         assert!(scene.validate().is_ok());
+    }
+
+    #[test]
+    fn a_calibration_file_sets_the_camera() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("scope.yaml");
+        let camera = crate::source::synthetic::synthetic_camera(640, 480, &Default::default());
+        CalibrationFile { camera, image_width: 640, image_height: 480, avg_reprojection_error: 0.2 }
+            .save(&path)
+            .expect("written");
+        let mut config = Config::default();
+        config.compositor.calibration = path.display().to_string();
+        let (scene, problems) = scene_from_config(&config);
+        assert!(problems.is_empty(), "{problems:?}");
+        let calibration = scene.calibration.expect("loaded");
+        assert_eq!((calibration.camera, calibration.width, calibration.height), (camera, 640, 480));
+        std::fs::write(&path, "%YAML:1.0\nimage_width: 640\n").expect("write");
+        let err = config.validate(Path::new("station.toml")).expect_err("broken calibration refused");
+        assert!(err.to_string().contains("camera_matrix"), "{err}");
     }
 }
