@@ -410,7 +410,7 @@ mod tests {
     fn opencv_written_yaml_with_wrapped_data_reads() {
         let text = "%YAML:1.0\n---\nimage_width: 640\nimage_height: 480\ncamera_matrix: !!opencv-matrix\n   rows: 3\n   cols: 3\n   dt: d\n   data: [ 8.0994790000000000e+02, 0., 3.6199611000000002e+02, 0.,\n       8.0655964000000006e+02, 2.1439514000000000e+02, 0., 0., 1. ]\ndistortion_coefficients: !!opencv-matrix\n   rows: 1\n   cols: 5\n   dt: d\n   data: [ -1.2821e-01, -3.9441e-01, -4.35e-03, -7.32e-03, 0. ]\n";
         let c = CalibrationFile::parse_opencv_yaml(text, Path::new("cv.yaml")).expect("parses");
-        assert_eq!(c.camera.intrinsics.fy, 806.55964000000006);
+        assert_eq!(c.camera.intrinsics.fy, "8.0655964000000006e+02".parse::<f64>().expect("number"));
         assert_eq!(c.avg_reprojection_error, 0.0);
     }
 

@@ -19,5 +19,6 @@ pub mod camera;
 pub mod file;
 pub mod intrinsics;
 pub mod points_file;
+pub mod registration;
 
 pub use camera::{BrownConrady, CameraError, CameraModel, KannalaBrandt, LensModel, PinholeIntrinsics};
