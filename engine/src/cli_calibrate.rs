@@ -94,3 +94,283 @@ pub fn intrinsics(args: &IntrinsicsArgs) -> anyhow::Result<String> {
 fn display(path: &Path) -> String {
     path.display().to_string()
 }
+
+use nalgebra::{Isometry3, Vector3};
+use scopecast_calibration::registration::hand_eye::hand_eye_calibration;
+use scopecast_calibration::registration::icp::{IcpMetric, IcpSettings, icp};
+use scopecast_calibration::registration::pivot::pivot_calibration;
+use scopecast_calibration::registration::points::register_points;
+use scopecast_calibration::registration::{isometry_from_rows, rows_from_isometry};
+use serde::Deserialize;
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not the documented JSON layout", path.display()))
+}
+
+fn poses(rows: &[[f64; 16]], field: &str, path: &Path) -> anyhow::Result<Vec<Isometry3<f64>>> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| isometry_from_rows(r).with_context(|| format!("{}: {field}[{i}]", path.display())))
+        .collect()
+}
+
+fn write_output(output: Option<&PathBuf>, value: &serde_json::Value) -> anyhow::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(format!("written to {}", path.display()))
+        }
+        None => Ok(text),
+    }
+}
+
+/// `scopecast calibrate pivot`.
+#[derive(Debug, Args)]
+pub struct PivotArgs {
+    /// JSON: {"tracker_from_tool": [[16 numbers, row-major 4x4, mm], ...]} (at least 4 poses).
+    #[arg(long)]
+    pub poses: PathBuf,
+    /// Write the result as JSON here (else print it).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PivotInput {
+    tracker_from_tool: Vec<[f64; 16]>,
+}
+
+/// Runs a pivot calibration.
+pub fn pivot(args: &PivotArgs) -> anyhow::Result<String> {
+    let input: PivotInput = read_json(&args.poses)?;
+    let result = pivot_calibration(&poses(&input.tracker_from_tool, "tracker_from_tool", &args.poses)?)?;
+    let json = serde_json::json!({
+        "tip_in_tool_mm": result.tip_in_tool.as_slice(),
+        "pivot_in_tracker_mm": result.pivot_in_tracker.as_slice(),
+        "rms_mm": result.rms_mm,
+        "max_mm": result.max_mm,
+    });
+    Ok(format!(
+        "tip in tool {:.3?} mm, pivot in tracker {:.3?} mm\nRMS {:.4} mm, max {:.4} mm over {} poses\n{}",
+        result.tip_in_tool.as_slice(),
+        result.pivot_in_tracker.as_slice(),
+        result.rms_mm,
+        result.max_mm,
+        input.tracker_from_tool.len(),
+        write_output(args.output.as_ref(), &json)?
+    ))
+}
+
+/// `scopecast calibrate hand-eye`.
+#[derive(Debug, Args)]
+pub struct HandEyeArgs {
+    /// JSON: {"tracker_from_marker": [[16]...], "camera_from_target": [[16]...]}, row-major 4x4, mm, paired.
+    #[arg(long)]
+    pub poses: PathBuf,
+    /// Write the result as JSON here (else print it).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandEyeInput {
+    tracker_from_marker: Vec<[f64; 16]>,
+    camera_from_target: Vec<[f64; 16]>,
+}
+
+/// Runs a hand–eye calibration.
+pub fn hand_eye(args: &HandEyeArgs) -> anyhow::Result<String> {
+    let input: HandEyeInput = read_json(&args.poses)?;
+    let markers = poses(&input.tracker_from_marker, "tracker_from_marker", &args.poses)?;
+    let cameras = poses(&input.camera_from_target, "camera_from_target", &args.poses)?;
+    let result = hand_eye_calibration(&markers, &cameras)?;
+    let json = serde_json::json!({
+        "marker_from_camera": rows_from_isometry(&result.marker_from_camera).to_vec(),
+        "rotation_rms_deg": result.rotation_rms_deg,
+        "translation_rms_mm": result.translation_rms_mm,
+        "motions": result.motions,
+    });
+    Ok(format!(
+        "marker_from_camera translation {:.3?} mm, rotation {:.4} deg about {:.4?}\nresiduals over {} motions: rotation RMS {:.4} deg, translation RMS {:.4} mm\n{}",
+        result.marker_from_camera.translation.vector.as_slice(),
+        result.marker_from_camera.rotation.angle().to_degrees(),
+        result.marker_from_camera.rotation.axis().map(|a| a.into_inner()).unwrap_or_else(Vector3::z).as_slice(),
+        result.motions,
+        result.rotation_rms_deg,
+        result.translation_rms_mm,
+        write_output(args.output.as_ref(), &json)?
+    ))
+}
+
+/// `scopecast register points`.
+#[derive(Debug, Args)]
+pub struct PointsArgs {
+    /// JSON: {"moving": [[x,y,z]...], "fixed": [[x,y,z]...], "targets": [[x,y,z]...] (optional, moving frame),
+    /// "fle_mm": number (optional; estimated from the FRE otherwise)}.
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// Also estimate a uniform scale (off by default).
+    #[arg(long)]
+    pub scale: bool,
+    /// Write the result as JSON here (else print it).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointsInput {
+    moving: Vec<[f64; 3]>,
+    fixed: Vec<[f64; 3]>,
+    #[serde(default)]
+    targets: Vec<[f64; 3]>,
+    #[serde(default)]
+    fle_mm: Option<f64>,
+}
+
+fn vectors(points: &[[f64; 3]]) -> Vec<Vector3<f64>> {
+    points.iter().map(|p| Vector3::new(p[0], p[1], p[2])).collect()
+}
+
+/// Runs a paired-point registration.
+pub fn points(args: &PointsArgs) -> anyhow::Result<String> {
+    let input: PointsInput = read_json(&args.pairs)?;
+    let result = register_points(&vectors(&input.moving), &vectors(&input.fixed), args.scale)
+        .with_context(|| format!("registering {}", args.pairs.display()))?;
+    let fle = input.fle_mm.unwrap_or(result.fle_mm);
+    let tre: Vec<f64> =
+        vectors(&input.targets).iter().map(|t| result.predicted_tre_mm(&result.apply(t), fle)).collect();
+    let json = serde_json::json!({
+        "fixed_from_moving": rows_from_isometry(&result.fixed_from_moving).to_vec(),
+        "scale": result.scale,
+        "fre_mm": result.fre_mm,
+        "residuals_mm": result.residuals_mm,
+        "fle_mm": fle,
+        "predicted_tre_mm": tre,
+    });
+    let tre_text: Vec<String> = tre.iter().map(|t| format!("{t:.3}")).collect();
+    Ok(format!(
+        "FRE {:.4} mm over {} fiducials (FLE {:.4} mm{}), scale {:.6}\npredicted TRE at targets: [{}] mm\n{}",
+        result.fre_mm,
+        input.moving.len(),
+        fle,
+        if input.fle_mm.is_some() { ", given" } else { ", estimated from FRE" },
+        result.scale,
+        tre_text.join(", "),
+        write_output(args.output.as_ref(), &json)?
+    ))
+}
+
+/// ICP metrics on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricArg {
+    /// Point-to-point.
+    PointToPoint,
+    /// Point-to-plane.
+    PointToPlane,
+}
+
+/// `scopecast register surface`.
+#[derive(Debug, Args)]
+pub struct SurfaceArgs {
+    /// Points to move: CSV (x,y,z per line) or a mesh (.stl, .obj, .glb, .gltf: its vertices).
+    #[arg(long)]
+    pub moving: PathBuf,
+    /// The surface to register onto, same formats.
+    #[arg(long)]
+    pub fixed: PathBuf,
+    /// Error metric.
+    #[arg(long, value_enum, default_value = "point-to-plane")]
+    pub metric: MetricArg,
+    /// Initial fixed_from_moving as JSON {"fixed_from_moving": [16 numbers, row-major]}.
+    #[arg(long)]
+    pub initial: Option<PathBuf>,
+    /// Fraction of closest pairs kept per iteration (0.5..=1).
+    #[arg(long, default_value_t = 0.9)]
+    pub keep: f64,
+    /// Most iterations.
+    #[arg(long, default_value_t = 60)]
+    pub max_iterations: usize,
+    /// Write the result as JSON here (else print it).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+fn cloud(path: &Path) -> anyhow::Result<Vec<Vector3<f64>>> {
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    if !is_csv {
+        let mesh = scopecast_engine::scene::mesh::load_mesh(path)?;
+        return Ok(mesh
+            .positions
+            .iter()
+            .map(|p| Vector3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2])))
+            .collect());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut points = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(char::is_alphabetic) {
+            continue;
+        }
+        let values: Result<Vec<f64>, _> =
+            line.split([',', ' ', '\t', ';']).filter(|s| !s.is_empty()).map(str::parse).collect();
+        match values {
+            Ok(v) if v.len() == 3 => points.push(Vector3::new(v[0], v[1], v[2])),
+            _ => anyhow::bail!("{}:{}: expected three numbers x,y,z", path.display(), i + 1),
+        }
+    }
+    Ok(points)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitialPose {
+    fixed_from_moving: [f64; 16],
+}
+
+/// Runs ICP.
+pub fn surface(args: &SurfaceArgs) -> anyhow::Result<String> {
+    let moving = cloud(&args.moving)?;
+    let fixed = cloud(&args.fixed)?;
+    let initial = match &args.initial {
+        Some(path) => {
+            let pose: InitialPose = read_json(path)?;
+            isometry_from_rows(&pose.fixed_from_moving)
+                .with_context(|| format!("{}: fixed_from_moving", path.display()))?
+        }
+        None => Isometry3::identity(),
+    };
+    let settings = IcpSettings {
+        metric: match args.metric {
+            MetricArg::PointToPoint => IcpMetric::PointToPoint,
+            MetricArg::PointToPlane => IcpMetric::PointToPlane,
+        },
+        max_iterations: args.max_iterations,
+        keep_fraction: args.keep,
+        ..Default::default()
+    };
+    let result = icp(&moving, &fixed, initial, settings)?;
+    let json = serde_json::json!({
+        "fixed_from_moving": rows_from_isometry(&result.fixed_from_moving).to_vec(),
+        "rms_mm": result.rms_mm,
+        "rms_all_mm": result.rms_all_mm,
+        "iterations": result.iterations,
+        "converged": result.converged,
+    });
+    Ok(format!(
+        "ICP {:?}: RMS {:.4} mm over the kept {:.0} % of {} points (all points {:.4} mm), {} iterations, {}\n{}",
+        settings.metric,
+        result.rms_mm,
+        args.keep * 100.0,
+        moving.len(),
+        result.rms_all_mm,
+        result.iterations,
+        if result.converged { "converged" } else { "iteration limit reached" },
+        write_output(args.output.as_ref(), &json)?
+    ))
+}

@@ -54,10 +54,15 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Calibrate the endoscope camera (intrinsics), and later hand-eye and pivot.
+    /// Calibrate the endoscope camera (intrinsics, hand-eye) and tracked tools (pivot).
     Calibrate {
         #[command(subcommand)]
         command: CalibrateCommand,
+    },
+    /// Register anatomy to the patient: paired points or surfaces.
+    Register {
+        #[command(subcommand)]
+        command: RegisterCommand,
     },
     /// Work with config files.
     Config {
@@ -70,6 +75,18 @@ enum Command {
 enum CalibrateCommand {
     /// Intrinsics and lens distortion from views of a planar target.
     Intrinsics(cli_calibrate::IntrinsicsArgs),
+    /// Tip offset of a tracked tool pivoted about its tip.
+    Pivot(cli_calibrate::PivotArgs),
+    /// The camera's pose on its tracked marker (AX = XB).
+    HandEye(cli_calibrate::HandEyeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RegisterCommand {
+    /// Paired-point rigid registration with FRE and predicted TRE.
+    Points(cli_calibrate::PointsArgs),
+    /// Surface registration by ICP.
+    Surface(cli_calibrate::SurfaceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,18 +198,30 @@ fn main() -> ExitCode {
                 Err(e) => usage_error(&e.to_string()),
             }
         }
-        Command::Calibrate { command: CalibrateCommand::Intrinsics(args) } => match cli_calibrate::intrinsics(&args) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        Command::Calibrate { command } => report(match command {
+            CalibrateCommand::Intrinsics(args) => cli_calibrate::intrinsics(&args),
+            CalibrateCommand::Pivot(args) => cli_calibrate::pivot(&args),
+            CalibrateCommand::HandEye(args) => cli_calibrate::hand_eye(&args),
+        }),
+        Command::Register { command } => report(match command {
+            RegisterCommand::Points(args) => cli_calibrate::points(&args),
+            RegisterCommand::Surface(args) => cli_calibrate::surface(&args),
+        }),
         Command::Demo(overrides) => station(Config::default(), Path::new("<command line>"), &overrides),
         Command::Run { config, overrides } => match Config::load(&config) {
             Ok(loaded) => station(loaded, &config, &overrides),
             Err(e) => usage_error(&e.to_string()),
         },
+    }
+}
+
+fn report(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }
 
