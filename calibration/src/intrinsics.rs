@@ -276,6 +276,11 @@ fn pose_from_homography(h: &Matrix3<f64>, k: &Matrix3<f64>) -> Option<TargetPose
 /// Projects a target point seen at `pose` through `camera`.
 fn project(camera: &CameraModel, pose: &[f64], p: &[f64; 3]) -> Option<[f64; 2]> {
     let r = Rotation3::from_scaled_axis(Vector3::new(pose[0], pose[1], pose[2]));
+    project_with(camera, &r, pose, p)
+}
+
+/// Projects with the pose's rotation already built (it is the same for every point of a view).
+fn project_with(camera: &CameraModel, r: &Rotation3<f64>, pose: &[f64], p: &[f64; 3]) -> Option<[f64; 2]> {
     let q = r * Vector3::new(p[0], p[1], p[2]) + Vector3::new(pose[3], pose[4], pose[5]);
     camera.project([q[0], q[1], q[2]]).ok()
 }
@@ -417,8 +422,9 @@ impl Problem<'_> {
         let p = self.with_aspect(params);
         let camera = camera_from(self.kind, &p);
         let pose = &params[self.n_intr + 6 * view..self.n_intr + 6 * view + 6];
+        let r = Rotation3::from_scaled_axis(Vector3::new(pose[0], pose[1], pose[2]));
         for (o, m) in self.views[view].object.iter().zip(&self.views[view].image) {
-            let q = project(&camera, pose, o)?;
+            let q = project_with(&camera, &r, pose, o)?;
             out.push(q[0] - m[0]);
             out.push(q[1] - m[1]);
         }
@@ -433,34 +439,56 @@ impl Problem<'_> {
         Some(out)
     }
 
-    /// Jacobian of the residuals over the free parameters by central
-    /// differences; pose columns touch only their own view's rows.
-    fn jacobian(&self, params: &[f64], free: &[bool]) -> Option<DMatrix<f64>> {
-        let rows: usize = self.views.iter().map(|v| 2 * v.object.len()).sum();
-        let free_index: Vec<usize> = (0..params.len()).filter(|&i| free[i]).collect();
-        let mut j = DMatrix::<f64>::zeros(rows, free_index.len());
-        let mut view_start = vec![0usize];
-        for v in self.views {
-            view_start.push(view_start.last().copied().unwrap_or(0) + 2 * v.object.len());
-        }
-        for (col, &param) in free_index.iter().enumerate() {
-            let h = 1e-6 * params[param].abs().max(1e-2);
-            let mut plus = params.to_vec();
-            let mut minus = params.to_vec();
-            plus[param] += h;
-            minus[param] -= h;
-            let views: Vec<usize> =
-                if param < self.n_intr { (0..self.views.len()).collect() } else { vec![(param - self.n_intr) / 6] };
-            for v in views {
-                let (mut rp, mut rm) = (Vec::new(), Vec::new());
-                self.view_residuals(&plus, v, &mut rp)?;
-                self.view_residuals(&minus, v, &mut rm)?;
-                for (k, (a, b)) in rp.iter().zip(&rm).enumerate() {
-                    j[(view_start[v] + k, col)] = (a - b) / (2.0 * h);
-                }
+    /// The normal equations `JᵀJ` and `Jᵀr` over the free parameters, with J by
+    /// central differences. J is block-sparse (a view's residuals depend on the
+    /// intrinsics and on that view's pose only), so each view's block is built
+    /// and folded in on its own, as OpenCV does; the dense J is never formed.
+    fn normal_equations(&self, params: &[f64], free: &[bool], r: &[f64]) -> Option<(DMatrix<f64>, DVector<f64>)> {
+        let mut column_of = vec![None; params.len()];
+        let mut free_count = 0;
+        for (i, f) in free.iter().enumerate() {
+            if *f {
+                column_of[i] = Some(free_count);
+                free_count += 1;
             }
         }
-        Some(j)
+        let mut jtj = DMatrix::<f64>::zeros(free_count, free_count);
+        let mut g = DVector::<f64>::zeros(free_count);
+        let mut row_start = 0;
+        let (mut plus, mut minus) = (params.to_vec(), params.to_vec());
+        let (mut rp, mut rm) = (Vec::new(), Vec::new());
+        for view in 0..self.views.len() {
+            let rows = 2 * self.views[view].object.len();
+            let pose_params = self.n_intr + 6 * view..self.n_intr + 6 * view + 6;
+            let columns: Vec<(usize, usize)> =
+                (0..self.n_intr).chain(pose_params).filter_map(|p| column_of[p].map(|c| (p, c))).collect();
+            let mut block = DMatrix::<f64>::zeros(rows, columns.len());
+            for (k, &(param, _)) in columns.iter().enumerate() {
+                let h = 1e-6 * params[param].abs().max(1e-2);
+                plus[param] = params[param] + h;
+                minus[param] = params[param] - h;
+                rp.clear();
+                rm.clear();
+                self.view_residuals(&plus, view, &mut rp)?;
+                self.view_residuals(&minus, view, &mut rm)?;
+                plus[param] = params[param];
+                minus[param] = params[param];
+                for (row, (a, b)) in rp.iter().zip(&rm).enumerate() {
+                    block[(row, k)] = (a - b) / (2.0 * h);
+                }
+            }
+            let block_jtj = block.transpose() * &block;
+            let residual = DVector::from_column_slice(&r[row_start..row_start + rows]);
+            let block_g = block.transpose() * residual;
+            for (a, &(_, ca)) in columns.iter().enumerate() {
+                g[ca] += block_g[a];
+                for (b, &(_, cb)) in columns.iter().enumerate() {
+                    jtj[(ca, cb)] += block_jtj[(a, b)];
+                }
+            }
+            row_start += rows;
+        }
+        Some((jtj, g))
     }
 
     /// Levenberg–Marquardt (Marquardt's diagonal scaling) with at most
@@ -481,9 +509,10 @@ impl Problem<'_> {
         let mut jtj = DMatrix::zeros(free_index.len(), free_index.len());
         while iterations < MAX_ITERATIONS {
             iterations += 1;
-            let j = self.jacobian(&params, free).ok_or_else(|| degenerate("a target point went behind the camera"))?;
-            jtj = j.transpose() * &j;
-            let g = j.transpose() * DVector::from_vec(r.clone());
+            let (normal, g) = self
+                .normal_equations(&params, free, &r)
+                .ok_or_else(|| degenerate("a target point went behind the camera"))?;
+            jtj = normal;
             let mut improved = false;
             for _ in 0..20 {
                 let mut a = jtj.clone();

@@ -20,5 +20,6 @@ pub mod file;
 pub mod intrinsics;
 pub mod points_file;
 pub mod registration;
+pub mod synthetic;
 
 pub use camera::{BrownConrady, CameraError, CameraModel, KannalaBrandt, LensModel, PinholeIntrinsics};

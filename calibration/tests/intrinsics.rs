@@ -45,57 +45,9 @@ fn calib1_matches_the_reference_within_a_tenth_of_a_percent() {
     assert_eq!(result.std_dev.distortion[4], 0.0, "a fixed parameter has no spread");
 }
 
-/// xorshift64*: seeded, reproducible noise without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Gaussian by Box–Muller.
-    fn gaussian(&mut self, sigma: f64) -> f64 {
-        let (u, v) = (self.next_f64().max(1e-300), self.next_f64());
-        sigma * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-/// Views of a 9×6 board (25 mm) seen by `camera` from varied poses, with
-/// Gaussian image noise of `noise_px`.
+/// Twelve views of a 9×6 board (25 mm) seen by `camera`, with Gaussian image noise of `noise_px`.
 fn synthetic_views(camera: &CameraModel, size: (u32, u32), noise_px: f64, seed: u64) -> Vec<View> {
-    let object: Vec<[f64; 3]> =
-        (0..6).flat_map(|r| (0..9).map(move |c| [c as f64 * 25.0, r as f64 * 25.0, 0.0])).collect();
-    let mut rng = Rng(seed);
-    let mut views = Vec::new();
-    let mut attempt = 0;
-    while views.len() < 12 && attempt < 200 {
-        attempt += 1;
-        let angle = |rng: &mut Rng, max: f64| (rng.next_f64() * 2.0 - 1.0) * max;
-        let r =
-            nalgebra::Rotation3::from_euler_angles(angle(&mut rng, 0.6), angle(&mut rng, 0.6), angle(&mut rng, 0.5));
-        let t = nalgebra::Vector3::new(
-            angle(&mut rng, 60.0) - 100.0,
-            angle(&mut rng, 40.0) - 62.0,
-            280.0 + angle(&mut rng, 80.0),
-        );
-        let mut image = Vec::new();
-        let mut inside = true;
-        for p in &object {
-            let q = r * nalgebra::Vector3::new(p[0], p[1], p[2]) + t;
-            match camera.project([q[0], q[1], q[2]]) {
-                Ok(px) if px[0] >= 0.0 && px[1] >= 0.0 && px[0] < f64::from(size.0) && px[1] < f64::from(size.1) => {
-                    image.push([px[0] + rng.gaussian(noise_px), px[1] + rng.gaussian(noise_px)]);
-                }
-                _ => inside = false,
-            }
-        }
-        if inside {
-            views.push(View { object: object.clone(), image });
-        }
-    }
+    let views = scopecast_calibration::synthetic::board_views(camera, size, (9, 6, 25.0), 12, noise_px, seed);
     assert!(views.len() >= 8, "only {} synthetic views fit the image", views.len());
     views
 }
