@@ -86,7 +86,7 @@ fn main() {
     };
     for count in [10, 25] {
         let views = board_views(&camera, (1920, 1080), (9, 6, 25.0), count, 0.2, 99);
-        calibration_case(&format!("1080p synthetic, seed 99"), &views, (1920, 1080));
+        calibration_case("1080p synthetic, seed 99", &views, (1920, 1080));
     }
 
     println!("ICP (bumpy surface, 0.5 mm grid, 32 400 fixed points; sparse noisy patch):");
