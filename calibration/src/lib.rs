@@ -16,6 +16,7 @@
 //! centres at integer + 0.5 and convert at its boundary.
 
 pub mod camera;
+pub mod detect;
 pub mod file;
 pub mod intrinsics;
 pub mod points_file;

@@ -76,3 +76,120 @@ pub fn board_views(
     }
     views
 }
+
+use crate::detect::GrayImage;
+
+/// How a rendered board image is degraded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderQuality {
+    /// Gaussian blur σ, px (0: none).
+    pub blur_px: f64,
+    /// Gaussian noise σ, intensity levels.
+    pub noise: f64,
+    /// Brightness falls from 1 at one image corner to `1 − lighting_falloff` at the opposite one.
+    pub lighting_falloff: f64,
+}
+
+/// Renders a `cols × rows` inner-corner chessboard (squares of `square`,
+/// a white margin of one square) at `camera_from_board` (rotation vector,
+/// translation) through `camera`, with 4×4 supersampling, then degrades it;
+/// returns the image and the true inner-corner positions (row by row).
+pub fn render_board(
+    camera: &CameraModel,
+    size: (u32, u32),
+    (cols, rows, square): (usize, usize, f64),
+    (rotation, translation): ([f64; 3], [f64; 3]),
+    quality: RenderQuality,
+    seed: u64,
+) -> (GrayImage, Vec<[f64; 2]>) {
+    let r = Rotation3::from_scaled_axis(Vector3::new(rotation[0], rotation[1], rotation[2]));
+    let t = Vector3::new(translation[0], translation[1], translation[2]);
+    let (w, h) = (size.0 as usize, size.1 as usize);
+    let board_from_camera_r = r.inverse();
+    let shade = |x: f64, y: f64| -> f32 {
+        let Ok([nx, ny]) = camera.unproject([x, y]) else { return 90.0 };
+        // Ray (nx, ny, 1)·s in the camera frame; intersect with the board's z = 0 plane.
+        let origin = board_from_camera_r * (-t);
+        let direction = board_from_camera_r * Vector3::new(nx, ny, 1.0);
+        if direction.z.abs() < 1e-12 {
+            return 90.0;
+        }
+        let s = -origin.z / direction.z;
+        if s <= 0.0 {
+            return 90.0;
+        }
+        let p = origin + direction * s;
+        // Board squares: (cols + 1) × (rows + 1), plus a white margin of one square.
+        let (u, v) = (p.x / square + 1.0, p.y / square + 1.0);
+        if u < -1.0 || v < -1.0 || u > cols as f64 + 2.0 || v > rows as f64 + 2.0 {
+            return 90.0;
+        }
+        if u < 0.0 || v < 0.0 || u > cols as f64 + 1.0 || v > rows as f64 + 1.0 {
+            return 235.0;
+        }
+        if (u.floor() as i64 + v.floor() as i64) % 2 == 0 { 20.0 } else { 235.0 }
+    };
+    let mut data = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = 0.0;
+            for sy in 0..4 {
+                for sx in 0..4 {
+                    sum += shade(x as f64 - 0.375 + sx as f64 * 0.25, y as f64 - 0.375 + sy as f64 * 0.25);
+                }
+            }
+            data[y * w + x] = sum / 16.0;
+        }
+    }
+    if quality.blur_px > 0.0 {
+        data = gaussian_blur(&data, w, h, quality.blur_px);
+    }
+    let mut rng = SeededRng::new(seed);
+    let diagonal = ((w * w + h * h) as f64).sqrt();
+    for y in 0..h {
+        for x in 0..w {
+            let light = 1.0 - quality.lighting_falloff * ((x * x + y * y) as f64).sqrt() / diagonal;
+            let v = f64::from(data[y * w + x]) * light + rng.gaussian(quality.noise);
+            data[y * w + x] = v.clamp(0.0, 255.0) as f32;
+        }
+    }
+    let corners = (1..=rows)
+        .flat_map(|row| (1..=cols).map(move |col| (col, row)))
+        .filter_map(|(col, row)| {
+            let p = r * Vector3::new((col - 1) as f64 * square, (row - 1) as f64 * square, 0.0) + t;
+            camera.project([p.x, p.y, p.z]).ok()
+        })
+        .collect();
+    (GrayImage { width: w, height: h, data }, corners)
+}
+
+/// Separable Gaussian blur with σ `sigma` px, border clamped.
+fn gaussian_blur(data: &[f32], w: usize, h: usize, sigma: f64) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f32> = (-radius..=radius).map(|k| (-(k * k) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    let mut horizontal = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut s = 0.0;
+            for (k, weight) in kernel.iter().enumerate() {
+                let xx = (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
+                s += data[y * w + xx] * weight;
+            }
+            horizontal[y * w + x] = s;
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut s = 0.0;
+            for (k, weight) in kernel.iter().enumerate() {
+                let yy = (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
+                s += horizontal[yy * w + x] * weight;
+            }
+            out[y * w + x] = s;
+        }
+    }
+    out
+}
