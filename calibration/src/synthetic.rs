@@ -90,44 +90,37 @@ pub struct RenderQuality {
     pub lighting_falloff: f64,
 }
 
-/// Renders a `cols × rows` inner-corner chessboard (squares of `square`,
-/// a white margin of one square) at `camera_from_board` (rotation vector,
-/// translation) through `camera`, with 4×4 supersampling, then degrades it;
-/// returns the image and the true inner-corner positions (row by row).
-pub fn render_board(
+/// Renders a planar target at `camera_from_target` (rotation vector,
+/// translation) through `camera` with 4×4 supersampling, then degrades it.
+/// `target(x, y)` gives the intensity at target-plane point (x, y) (mm), or
+/// `None` off the target (a grey background).
+fn render_target(
     camera: &CameraModel,
     size: (u32, u32),
-    (cols, rows, square): (usize, usize, f64),
     (rotation, translation): ([f64; 3], [f64; 3]),
     quality: RenderQuality,
     seed: u64,
-) -> (GrayImage, Vec<[f64; 2]>) {
+    target: &dyn Fn(f64, f64) -> Option<f32>,
+) -> GrayImage {
+    const BACKGROUND: f32 = 90.0;
     let r = Rotation3::from_scaled_axis(Vector3::new(rotation[0], rotation[1], rotation[2]));
     let t = Vector3::new(translation[0], translation[1], translation[2]);
     let (w, h) = (size.0 as usize, size.1 as usize);
-    let board_from_camera_r = r.inverse();
+    let target_from_camera = r.inverse();
+    let origin = target_from_camera * (-t);
     let shade = |x: f64, y: f64| -> f32 {
-        let Ok([nx, ny]) = camera.unproject([x, y]) else { return 90.0 };
-        // Ray (nx, ny, 1)·s in the camera frame; intersect with the board's z = 0 plane.
-        let origin = board_from_camera_r * (-t);
-        let direction = board_from_camera_r * Vector3::new(nx, ny, 1.0);
+        let Ok([nx, ny]) = camera.unproject([x, y]) else { return BACKGROUND };
+        // The ray (nx, ny, 1)·s from the camera, intersected with the target's z = 0 plane.
+        let direction = target_from_camera * Vector3::new(nx, ny, 1.0);
         if direction.z.abs() < 1e-12 {
-            return 90.0;
+            return BACKGROUND;
         }
         let s = -origin.z / direction.z;
         if s <= 0.0 {
-            return 90.0;
+            return BACKGROUND;
         }
         let p = origin + direction * s;
-        // Board squares: (cols + 1) × (rows + 1), plus a white margin of one square.
-        let (u, v) = (p.x / square + 1.0, p.y / square + 1.0);
-        if u < -1.0 || v < -1.0 || u > cols as f64 + 2.0 || v > rows as f64 + 2.0 {
-            return 90.0;
-        }
-        if u < 0.0 || v < 0.0 || u > cols as f64 + 1.0 || v > rows as f64 + 1.0 {
-            return 235.0;
-        }
-        if (u.floor() as i64 + v.floor() as i64) % 2 == 0 { 20.0 } else { 235.0 }
+        target(p.x, p.y).unwrap_or(BACKGROUND)
     };
     let mut data = vec![0f32; w * h];
     for y in 0..h {
@@ -153,14 +146,79 @@ pub fn render_board(
             data[y * w + x] = v.clamp(0.0, 255.0) as f32;
         }
     }
-    let corners = (1..=rows)
-        .flat_map(|row| (1..=cols).map(move |col| (col, row)))
-        .filter_map(|(col, row)| {
-            let p = r * Vector3::new((col - 1) as f64 * square, (row - 1) as f64 * square, 0.0) + t;
-            camera.project([p.x, p.y, p.z]).ok()
+    GrayImage { width: w, height: h, data }
+}
+
+fn project_all(camera: &CameraModel, pose: ([f64; 3], [f64; 3]), points: &[[f64; 3]]) -> Vec<[f64; 2]> {
+    let r = Rotation3::from_scaled_axis(Vector3::new(pose.0[0], pose.0[1], pose.0[2]));
+    let t = Vector3::new(pose.1[0], pose.1[1], pose.1[2]);
+    points
+        .iter()
+        .filter_map(|p| {
+            let q = r * Vector3::new(p[0], p[1], p[2]) + t;
+            camera.project([q.x, q.y, q.z]).ok()
         })
-        .collect();
-    (GrayImage { width: w, height: h, data }, corners)
+        .collect()
+}
+
+/// Renders a `cols × rows` inner-corner chessboard (squares of `square`, a
+/// white margin of one square) at `camera_from_board`; returns the image and
+/// the true inner-corner positions (row by row).
+pub fn render_board(
+    camera: &CameraModel,
+    size: (u32, u32),
+    (cols, rows, square): (usize, usize, f64),
+    pose: ([f64; 3], [f64; 3]),
+    quality: RenderQuality,
+    seed: u64,
+) -> (GrayImage, Vec<[f64; 2]>) {
+    let board = move |x: f64, y: f64| -> Option<f32> {
+        // (cols + 1) × (rows + 1) squares whose inner corners start at the origin.
+        let (u, v) = (x / square + 1.0, y / square + 1.0);
+        if u < -1.0 || v < -1.0 || u > cols as f64 + 2.0 || v > rows as f64 + 2.0 {
+            return None;
+        }
+        if u < 0.0 || v < 0.0 || u > cols as f64 + 1.0 || v > rows as f64 + 1.0 {
+            return Some(235.0);
+        }
+        Some(if (u.floor() as i64 + v.floor() as i64) % 2 == 0 { 20.0 } else { 235.0 })
+    };
+    let image = render_target(camera, size, pose, quality, seed, &board);
+    let corners: Vec<[f64; 3]> =
+        (0..rows).flat_map(|r| (0..cols).map(move |c| [c as f64 * square, r as f64 * square, 0.0])).collect();
+    (image, project_all(camera, pose, &corners))
+}
+
+/// Object points of OpenCV's asymmetric circle grid: `((2j + i mod 2)·s, i·s, 0)`.
+pub fn asymmetric_grid_points(cols: usize, rows: usize, spacing: f64) -> Vec<[f64; 3]> {
+    (0..rows)
+        .flat_map(|i| (0..cols).map(move |j| [(2 * j + i % 2) as f64 * spacing, i as f64 * spacing, 0.0]))
+        .collect()
+}
+
+/// Renders an asymmetric circle grid (dark discs of radius `0.3 · spacing` on
+/// white, margin of one spacing); returns the image and the true centres' projections.
+pub fn render_circles(
+    camera: &CameraModel,
+    size: (u32, u32),
+    (cols, rows, spacing): (usize, usize, f64),
+    pose: ([f64; 3], [f64; 3]),
+    quality: RenderQuality,
+    seed: u64,
+) -> (GrayImage, Vec<[f64; 2]>) {
+    let centres = asymmetric_grid_points(cols, rows, spacing);
+    let (width, height) = ((2 * cols) as f64 * spacing, rows as f64 * spacing);
+    let radius = 0.3 * spacing;
+    let inside = centres.clone();
+    let board = move |x: f64, y: f64| -> Option<f32> {
+        if x < -spacing * 1.5 || y < -spacing * 1.5 || x > width + spacing || y > height + spacing {
+            return None;
+        }
+        let near = inside.iter().any(|c| (x - c[0]).hypot(y - c[1]) < radius);
+        Some(if near { 20.0 } else { 235.0 })
+    };
+    let image = render_target(camera, size, pose, quality, seed, &board);
+    (image, project_all(camera, pose, &centres))
 }
 
 /// Separable Gaussian blur with σ `sigma` px, border clamped.

@@ -1,5 +1,6 @@
 //! Calibration pattern detection in grayscale images: chessboard inner
-//! corners (X-corner response, grid growing, sub-pixel refinement). Views in
+//! corners (X-corner response, grid growing, sub-pixel refinement) and the
+//! asymmetric circle grid (blobs, lattice growing). Views in
 //! which the full pattern is not found are reported, never guessed.
 //!
 //! Images are row-major grayscale with values in 0..=255 (f32), pixel
@@ -7,6 +8,8 @@
 //! crate).
 
 pub mod chessboard;
+pub mod circles;
+mod grid;
 pub mod subpixel;
 
 use thiserror::Error;
