@@ -21,10 +21,18 @@ pub enum ModelArg {
 
 /// `scopecast calibrate intrinsics`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["points", "images"])))]
 pub struct IntrinsicsArgs {
     /// Measured point sets (JSON: image_width, image_height, object_points, image_points per view).
     #[arg(long)]
-    pub points: PathBuf,
+    pub points: Option<PathBuf>,
+    /// A folder of images (PNG, JPEG, ...) of the pattern; needs --pattern.
+    #[arg(long, requires = "pattern")]
+    pub images: Option<PathBuf>,
+    /// chessboard:COLSxROWS:SQUARE (inner corners) or circles:COLSxROWS:SPACING (asymmetric grid,
+    /// circles per row × rows), sizes in mm.
+    #[arg(long)]
+    pub pattern: Option<String>,
     /// Lens model to estimate.
     #[arg(long, value_enum, default_value = "brown-conrady")]
     pub model: ModelArg,
@@ -45,9 +53,89 @@ pub struct IntrinsicsArgs {
     pub output: PathBuf,
 }
 
+/// A calibration pattern from `--pattern`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pattern {
+    Chessboard { cols: usize, rows: usize, square: f64 },
+    Circles { cols: usize, rows: usize, spacing: f64 },
+}
+
+fn parse_pattern(text: &str) -> anyhow::Result<Pattern> {
+    let usage = || anyhow::anyhow!("--pattern {text:?}: expected chessboard:COLSxROWS:SQUARE or circles:COLSxROWS:SPACING");
+    let mut parts = text.split(':');
+    let (kind, dims, size) = (parts.next().ok_or_else(usage)?, parts.next().ok_or_else(usage)?, parts.next().ok_or_else(usage)?);
+    let (cols, rows) = dims.split_once(['x', 'X']).ok_or_else(usage)?;
+    let (cols, rows): (usize, usize) = (cols.parse().map_err(|_| usage())?, rows.parse().map_err(|_| usage())?);
+    let size: f64 = size.parse().map_err(|_| usage())?;
+    if cols < 3 || rows < 3 || cols * rows > 10_000 || !(size.is_finite() && size > 0.0) || parts.next().is_some() {
+        return Err(usage());
+    }
+    Ok(match kind {
+        "chessboard" => Pattern::Chessboard { cols, rows, square: size },
+        "circles" => Pattern::Circles { cols, rows, spacing: size },
+        _ => return Err(usage()),
+    })
+}
+
+/// Detects the pattern in every image of `dir`; returns the views, the image
+/// size and a line per image that was skipped (with why).
+fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<(Vec<scopecast_calibration::intrinsics::View>, (u32, u32), Vec<String>)> {
+    use scopecast_calibration::detect::{GrayImage, chessboard::find_chessboard, circles::find_asymmetric_circles};
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "pgm"].contains(&e.to_ascii_lowercase().to_str().unwrap_or(""))))
+        .collect();
+    files.sort();
+    let (object, cols, rows) = match pattern {
+        Pattern::Chessboard { cols, rows, square } => {
+            ((0..rows).flat_map(|r| (0..cols).map(move |c| [c as f64 * square, r as f64 * square, 0.0])).collect::<Vec<_>>(), cols, rows)
+        }
+        Pattern::Circles { cols, rows, spacing } => (scopecast_calibration::synthetic::asymmetric_grid_points(cols, rows, spacing), cols, rows),
+    };
+    let mut views = Vec::new();
+    let mut skipped = Vec::new();
+    let mut size = None;
+    for file in files {
+        let picture = match image::open(&file) {
+            Ok(p) => p.to_luma8(),
+            Err(e) => {
+                skipped.push(format!("{}: not an image ({e})", file.display()));
+                continue;
+            }
+        };
+        let dims = picture.dimensions();
+        if *size.get_or_insert(dims) != dims {
+            skipped.push(format!("{}: {}x{} differs from the first image's size", file.display(), dims.0, dims.1));
+            continue;
+        }
+        let gray = GrayImage::new(dims.0 as usize, dims.1 as usize, picture.as_raw().iter().map(|v| f32::from(*v)).collect())
+            .ok_or_else(|| anyhow::anyhow!("{}: empty image", file.display()))?;
+        let found = match pattern {
+            Pattern::Chessboard { .. } => find_chessboard(&gray, cols, rows),
+            Pattern::Circles { .. } => find_asymmetric_circles(&gray, cols, rows),
+        };
+        match found {
+            Ok(image) => views.push(scopecast_calibration::intrinsics::View { object: object.clone(), image }),
+            Err(e) => skipped.push(format!("{}: pattern not found ({e})", file.display())),
+        }
+    }
+    let size = size.ok_or_else(|| anyhow::anyhow!("{}: no images", dir.display()))?;
+    Ok((views, size, skipped))
+}
+
 /// Runs an intrinsic calibration and writes the file; returns the report.
 pub fn intrinsics(args: &IntrinsicsArgs) -> anyhow::Result<String> {
-    let input = PointsFile::load(&args.points)?;
+    let mut skipped = Vec::new();
+    let (input, source) = match (&args.points, &args.images, &args.pattern) {
+        (Some(points), _, _) => (PointsFile::load(points)?, points.clone()),
+        (None, Some(dir), Some(pattern)) => {
+            let (views, image_size, skip) = views_from_images(dir, parse_pattern(pattern)?)?;
+            skipped = skip;
+            (PointsFile { image_size, views }, dir.clone())
+        }
+        _ => anyhow::bail!("give --points FILE.json, or --images DIR with --pattern"),
+    };
     let kind = match args.model {
         ModelArg::BrownConrady => ModelKind::BrownConrady,
         ModelArg::KannalaBrandt => ModelKind::KannalaBrandt,
@@ -59,7 +147,7 @@ pub fn intrinsics(args: &IntrinsicsArgs) -> anyhow::Result<String> {
         zero_tangent: args.zero_tangent,
     };
     let result = calibrate(&input.views, input.image_size, kind, flags)
-        .with_context(|| format!("calibrating from {}", args.points.display()))?;
+        .with_context(|| format!("calibrating from {}", source.display()))?;
     let file = CalibrationFile {
         camera: result.camera,
         image_width: input.image_size.0,
@@ -69,7 +157,8 @@ pub fn intrinsics(args: &IntrinsicsArgs) -> anyhow::Result<String> {
     file.save(&args.output)?;
     let k = result.camera.intrinsics;
     let s = &result.std_dev;
-    let mut report = format!(
+    let mut report: String = skipped.iter().map(|s| format!("skipped {s}\n")).collect();
+    report += &format!(
         "{} views, {} iterations\nRMS reprojection error: {:.5} px\nfx {:.5} ± {:.5}  fy {:.5} ± {:.5}  cx {:.5} ± {:.5}  cy {:.5} ± {:.5}\n",
         input.views.len(),
         result.iterations,

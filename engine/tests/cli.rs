@@ -218,3 +218,51 @@ fn calibrate_intrinsics_writes_a_file_the_station_loads() {
     assert!(stderr(&output).contains("bad.json"), "{}", stderr(&output));
     assert!(!stderr(&output).contains("panicked"));
 }
+
+#[test]
+fn calibrate_intrinsics_from_a_folder_of_images_lists_skipped_views() {
+    use scopecast_calibration::camera::{BrownConrady, CameraModel, LensModel, PinholeIntrinsics};
+    use scopecast_calibration::synthetic::{RenderQuality, render_board};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let camera = CameraModel {
+        intrinsics: PinholeIntrinsics { fx: 560.0, fy: 558.0, cx: 321.0, cy: 239.0 },
+        lens: LensModel::BrownConrady(BrownConrady { k1: -0.2, k2: 0.05, ..Default::default() }),
+    };
+    let quality = RenderQuality { blur_px: 0.8, noise: 2.0, lighting_falloff: 0.3 };
+    let poses = [
+        ([0.0, 0.0, 0.0], [-70.0, -45.0, 330.0]),
+        ([0.35, -0.3, 0.1], [-80.0, -40.0, 310.0]),
+        ([-0.4, 0.25, -0.2], [-60.0, -55.0, 330.0]),
+        ([0.2, 0.45, 0.3], [-85.0, -30.0, 350.0]),
+        ([-0.3, -0.4, 0.5], [-50.0, -70.0, 320.0]),
+    ];
+    for (k, pose) in poses.into_iter().enumerate() {
+        let (image, _) = render_board(&camera, (640, 480), (8, 5, 20.0), pose, quality, k as u64 + 1);
+        let bytes: Vec<u8> = image.data.iter().map(|v| v.round() as u8).collect();
+        image::save_buffer(dir.path().join(format!("view{k}.png")), &bytes, 640, 480, image::ExtendedColorType::L8).expect("png");
+    }
+    image::save_buffer(dir.path().join("view9_blank.png"), &vec![128u8; 640 * 480], 640, 480, image::ExtendedColorType::L8).expect("png");
+    std::fs::write(dir.path().join("view8_broken.png"), b"not a png").expect("write");
+    let out = dir.path().join("scope.json");
+    let output = run(&[
+        "calibrate",
+        "intrinsics",
+        "--images",
+        dir.path().to_str().expect("utf-8"),
+        "--pattern",
+        "chessboard:8x5:20",
+        "--fix-k3",
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!("{report}");
+    assert!(report.contains("view8_broken.png: not an image"), "{report}");
+    assert!(report.contains("view9_blank.png: pattern not found"), "{report}");
+    assert!(report.contains("5 views"), "{report}");
+    let file = scopecast_calibration::file::CalibrationFile::load(&out).expect("JSON calibration");
+    assert!((file.camera.intrinsics.fx / 560.0 - 1.0).abs() < 0.01, "{:?}", file.camera);
+    let bad = run(&["calibrate", "intrinsics", "--images", "/tmp", "--pattern", "hexagons:3x3:1", "--output", "/tmp/x.yaml"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--pattern"), "{}", stderr(&bad));
+}
