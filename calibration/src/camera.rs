@@ -151,6 +151,28 @@ impl LensModel {
         }
     }
 
+    /// The 2×2 Jacobian `∂(x_d, y_d)/∂(x, y)` of [`LensModel::distort`], row-major.
+    ///
+    /// Kannala–Brandt: with r = |(x, y)|, θ = atan r and s = θ_d(θ)/r, the
+    /// distorted point is s·(x, y), so `J = s·I + (x, y)ᵀ·∇s` with
+    /// `ds/dr = (θ_d'(θ)/(1 + r²) − s) / r`.
+    pub fn distort_jacobian(&self, x: f64, y: f64) -> [f64; 4] {
+        match self {
+            LensModel::BrownConrady(bc) => bc.distort_with_jacobian(x, y).1,
+            LensModel::KannalaBrandt(kb) => {
+                let r = (x * x + y * y).sqrt();
+                if r < 1e-9 {
+                    return [1.0, 0.0, 0.0, 1.0];
+                }
+                let (theta_d, dtheta_d) = kb.theta_d(r.atan());
+                let s = theta_d / r;
+                let ds_dr = (dtheta_d / (1.0 + r * r) - s) / r;
+                let (ds_dx, ds_dy) = (ds_dr * x / r, ds_dr * y / r);
+                [s + x * ds_dx, x * ds_dy, y * ds_dx, s + y * ds_dy]
+            }
+        }
+    }
+
     /// Inverts [`LensModel::distort`] by Newton's method with at most
     /// [`UNDISTORT_MAX_ITERATIONS`] steps and [`UNDISTORT_TOLERANCE`].
     pub fn undistort(&self, xd: f64, yd: f64) -> Result<(f64, f64), CameraError> {
@@ -320,6 +342,27 @@ mod tests {
             ];
             for (a, n) in j.iter().zip(numeric) {
                 assert!((a - n).abs() < 1e-6, "analytic {a} vs numeric {n} at ({x}, {y})");
+            }
+        }
+    }
+
+    #[test]
+    fn every_lens_jacobian_matches_finite_differences() {
+        let h = 1e-6;
+        for lens in [endoscope_bc().lens, fisheye_kb().lens] {
+            for &(x, y) in &[(0.1, -0.2), (-0.5, 0.3), (0.7, 0.6), (1.2, -0.9)] {
+                let j = lens.distort_jacobian(x, y);
+                let (px, mx) = (lens.distort(x + h, y), lens.distort(x - h, y));
+                let (py, my) = (lens.distort(x, y + h), lens.distort(x, y - h));
+                let numeric = [
+                    (px.0 - mx.0) / (2.0 * h),
+                    (py.0 - my.0) / (2.0 * h),
+                    (px.1 - mx.1) / (2.0 * h),
+                    (py.1 - my.1) / (2.0 * h),
+                ];
+                for (a, n) in j.iter().zip(numeric) {
+                    assert!((a - n).abs() < 1e-6, "{lens:?} at ({x}, {y}): analytic {a} vs numeric {n}");
+                }
             }
         }
     }

@@ -61,9 +61,11 @@ enum Pattern {
 }
 
 fn parse_pattern(text: &str) -> anyhow::Result<Pattern> {
-    let usage = || anyhow::anyhow!("--pattern {text:?}: expected chessboard:COLSxROWS:SQUARE or circles:COLSxROWS:SPACING");
+    let usage =
+        || anyhow::anyhow!("--pattern {text:?}: expected chessboard:COLSxROWS:SQUARE or circles:COLSxROWS:SPACING");
     let mut parts = text.split(':');
-    let (kind, dims, size) = (parts.next().ok_or_else(usage)?, parts.next().ok_or_else(usage)?, parts.next().ok_or_else(usage)?);
+    let (kind, dims, size) =
+        (parts.next().ok_or_else(usage)?, parts.next().ok_or_else(usage)?, parts.next().ok_or_else(usage)?);
     let (cols, rows) = dims.split_once(['x', 'X']).ok_or_else(usage)?;
     let (cols, rows): (usize, usize) = (cols.parse().map_err(|_| usage())?, rows.parse().map_err(|_| usage())?);
     let size: f64 = size.parse().map_err(|_| usage())?;
@@ -79,19 +81,33 @@ fn parse_pattern(text: &str) -> anyhow::Result<Pattern> {
 
 /// Detects the pattern in every image of `dir`; returns the views, the image
 /// size and a line per image that was skipped (with why).
-fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<(Vec<scopecast_calibration::intrinsics::View>, (u32, u32), Vec<String>)> {
+fn views_from_images(
+    dir: &Path,
+    pattern: Pattern,
+) -> anyhow::Result<(Vec<scopecast_calibration::intrinsics::View>, (u32, u32), Vec<String>)> {
     use scopecast_calibration::detect::{GrayImage, chessboard::find_chessboard, circles::find_asymmetric_circles};
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "pgm"].contains(&e.to_ascii_lowercase().to_str().unwrap_or(""))))
+        .filter(|p| {
+            p.extension().is_some_and(|e| {
+                ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "pgm"]
+                    .contains(&e.to_ascii_lowercase().to_str().unwrap_or(""))
+            })
+        })
         .collect();
     files.sort();
     let (object, cols, rows) = match pattern {
-        Pattern::Chessboard { cols, rows, square } => {
-            ((0..rows).flat_map(|r| (0..cols).map(move |c| [c as f64 * square, r as f64 * square, 0.0])).collect::<Vec<_>>(), cols, rows)
+        Pattern::Chessboard { cols, rows, square } => (
+            (0..rows)
+                .flat_map(|r| (0..cols).map(move |c| [c as f64 * square, r as f64 * square, 0.0]))
+                .collect::<Vec<_>>(),
+            cols,
+            rows,
+        ),
+        Pattern::Circles { cols, rows, spacing } => {
+            (scopecast_calibration::synthetic::asymmetric_grid_points(cols, rows, spacing), cols, rows)
         }
-        Pattern::Circles { cols, rows, spacing } => (scopecast_calibration::synthetic::asymmetric_grid_points(cols, rows, spacing), cols, rows),
     };
     let mut views = Vec::new();
     let mut skipped = Vec::new();
@@ -109,8 +125,9 @@ fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<(Vec<scopec
             skipped.push(format!("{}: {}x{} differs from the first image's size", file.display(), dims.0, dims.1));
             continue;
         }
-        let gray = GrayImage::new(dims.0 as usize, dims.1 as usize, picture.as_raw().iter().map(|v| f32::from(*v)).collect())
-            .ok_or_else(|| anyhow::anyhow!("{}: empty image", file.display()))?;
+        let gray =
+            GrayImage::new(dims.0 as usize, dims.1 as usize, picture.as_raw().iter().map(|v| f32::from(*v)).collect())
+                .ok_or_else(|| anyhow::anyhow!("{}: empty image", file.display()))?;
         let found = match pattern {
             Pattern::Chessboard { .. } => find_chessboard(&gray, cols, rows),
             Pattern::Circles { .. } => find_asymmetric_circles(&gray, cols, rows),

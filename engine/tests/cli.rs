@@ -239,9 +239,17 @@ fn calibrate_intrinsics_from_a_folder_of_images_lists_skipped_views() {
     for (k, pose) in poses.into_iter().enumerate() {
         let (image, _) = render_board(&camera, (640, 480), (8, 5, 20.0), pose, quality, k as u64 + 1);
         let bytes: Vec<u8> = image.data.iter().map(|v| v.round() as u8).collect();
-        image::save_buffer(dir.path().join(format!("view{k}.png")), &bytes, 640, 480, image::ExtendedColorType::L8).expect("png");
+        image::save_buffer(dir.path().join(format!("view{k}.png")), &bytes, 640, 480, image::ExtendedColorType::L8)
+            .expect("png");
     }
-    image::save_buffer(dir.path().join("view9_blank.png"), &vec![128u8; 640 * 480], 640, 480, image::ExtendedColorType::L8).expect("png");
+    image::save_buffer(
+        dir.path().join("view9_blank.png"),
+        &vec![128u8; 640 * 480],
+        640,
+        480,
+        image::ExtendedColorType::L8,
+    )
+    .expect("png");
     std::fs::write(dir.path().join("view8_broken.png"), b"not a png").expect("write");
     let out = dir.path().join("scope.json");
     let output = run(&[
@@ -263,6 +271,7 @@ fn calibrate_intrinsics_from_a_folder_of_images_lists_skipped_views() {
     assert!(report.contains("5 views"), "{report}");
     let file = scopecast_calibration::file::CalibrationFile::load(&out).expect("JSON calibration");
     assert!((file.camera.intrinsics.fx / 560.0 - 1.0).abs() < 0.01, "{:?}", file.camera);
-    let bad = run(&["calibrate", "intrinsics", "--images", "/tmp", "--pattern", "hexagons:3x3:1", "--output", "/tmp/x.yaml"]);
+    let bad =
+        run(&["calibrate", "intrinsics", "--images", "/tmp", "--pattern", "hexagons:3x3:1", "--output", "/tmp/x.yaml"]);
     assert!(!bad.status.success() && stderr(&bad).contains("--pattern"), "{}", stderr(&bad));
 }
