@@ -79,12 +79,16 @@ fn parse_pattern(text: &str) -> anyhow::Result<Pattern> {
     })
 }
 
-/// Detects the pattern in every image of `dir`; returns the views, the image
-/// size and a line per image that was skipped (with why).
-fn views_from_images(
-    dir: &Path,
-    pattern: Pattern,
-) -> anyhow::Result<(Vec<scopecast_calibration::intrinsics::View>, (u32, u32), Vec<String>)> {
+/// The views found in a folder of images.
+struct ImageViews {
+    views: Vec<scopecast_calibration::intrinsics::View>,
+    image_size: (u32, u32),
+    /// One line per image left out, with why.
+    skipped: Vec<String>,
+}
+
+/// Detects the pattern in every image of `dir`.
+fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<ImageViews> {
     use scopecast_calibration::detect::{GrayImage, chessboard::find_chessboard, circles::find_asymmetric_circles};
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -137,8 +141,8 @@ fn views_from_images(
             Err(e) => skipped.push(format!("{}: pattern not found ({e})", file.display())),
         }
     }
-    let size = size.ok_or_else(|| anyhow::anyhow!("{}: no images", dir.display()))?;
-    Ok((views, size, skipped))
+    let image_size = size.ok_or_else(|| anyhow::anyhow!("{}: no images", dir.display()))?;
+    Ok(ImageViews { views, image_size, skipped })
 }
 
 /// Runs an intrinsic calibration and writes the file; returns the report.
@@ -147,9 +151,9 @@ pub fn intrinsics(args: &IntrinsicsArgs) -> anyhow::Result<String> {
     let (input, source) = match (&args.points, &args.images, &args.pattern) {
         (Some(points), _, _) => (PointsFile::load(points)?, points.clone()),
         (None, Some(dir), Some(pattern)) => {
-            let (views, image_size, skip) = views_from_images(dir, parse_pattern(pattern)?)?;
-            skipped = skip;
-            (PointsFile { image_size, views }, dir.clone())
+            let found = views_from_images(dir, parse_pattern(pattern)?)?;
+            skipped = found.skipped;
+            (PointsFile { image_size: found.image_size, views: found.views }, dir.clone())
         }
         _ => anyhow::bail!("give --points FILE.json, or --images DIR with --pattern"),
     };
