@@ -64,6 +64,49 @@ pub fn to_rgba(frame: &Frame) -> Vec<u8> {
     out
 }
 
+/// The frame converted to tightly packed I420 with BT.709 limited range (the
+/// same matrix as the compositor's GPU pass); a CPU path for benches and for
+/// sources that bypass the compositor.
+pub fn i420_from(frame: &Frame) -> Frame {
+    use crate::frame::{FrameBytes, FrameStamp};
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let rgba = to_rgba(frame);
+    let (planes, len) = PixelFormat::I420.packed_layout(frame.width(), frame.height());
+    let mut out = vec![0u8; len];
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let luma = |p: &[u8]| 0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2]);
+    for y in 0..h {
+        for x in 0..w {
+            out[y * w + x] = (16.0 + 219.0 * luma(&rgba[(y * w + x) * 4..]) / 255.0).round() as u8;
+        }
+    }
+    for cy in 0..ch {
+        for cx in 0..cw {
+            let mut sum = [0f32; 3];
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let (x, y) = ((2 * cx + dx).min(w - 1), (2 * cy + dy).min(h - 1));
+                for c in 0..3 {
+                    sum[c] += f32::from(rgba[(y * w + x) * 4 + c]) / 4.0;
+                }
+            }
+            let l = luma(&[sum[0] as u8, sum[1] as u8, sum[2] as u8]);
+            out[planes[1].offset + cy * cw + cx] =
+                (128.0 + 224.0 * (sum[2] - l) / 255.0 / 1.8556).round().clamp(0.0, 255.0) as u8;
+            out[planes[2].offset + cy * cw + cx] =
+                (128.0 + 224.0 * (sum[0] - l) / 255.0 / 1.5748).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    let bytes: std::sync::Arc<dyn FrameBytes> = std::sync::Arc::new(out);
+    let stamp = FrameStamp {
+        sequence: frame.sequence,
+        capture_time_ns: frame.capture_time_ns,
+        capture_wall_ms: frame.capture_wall_ms,
+    };
+    // The packed layout of exactly these bytes cannot be rejected.
+    Frame::new(PixelFormat::I420, frame.width(), frame.height(), planes, bytes, stamp, frame.content.clone())
+        .unwrap_or_else(|e| unreachable!("packed I420 layout rejected: {e}"))
+}
+
 /// Writes the frame as a PNG file.
 pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
     image::save_buffer(path, &to_rgba(frame), frame.width(), frame.height(), image::ExtendedColorType::Rgba8)

@@ -11,4 +11,7 @@
 //! other way round. Protocol decisions (fan-out, keyframe requests, pacing)
 //! are plain state machines that take time as an input.
 //!
-//! No code exists yet: live WebRTC arrives with its own issue.
+//! Today it holds the encoded-media types the encoder produces; signalling,
+//! sessions and fan-out arrive with the live WebRTC work.
+
+pub mod media;

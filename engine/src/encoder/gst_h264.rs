@@ -1,0 +1,164 @@
+//! H.264 through GStreamer: `appsrc ! x264enc|openh264enc ! h264parse
+//! config-interval=-1 ! appsink`, pushed one frame at a time and pulled
+//! synchronously (zero-latency encoders give one access unit per frame).
+//! `h264parse config-interval=-1` puts SPS and PPS in front of every IDR.
+
+use std::sync::Arc;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use scopecast_transport::media::AccessUnit;
+
+use super::{EncoderError, EncoderKind, EncoderSettings, H264Encoder, h264_level_idc};
+use crate::frame::{Frame, PixelFormat};
+
+/// How long to wait for an access unit after pushing a frame.
+const PULL_TIMEOUT_MS: u64 = 500;
+
+/// A GStreamer H.264 encoder.
+pub struct GstH264Encoder {
+    settings: EncoderSettings,
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    appsink: gst_app::AppSink,
+    frame_index: u64,
+}
+
+/// The frame's pixels, lent to GStreamer without a copy.
+struct FramePixels(Frame);
+
+impl AsRef<[u8]> for FramePixels {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> EncoderError {
+    EncoderError::Unavailable(e.to_string())
+}
+
+impl GstH264Encoder {
+    /// Opens the encoder.
+    pub fn new(settings: EncoderSettings) -> Result<Self, EncoderError> {
+        crate::source::gst::init().map_err(unavailable)?;
+        let fps = settings.fps.max(1);
+        let level = h264_level_idc(settings.width, settings.height, fps);
+        // GStreamer spells levels "3", "3.1", "4.2" (never "3.0").
+        let level = if level % 10 == 0 { format!("{}", level / 10) } else { format!("{}.{}", level / 10, level % 10) };
+        let encoder = match settings.kind {
+            EncoderKind::X264 => format!(
+                "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} vbv-buf-capacity=200 \
+                 key-int-max={} bframes=0 b-adapt=false rc-lookahead=0 sliced-threads=true threads=2 aud=false \
+                 byte-stream=true",
+                settings.bitrate_kbps,
+                settings.keyframe_interval.max(1)
+            ),
+            EncoderKind::Openh264 => format!(
+                "openh264enc name=enc complexity=low rate-control=bitrate bitrate={} gop-size={} usage-type=camera \
+                 multi-thread=2 slice-mode=auto",
+                settings.bitrate_kbps * 1000,
+                settings.keyframe_interval.max(1)
+            ),
+        };
+        let description = format!(
+            "appsrc name=src is-live=true format=time do-timestamp=false block=false \
+             caps=video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
+             ! {encoder} \
+             ! video/x-h264,profile=constrained-baseline,level=(string){level} \
+             ! h264parse config-interval=-1 \
+             ! video/x-h264,stream-format=byte-stream,alignment=au \
+             ! appsink name=sink sync=false max-buffers=8 drop=false",
+            w = settings.width,
+            h = settings.height,
+        );
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| {
+                unavailable(format!("{e} (Debian/Ubuntu: gstreamer1.0-plugins-ugly for x264enc, -bad for openh264enc)"))
+            })?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| unavailable("not a pipeline"))?;
+        let appsrc = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| unavailable("no appsrc"))?;
+        let appsink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| unavailable("no appsink"))?;
+        pipeline.set_state(gst::State::Playing).map_err(|e| EncoderError::Pipeline(e.to_string()))?;
+        Ok(Self { settings, pipeline, appsrc, appsink, frame_index: 0 })
+    }
+
+    fn check_bus(&self) -> Result<(), EncoderError> {
+        if let Some(bus) = self.pipeline.bus()
+            && let Some(message) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = message.view()
+        {
+            return Err(EncoderError::Pipeline(e.error().to_string()));
+        }
+        Ok(())
+    }
+}
+
+impl H264Encoder for GstH264Encoder {
+    fn encode(&mut self, frame: &Frame, keyframe: bool) -> Result<Option<AccessUnit>, EncoderError> {
+        let s = &self.settings;
+        if frame.format() != PixelFormat::I420 || frame.width() != s.width || frame.height() != s.height {
+            return Err(EncoderError::WrongInput {
+                expected_width: s.width,
+                expected_height: s.height,
+                format: frame.format().to_string(),
+                width: frame.width(),
+                height: frame.height(),
+            });
+        }
+        self.check_bus()?;
+        let period = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(s.fps.max(1)));
+        let mut buffer = gst::Buffer::from_slice(FramePixels(frame.clone()));
+        {
+            let buffer = buffer.get_mut().ok_or_else(|| EncoderError::Pipeline("buffer not writable".into()))?;
+            buffer.set_pts(period * self.frame_index);
+            buffer.set_duration(period);
+            let planes = frame.planes();
+            let offsets: Vec<usize> = planes.iter().map(|p| p.offset).collect();
+            let strides: Vec<i32> = planes.iter().map(|p| p.stride as i32).collect();
+            gst_video::VideoMeta::add_full(
+                buffer,
+                gst_video::VideoFrameFlags::empty(),
+                gst_video::VideoFormat::I420,
+                s.width,
+                s.height,
+                &offsets,
+                &strides,
+            )
+            .map_err(|e| EncoderError::Pipeline(format!("video meta: {e}")))?;
+        }
+        if keyframe || self.frame_index == 0 {
+            let event = gst_video::DownstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            self.appsrc.send_event(event);
+        }
+        self.frame_index += 1;
+        self.appsrc.push_buffer(buffer).map_err(|e| EncoderError::Pipeline(format!("push: {e:?}")))?;
+        let Some(sample) = self.appsink.try_pull_sample(gst::ClockTime::from_mseconds(PULL_TIMEOUT_MS)) else {
+            self.check_bus()?;
+            return Ok(None);
+        };
+        let Some(out) = sample.buffer() else { return Ok(None) };
+        let map = out.map_readable().map_err(|_| EncoderError::Pipeline("unreadable output".into()))?;
+        Ok(Some(AccessUnit {
+            data: Arc::from(map.as_slice()),
+            keyframe: !out.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            sequence: frame.sequence,
+            capture_time_ns: frame.capture_time_ns,
+            capture_wall_ms: frame.capture_wall_ms,
+        }))
+    }
+}
+
+impl Drop for GstH264Encoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
