@@ -36,7 +36,10 @@ fn the_capture_station_demo_runs_at_its_configured_rate() {
         "scopecast_stage_fps{stage=\"source\"}",
         "scopecast_slot_depth{slot=\"source_to_compositor\"}",
         "scopecast_slot_dropped_total{slot=\"source_to_compositor\"}",
-        "scopecast_slot_depth{slot=\"compositor_to_sink\"}",
+        "scopecast_slot_depth{slot=\"compositor_out\"}",
+        "scopecast_stage_latency_seconds{stage=\"encoder\",quantile=\"0.5\"}",
+        "scopecast_encoder_keyframes_total",
+        "scopecast_slot_depth{slot=\"encoder_out\"}",
         "scopecast_source_up 1",
     ] {
         assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");

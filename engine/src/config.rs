@@ -253,6 +253,26 @@ impl Default for CompositorConfig {
     }
 }
 
+/// `[encoder]`: H.264 for the viewers and the recorder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Encode at all.
+    pub enabled: bool,
+    /// `x264` or `openh264` (both through GStreamer).
+    pub kind: crate::encoder::EncoderKind,
+    /// Target bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+    /// An IDR at least this often, s.
+    pub keyframe_interval_s: f64,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self { enabled: true, kind: crate::encoder::EncoderKind::X264, bitrate_kbps: 6000, keyframe_interval_s: 1.0 }
+    }
+}
+
 /// The whole station configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -261,6 +281,8 @@ pub struct Config {
     pub source: SourceConfig,
     /// The GPU compositor.
     pub compositor: CompositorConfig,
+    /// The H.264 encoder.
+    pub encoder: EncoderConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -336,6 +358,18 @@ demo_anatomy = true
 #   opacity = 0.8
 #   style = "solid"                                           # solid | wireframe | silhouette
 models = []
+
+[encoder]
+# Encode the composited frames to H.264 once for every viewer.
+enabled = true
+# "x264" (x264enc, ultrafast + zerolatency: about 2 ms per 720p frame here) or
+# "openh264" (openh264enc, low complexity). Constrained baseline, no B-frames.
+kind = "x264"
+# Target bitrate, kbit/s (100..=100000).
+bitrate_kbps = 6000
+# A keyframe (IDR with SPS/PPS) at least this often, s (0.1..=10): short GOPs
+# let a viewer that joins or loses packets see a picture again quickly.
+keyframe_interval_s = 1.0
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
@@ -451,6 +485,8 @@ impl Config {
                 return Err(bad("colour and opacity must be within 0..=1"));
             }
         }
+        range_check(path, "encoder.bitrate_kbps", self.encoder.bitrate_kbps, 100, 100_000)?;
+        range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
         Ok(())
     }

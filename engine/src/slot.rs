@@ -26,6 +26,30 @@ impl Timestamped for crate::frame::Frame {
     }
 }
 
+impl Timestamped for scopecast_transport::media::AccessUnit {
+    fn capture_time_ns(&self) -> u64 {
+        self.capture_time_ns
+    }
+}
+
+/// A slot's figures, whatever it carries (for metrics and the status line).
+pub trait SlotReport: Send + Sync {
+    /// Slot name.
+    fn name(&self) -> &'static str;
+    /// Depth, counters and age at `now_ns`.
+    fn stats(&self, now_ns: u64) -> SlotStats;
+}
+
+impl<T: Send> SlotReport for SlotMonitor<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stats(&self, now_ns: u64) -> SlotStats {
+        SlotMonitor::stats(self, now_ns)
+    }
+}
+
 /// Counters shared by both ends of a slot.
 #[derive(Debug)]
 struct SlotCounters {

@@ -3,9 +3,9 @@
 //! them all on [`Shutdown`].
 //!
 //! The live path today: source (supervised) → slot → compositor (GPU) → slot →
-//! sink. The sink is the end of the path until the encoder takes its place: it
-//! records each frame's capture-to-delivery latency and the delivered rate,
-//! then releases the frame.
+//! encoder (H.264) → slot → sink. The sink is the end of the path until the
+//! WebRTC fan-out takes its place: it records each access unit's
+//! capture-to-delivery latency and the delivered rate, then releases it.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,18 +17,20 @@ use crate::clock::SharedClock;
 use crate::compositor::gpu::{AdapterPreference, GpuContext};
 use crate::compositor::{Compositor, CompositorSettings};
 use crate::config::Config;
+use crate::encoder::stage::EncoderStage;
 use crate::frame::Frame;
 use crate::metrics::{FpsMeter, MetricsRegistry};
 use crate::scene::SceneStore;
 use crate::scene::setup::scene_from_config;
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
-use crate::slot::{SlotConsumer, SlotProducer};
-use crate::slot::{SlotMonitor, TakeError, latest_slot};
+use crate::slot::{SlotConsumer, SlotProducer, SlotReport, Timestamped};
+use crate::slot::{TakeError, latest_slot};
 use crate::source::gst::GstSource;
 use crate::source::health::HealthPolicy;
 use crate::source::supervisor::{SharedSourceStatus, Supervisor, SupervisorSettings};
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec, SpecError};
+use scopecast_transport::media::AccessUnit;
 
 /// Why the station could not start.
 #[derive(Debug, Error)]
@@ -74,7 +76,7 @@ pub struct Station {
     /// The source's state, for the status line.
     pub source_status: SharedSourceStatus,
     /// The handoff slots, for depth, drops and age.
-    pub slots: Vec<SlotMonitor<Frame>>,
+    pub slots: Vec<Box<dyn SlotReport>>,
     /// The scene the compositor draws; writers replace it.
     pub scene: Arc<SceneStore>,
     /// The GPU adapter in use, if compositing.
@@ -193,6 +195,33 @@ impl CompositorStage {
     }
 }
 
+/// The end of the live path until the network sender takes its place: records
+/// each item's capture-to-delivery latency and rate, then releases it.
+fn spawn_sink<T: Timestamped + Send + 'static>(
+    input: SlotConsumer<T>,
+    clock: SharedClock,
+    registry: &MetricsRegistry,
+    stop: Shutdown,
+) -> Result<JoinHandle<()>, StationError> {
+    let latency = registry.stage_latency("sink");
+    let frames = registry.stage_frames("sink");
+    let mut fps = FpsMeter::new(registry.stage_fps("sink"));
+    spawn("scopecast-sink", move || {
+        while !stop.is_triggered() {
+            match input.take(POLL_INTERVAL) {
+                Ok(item) => {
+                    let now = clock.now_ns();
+                    latency.record_ns(now.saturating_sub(item.capture_time_ns()));
+                    frames.inc();
+                    fps.tick(now);
+                }
+                Err(TakeError::Timeout) => {}
+                Err(TakeError::ProducerGone) => break,
+            }
+        }
+    })
+}
+
 /// A composited picture: packed RGB, 3 bytes a pixel.
 #[derive(Debug, Clone)]
 pub struct Picture {
@@ -280,15 +309,15 @@ impl Station {
         }
         let scene = Arc::new(SceneStore::new(scene)?);
         let mut threads = Vec::new();
-        let mut slots = Vec::new();
-        let (source_out, sink_in, gpu) = if config.compositor.enabled {
+        let mut slots: Vec<Box<dyn SlotReport>> = Vec::new();
+        let (source_out, frames_out, gpu) = if config.compositor.enabled {
             let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
             let gpu = ctx.describe();
             tracing::info!(adapter = %gpu, "compositing on the GPU");
             let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
-            let (compositor_out, sink_in) = latest_slot::<Frame>("compositor_to_sink");
-            slots.push(source_out.monitor());
-            slots.push(compositor_out.monitor());
+            let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
+            slots.push(Box::new(source_out.monitor()));
+            slots.push(Box::new(compositor_out.monitor()));
             let stage = CompositorStage {
                 compositor: Compositor::new(
                     ctx,
@@ -309,38 +338,35 @@ impl Station {
             };
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-compositor", move || stage.run(&stop))?);
-            (source_out, sink_in, Some(gpu))
+            (source_out, frames_out, Some(gpu))
         } else {
-            let (source_out, sink_in) = latest_slot::<Frame>("source_to_sink");
-            slots.push(source_out.monitor());
-            (source_out, sink_in, None)
+            let (source_out, frames_out) = latest_slot::<Frame>("source_out");
+            slots.push(Box::new(source_out.monitor()));
+            (source_out, frames_out, None)
         };
         let source = make_source(config, &clock)?;
         let supervisor = Supervisor::new(source, settings, clock.clone(), source_out, &registry);
         let source_status = supervisor.status();
 
-        let sink_latency = registry.stage_latency("sink");
-        let sink_frames = registry.stage_frames("sink");
-        let mut sink_fps = FpsMeter::new(registry.stage_fps("sink"));
-
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
-        let stop = shutdown.clone();
-        let sink_clock = clock.clone();
-        threads.push(spawn("scopecast-sink", move || {
-            while !stop.is_triggered() {
-                match sink_in.take(POLL_INTERVAL) {
-                    Ok(frame) => {
-                        let now = sink_clock.now_ns();
-                        sink_latency.record_ns(now.saturating_sub(frame.capture_time_ns));
-                        sink_frames.inc();
-                        sink_fps.tick(now);
-                    }
-                    Err(TakeError::Timeout) => {}
-                    Err(TakeError::ProducerGone) => break,
-                }
-            }
-        })?);
+        if config.encoder.enabled {
+            let (encoder_out, sink_in) = latest_slot::<AccessUnit>("encoder_out");
+            slots.push(Box::new(encoder_out.monitor()));
+            let stage = EncoderStage::new(
+                config.encoder.clone(),
+                config.source.fps,
+                frames_out,
+                encoder_out,
+                clock.clone(),
+                &registry,
+            );
+            let stop = shutdown.clone();
+            threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
+            threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone())?);
+        } else {
+            threads.push(spawn_sink(frames_out, clock.clone(), &registry, shutdown.clone())?);
+        }
         Ok(Self { shutdown, threads, registry, source_status, slots, scene, gpu })
     }
 

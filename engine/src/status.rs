@@ -10,7 +10,8 @@ use crate::metrics::HistogramSnapshot;
 use crate::station::Station;
 
 /// Stages shown, in pipeline order, as (metric label, status name).
-const STAGES: [(&str, &str); 3] = [("source", "source"), ("compositor", "compositor"), ("sink", "total")];
+const STAGES: [(&str, &str); 4] =
+    [("source", "source"), ("compositor", "compositor"), ("encoder", "encoder"), ("sink", "total")];
 
 /// Tracks the counters between two status lines.
 pub struct StatusLine {

@@ -8,6 +8,7 @@
 //! needs), and an IDR every second bounds that wait.
 
 pub mod gst_h264;
+pub mod stage;
 
 use scopecast_transport::media::AccessUnit;
 use thiserror::Error;
