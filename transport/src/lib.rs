@@ -11,7 +11,9 @@
 //! other way round. Protocol decisions (fan-out, keyframe requests, pacing)
 //! are plain state machines that take time as an input.
 //!
-//! Today it holds the encoded-media types the encoder produces; signalling,
-//! sessions and fan-out arrive with the live WebRTC work.
+//! Today it holds the encoded-media types the encoder produces and the
+//! fan-out state machine; signalling and WebRTC sessions arrive with the live
+//! WebRTC work.
 
+pub mod fanout;
 pub mod media;

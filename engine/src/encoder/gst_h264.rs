@@ -46,7 +46,8 @@ impl GstH264Encoder {
         let fps = settings.fps.max(1);
         let level = h264_level_idc(settings.width, settings.height, fps);
         // GStreamer spells levels "3", "3.1", "4.2" (never "3.0").
-        let level = if level.is_multiple_of(10) { format!("{}", level / 10) } else { format!("{}.{}", level / 10, level % 10) };
+        let level =
+            if level.is_multiple_of(10) { format!("{}", level / 10) } else { format!("{}.{}", level / 10, level % 10) };
         let encoder = match settings.kind {
             EncoderKind::X264 => format!(
                 "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} vbv-buf-capacity=200 \
