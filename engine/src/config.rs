@@ -273,6 +273,14 @@ impl Default for EncoderConfig {
     }
 }
 
+/// `[http]`: the station's HTTP server.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `ADDR:PORT` to serve `/metrics` and `/healthz` on; empty: no server.
+    pub listen: String,
+}
+
 /// The whole station configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -283,6 +291,8 @@ pub struct Config {
     pub compositor: CompositorConfig,
     /// The H.264 encoder.
     pub encoder: EncoderConfig,
+    /// The HTTP server.
+    pub http: HttpConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -370,6 +380,11 @@ bitrate_kbps = 6000
 # A keyframe (IDR with SPS/PPS) at least this often, s (0.1..=10): short GOPs
 # let a viewer that joins or loses packets see a picture again quickly.
 keyframe_interval_s = 1.0
+
+[http]
+# ADDR:PORT of the station's HTTP server (/metrics in Prometheus text format,
+# /healthz); empty for none. Port 0 picks a free port (printed at start).
+listen = ""
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
@@ -484,6 +499,14 @@ impl Config {
             if model.colour.iter().chain([&model.opacity]).any(|v| !(0.0..=1.0).contains(v)) {
                 return Err(bad("colour and opacity must be within 0..=1"));
             }
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "http.listen",
+                value: format!("{:?}", self.http.listen),
+                reason: "must be ADDR:PORT, e.g. 127.0.0.1:8080".into(),
+            });
         }
         range_check(path, "encoder.bitrate_kbps", self.encoder.bitrate_kbps, 100, 100_000)?;
         range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;

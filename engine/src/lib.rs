@@ -14,6 +14,7 @@ pub mod config;
 pub mod encoder;
 pub mod font;
 pub mod frame;
+pub mod http;
 pub mod metrics;
 pub mod pacing;
 pub mod pool;

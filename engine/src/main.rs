@@ -118,6 +118,9 @@ struct Overrides {
     /// Pixel format asked of GStreamer sources.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
+    /// Serve /metrics and /healthz on ADDR:PORT (port 0: a free port, printed at start).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
     /// Stop by itself after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     stop_after: Option<f64>,
@@ -133,10 +136,13 @@ enum FormatArg {
 
 impl Overrides {
     fn apply(&self, config: &mut Config) {
-        let s = &mut config.source;
         if let Some(uri) = &self.source {
-            s.uri = uri.clone();
+            config.source.uri = uri.clone();
         }
+        if let Some(listen) = &self.listen {
+            config.http.listen = listen.clone();
+        }
+        let s = &mut config.source;
         s.width = self.width.unwrap_or(s.width);
         s.height = self.height.unwrap_or(s.height);
         s.fps = self.fps.unwrap_or(s.fps);
@@ -275,6 +281,19 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
     ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
     let clock: SharedClock = Arc::new(SystemClock::new());
     let station = Station::start(config, clock.clone(), shutdown.clone()).context("cannot start the station")?;
+    let http = match config.http.listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) => {
+            let server = scopecast_engine::http::HttpServer::start(
+                addr,
+                station.metrics_view(),
+                station.source_status.clone(),
+                clock.clone(),
+            )?;
+            println!("metrics: http://{}/metrics", server.local_addr);
+            Some(server)
+        }
+        Err(_) => None,
+    };
     let started_ns = clock.now_ns();
     let stop_at_ns = stop_after_s.map(|s| started_ns + (s * 1e9) as u64);
     let interval_ns = config.status.interval_ms * NS_PER_MS;
@@ -299,6 +318,9 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
     }
     if terminal {
         println!();
+    }
+    if let Some(server) = http {
+        server.stop();
     }
     let clean = station.stop(Duration::from_millis(800));
     if !clean {

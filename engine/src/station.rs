@@ -76,7 +76,7 @@ pub struct Station {
     /// The source's state, for the status line.
     pub source_status: SharedSourceStatus,
     /// The handoff slots, for depth, drops and age.
-    pub slots: Vec<Box<dyn SlotReport>>,
+    pub slots: Arc<Vec<Box<dyn SlotReport>>>,
     /// The scene the compositor draws; writers replace it.
     pub scene: Arc<SceneStore>,
     /// The GPU adapter in use, if compositing.
@@ -220,6 +220,35 @@ fn spawn_sink<T: Timestamped + Send + 'static>(
             }
         }
     })
+}
+
+/// The station's metrics and slots, cloneable into the HTTP server.
+#[derive(Clone)]
+pub struct MetricsView {
+    registry: Arc<MetricsRegistry>,
+    slots: Arc<Vec<Box<dyn SlotReport>>>,
+}
+
+impl MetricsView {
+    /// Prometheus text with the slots' depth, drops and waiting age at `now_ns`.
+    pub fn render(&self, now_ns: u64) -> String {
+        for slot in self.slots.iter() {
+            let labels = [("slot", slot.name())];
+            let stats = slot.stats(now_ns);
+            let r = &self.registry;
+            r.gauge("scopecast_slot_depth", "Frames waiting between two stages (0 or 1).", &labels)
+                .set(stats.depth as f64);
+            r.counter(
+                "scopecast_slot_dropped_total",
+                "Frames replaced by a newer one before the next stage took them.",
+                &labels,
+            )
+            .raise_to(stats.dropped);
+            r.gauge("scopecast_slot_age_seconds", "Age of the frame waiting in the slot, 0 when empty.", &labels)
+                .set(stats.age_ns as f64 / 1e9);
+        }
+        self.registry.render_prometheus()
+    }
 }
 
 /// A composited picture: packed RGB, 3 bytes a pixel.
@@ -367,33 +396,17 @@ impl Station {
         } else {
             threads.push(spawn_sink(frames_out, clock.clone(), &registry, shutdown.clone())?);
         }
-        Ok(Self { shutdown, threads, registry, source_status, slots, scene, gpu })
+        Ok(Self { shutdown, threads, registry, source_status, slots: Arc::new(slots), scene, gpu })
     }
 
-    /// Copies the slots' depth, drops and waiting age at `now_ns` into the
-    /// registry; call before rendering it.
-    pub fn refresh_slot_metrics(&self, now_ns: u64) {
-        for slot in &self.slots {
-            let labels = [("slot", slot.name())];
-            let stats = slot.stats(now_ns);
-            let r = &self.registry;
-            r.gauge("scopecast_slot_depth", "Frames waiting between two stages (0 or 1).", &labels)
-                .set(stats.depth as f64);
-            r.counter(
-                "scopecast_slot_dropped_total",
-                "Frames replaced by a newer one before the next stage took them.",
-                &labels,
-            )
-            .raise_to(stats.dropped);
-            r.gauge("scopecast_slot_age_seconds", "Age of the frame waiting in the slot, 0 when empty.", &labels)
-                .set(stats.age_ns as f64 / 1e9);
-        }
+    /// What the `/metrics` endpoint needs, shareable with other threads.
+    pub fn metrics_view(&self) -> MetricsView {
+        MetricsView { registry: self.registry.clone(), slots: self.slots.clone() }
     }
 
     /// The registry as Prometheus text, with fresh slot figures.
     pub fn render_metrics(&self, now_ns: u64) -> String {
-        self.refresh_slot_metrics(now_ns);
-        self.registry.render_prometheus()
+        self.metrics_view().render(now_ns)
     }
 
     /// Asks every stage to stop and waits up to `grace` for their threads.

@@ -275,3 +275,54 @@ fn calibrate_intrinsics_from_a_folder_of_images_lists_skipped_views() {
         run(&["calibrate", "intrinsics", "--images", "/tmp", "--pattern", "hexagons:3x3:1", "--output", "/tmp/x.yaml"]);
     assert!(!bad.status.success() && stderr(&bad).contains("--pattern"), "{}", stderr(&bad));
 }
+
+/// A plain HTTP/1.1 GET on loopback; returns (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+#[test]
+fn metrics_and_healthz_are_served_over_http() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--width", "640", "--height", "360", "--fps", "30", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("metrics: http://").map(str::to_string))
+        .expect("the metrics URL is printed");
+    let addr = url.trim_end_matches("/metrics").to_string();
+    // Let frames flow through every stage.
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, body) = http_get(&addr, "/metrics");
+    let (health_status, health) = http_get(&addr, "/healthz");
+    let (missing, _) = http_get(&addr, "/nope");
+    signal(&child, "INT");
+    let code = child.wait().expect("exits").code();
+    assert!(status.contains("200"), "{status}");
+    for series in [
+        "# TYPE scopecast_stage_latency_seconds summary",
+        "scopecast_stage_fps{stage=\"encoder\"}",
+        "scopecast_encoder_bytes_total",
+        "scopecast_source_up 1",
+    ] {
+        assert!(body.contains(series), "/metrics lacks {series}:\n{body}");
+    }
+    assert!(
+        health_status.contains("200") && health.starts_with("ok: source synthetic live"),
+        "{health_status} {health}"
+    );
+    assert!(missing.contains("404"), "{missing}");
+    assert_eq!(code, Some(0));
+}
