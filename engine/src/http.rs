@@ -1,5 +1,5 @@
-//! The station's HTTP server: `/metrics` (Prometheus text exposition) and
-//! `/healthz`, on `--listen ADDR:PORT`. It runs its own small tokio runtime
+//! The station's HTTP server on `--listen ADDR:PORT`: the viewer page at `/`,
+//! WHEP at `/whep`, `/metrics` (Prometheus text exposition) and `/healthz`. It runs its own small tokio runtime
 //! on named threads, so nothing here can hold up the frame loop; a request
 //! only reads atomics and copies a status struct.
 
@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use scopecast_transport::whep::{Whep, WhepError};
 use thiserror::Error;
 
 use crate::clock::SharedClock;
@@ -39,6 +40,52 @@ struct AppState {
     metrics: MetricsView,
     source: Arc<Mutex<SourceStatus>>,
     clock: SharedClock,
+    whep: Option<Arc<Whep>>,
+}
+
+async fn serve_viewer() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], scopecast_transport::VIEWER_PAGE)
+}
+
+/// WHEP: `POST /whep` with an SDP offer → `201 Created`, `Location`, SDP answer.
+async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let Some(whep) = state.whep else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the station is not encoding (encoder.enabled = false)\n")
+            .into_response();
+    };
+    let is_sdp = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp")));
+    if !is_sdp {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "WHEP offers are application/sdp\n").into_response();
+    }
+    match whep.create(body).await {
+        Ok((id, answer)) => (
+            StatusCode::CREATED,
+            [(header::LOCATION, format!("/whep/{id}")), (header::CONTENT_TYPE, "application/sdp".to_string())],
+            answer,
+        )
+            .into_response(),
+        Err(WhepError::BadOffer(reason)) => {
+            (StatusCode::BAD_REQUEST, format!("malformed SDP offer: {reason}\n")).into_response()
+        }
+        Err(e @ WhepError::Full { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], format!("{e}\n")).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "WHEP session failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+/// WHEP: `DELETE /whep/{id}` ends the session.
+async fn whep_delete(State(state): State<AppState>, Path(id): Path<u64>) -> StatusCode {
+    match state.whep {
+        Some(whep) if whep.delete(id).await => StatusCode::OK,
+        _ => StatusCode::NOT_FOUND,
+    }
 }
 
 async fn serve_metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -71,6 +118,7 @@ impl HttpServer {
         metrics: MetricsView,
         source: Arc<Mutex<SourceStatus>>,
         clock: SharedClock,
+        whep: Option<Arc<Whep>>,
     ) -> Result<Self, HttpError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -83,9 +131,13 @@ impl HttpServer {
             runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|source| HttpError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| HttpError::Bind { addr, source })?;
         let app = Router::new()
+            .route("/", get(serve_viewer))
             .route("/metrics", get(serve_metrics))
             .route("/healthz", get(serve_healthz))
-            .with_state(AppState { metrics, source, clock });
+            .route("/whep", post(whep_offer))
+            .route("/whep/{id}", delete(whep_delete))
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+            .with_state(AppState { metrics, source, clock, whep });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())

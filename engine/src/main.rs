@@ -283,13 +283,20 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
     let station = Station::start(config, clock.clone(), shutdown.clone()).context("cannot start the station")?;
     let http = match config.http.listen.parse::<std::net::SocketAddr>() {
         Ok(addr) => {
+            let whep = station
+                .broadcast
+                .clone()
+                .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, addr.ip(), 32, config.source.fps)));
             let server = scopecast_engine::http::HttpServer::start(
                 addr,
                 station.metrics_view(),
                 station.source_status.clone(),
                 clock.clone(),
+                whep,
             )?;
             println!("metrics: http://{}/metrics", server.local_addr);
+            println!("viewer: http://{}/", server.local_addr);
+            println!("http://{}/whep", server.local_addr);
             Some(server)
         }
         Err(_) => None,

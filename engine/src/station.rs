@@ -30,7 +30,9 @@ use crate::source::health::HealthPolicy;
 use crate::source::supervisor::{SharedSourceStatus, Supervisor, SupervisorSettings};
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec, SpecError};
+use scopecast_transport::fanout::{FanOut, FanOutPolicy};
 use scopecast_transport::media::AccessUnit;
+use scopecast_transport::whep::Broadcast;
 
 /// Why the station could not start.
 #[derive(Debug, Error)]
@@ -81,6 +83,8 @@ pub struct Station {
     pub scene: Arc<SceneStore>,
     /// The GPU adapter in use, if compositing.
     pub gpu: Option<String>,
+    /// The encoded stream for every viewer, when encoding.
+    pub broadcast: Option<Arc<Broadcast>>,
 }
 
 fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
@@ -195,13 +199,14 @@ impl CompositorStage {
     }
 }
 
-/// The end of the live path until the network sender takes its place: records
-/// each item's capture-to-delivery latency and rate, then releases it.
+/// The end of the live path: records each item's capture-to-delivery latency
+/// and rate, and hands it to `deliver` (the viewers' fan-out).
 fn spawn_sink<T: Timestamped + Send + 'static>(
     input: SlotConsumer<T>,
     clock: SharedClock,
     registry: &MetricsRegistry,
     stop: Shutdown,
+    mut deliver: impl FnMut(&T) + Send + 'static,
 ) -> Result<JoinHandle<()>, StationError> {
     let latency = registry.stage_latency("sink");
     let frames = registry.stage_frames("sink");
@@ -210,6 +215,7 @@ fn spawn_sink<T: Timestamped + Send + 'static>(
         while !stop.is_triggered() {
             match input.take(POLL_INTERVAL) {
                 Ok(item) => {
+                    deliver(&item);
                     let now = clock.now_ns();
                     latency.record_ns(now.saturating_sub(item.capture_time_ns()));
                     frames.inc();
@@ -379,7 +385,11 @@ impl Station {
 
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
-        if config.encoder.enabled {
+        let broadcast = if config.encoder.enabled {
+            let broadcast = Arc::new(Broadcast {
+                fanout: std::sync::Mutex::new(FanOut::new(FanOutPolicy::default())),
+                pushed: tokio::sync::Notify::new(),
+            });
             let (encoder_out, sink_in) = latest_slot::<AccessUnit>("encoder_out");
             slots.push(Box::new(encoder_out.monitor()));
             let stage = EncoderStage::new(
@@ -389,14 +399,21 @@ impl Station {
                 encoder_out,
                 clock.clone(),
                 &registry,
-            );
+            )
+            .with_broadcast(broadcast.clone());
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
-            threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone())?);
+            let to_viewers = broadcast.clone();
+            threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |au: &AccessUnit| {
+                to_viewers.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(au);
+                to_viewers.pushed.notify_waiters();
+            })?);
+            Some(broadcast)
         } else {
-            threads.push(spawn_sink(frames_out, clock.clone(), &registry, shutdown.clone())?);
-        }
-        Ok(Self { shutdown, threads, registry, source_status, slots: Arc::new(slots), scene, gpu })
+            threads.push(spawn_sink(frames_out, clock.clone(), &registry, shutdown.clone(), |_: &Frame| {})?);
+            None
+        };
+        Ok(Self { shutdown, threads, registry, source_status, slots: Arc::new(slots), scene, gpu, broadcast })
     }
 
     /// What the `/metrics` endpoint needs, shareable with other threads.

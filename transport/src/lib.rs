@@ -17,3 +17,9 @@
 
 pub mod fanout;
 pub mod media;
+pub mod whep;
+
+/// The viewer web page (served at `/`): a WHEP player with the lowest-latency
+/// playout settings, connection state, size, fps and glass-to-glass latency
+/// read from the timecode strip.
+pub const VIEWER_PAGE: &str = include_str!("../web/viewer.html");

@@ -29,6 +29,8 @@ pub struct EncoderStage {
     bytes: Arc<Counter>,
     keyframes: Arc<Counter>,
     errors: Arc<Counter>,
+    /// Where viewers' keyframe requests come from.
+    broadcast: Option<Arc<scopecast_transport::whep::Broadcast>>,
 }
 
 impl EncoderStage {
@@ -54,7 +56,14 @@ impl EncoderStage {
             bytes: registry.counter("scopecast_encoder_bytes_total", "Bytes of H.264 produced.", &[]),
             keyframes: registry.counter("scopecast_encoder_keyframes_total", "IDR pictures produced.", &[]),
             errors: registry.counter("scopecast_encoder_errors_total", "Frames the encoder could not encode.", &[]),
+            broadcast: None,
         }
+    }
+
+    /// Takes keyframe requests (joins, PLI, overflows) from `broadcast`.
+    pub fn with_broadcast(mut self, broadcast: Arc<scopecast_transport::whep::Broadcast>) -> Self {
+        self.broadcast = Some(broadcast);
+        self
     }
 
     /// Runs until shutdown.
@@ -112,7 +121,11 @@ impl EncoderStage {
             tracing::info!(kind = ?settings.kind, width = settings.width, height = settings.height, "encoder opened");
             self.encoder = Some((settings, encoder));
         }
+        let now = self.clock.now_ns();
+        let keyframe = self.broadcast.as_ref().is_some_and(|b| {
+            b.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take_keyframe_request(now)
+        });
         let Some((_, encoder)) = self.encoder.as_mut() else { return Ok(None) };
-        encoder.encode(frame, false).map_err(|e| e.to_string())
+        encoder.encode(frame, keyframe).map_err(|e| e.to_string())
     }
 }
