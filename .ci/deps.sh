@@ -18,6 +18,7 @@ test_packages=(
     libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
     gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-nice
     python3 python3-venv
+    chromium nodejs npm
 )
 case "$purpose" in
     demo) wanted=("${demo_packages[@]}") ;;

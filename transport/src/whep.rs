@@ -139,11 +139,7 @@ impl Whep {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: codec.clone(),
-                    payload_type: H264_PAYLOAD_TYPE,
-                    ..Default::default()
-                },
+                RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type: H264_PAYLOAD_TYPE },
                 RtpCodecKind::Video,
             )
             .map_err(webrtc_error)?;

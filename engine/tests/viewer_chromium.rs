@@ -1,0 +1,113 @@
+//! A real browser watches the station: headless Chromium (Debian's, driven
+//! by playwright-core) opens the viewer page, connects over WHEP and plays
+//! the stream; the page decodes the timecode strip of every presented frame.
+//! Missing Chromium or playwright-core is a failure with what to install.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scopecast");
+
+fn node_modules() -> String {
+    let dir = std::env::var("SCOPECAST_NODE_MODULES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/node/node_modules").to_string());
+    assert!(
+        std::path::Path::new(&dir).join("playwright-core").exists(),
+        "playwright-core not found in {dir}: the README's test command installs it (npm install --prefix target/node playwright-core)"
+    );
+    assert!(std::path::Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium missing: apt-get install chromium");
+    dir
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args(["-s", sig, &pid.to_string()]).status();
+}
+
+/// Starts the demo with `args`, returns (child, base URL).
+fn start_station(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let base = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("viewer: ").map(str::to_string))
+        .expect("the viewer URL is printed");
+    (child, base)
+}
+
+fn play(url: &str, frames: u32, timeout_ms: u32) -> serde_json::Value {
+    let modules = node_modules();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/play.mjs");
+    let output = Command::new("node")
+        .args([script, url, &frames.to_string(), &timeout_ms.to_string()])
+        .env("SCOPECAST_NODE_MODULES", modules)
+        .output()
+        .expect("node runs (apt-get install nodejs)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "player failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+#[test]
+fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
+    let (child, base) = start_station(&["--width", "640", "--height", "360", "--fps", "30"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = play(&base, 300, 15_000);
+    signal(child.id(), "INT");
+    let frames = stats["frames"].as_u64().unwrap_or(0);
+    let decoded = stats["decoded"].as_u64().unwrap_or(0);
+    let latencies: Vec<f64> =
+        stats["latencies"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+    println!(
+        "Chromium over WHEP: {frames} frames presented, {decoded} timecodes decoded, {}x{}, in {} ms; glass-to-glass p50 {:.0} ms, p99 {:.0} ms (debug build, lavapipe)",
+        stats["width"],
+        stats["height"],
+        stats["elapsed_ms"],
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    assert_eq!(stats["state"], "connected", "{stats}");
+    assert!(frames >= 300, "only {frames} frames in 15 s: {stats}");
+    assert!(decoded * 10 >= frames * 9, "the timecode decodes in {decoded} of {frames} frames");
+    assert_eq!((stats["width"].as_u64(), stats["height"].as_u64()), (Some(640), Some(360)));
+}
+
+#[test]
+fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
+    use std::io::{Read, Write};
+    let (child, base) = start_station(&["--width", "320", "--height", "240", "--fps", "15"]);
+    let addr = base.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let request = |head: &str, body: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+        write!(stream, "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .expect("send");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.lines().next().unwrap_or("").to_string()
+    };
+    let garbage = request("POST /whep HTTP/1.1\r\nContent-Type: application/sdp", "this is not SDP");
+    let wrong_type = request("POST /whep HTTP/1.1\r\nContent-Type: text/plain", "v=0");
+    let oversized = request("POST /whep HTTP/1.1\r\nContent-Type: application/sdp", &"a".repeat(100_000));
+    let unknown = request("DELETE /whep/999 HTTP/1.1", "");
+    // After all that, a real viewer still plays.
+    let stats = play(&base, 30, 15_000);
+    signal(child.id(), "INT");
+    assert!(garbage.contains(" 400 "), "{garbage}");
+    assert!(wrong_type.contains(" 415 "), "{wrong_type}");
+    assert!(oversized.contains(" 413 "), "{oversized}");
+    assert!(unknown.contains(" 404 "), "{unknown}");
+    assert!(stats["frames"].as_u64().unwrap_or(0) >= 30, "{stats}");
+}
