@@ -48,6 +48,11 @@ fi
 
 missing=()
 for package in "${wanted[@]}"; do
+    # Node and npm may come from elsewhere (nodesource, nvm): their commands are enough.
+    case "$package" in
+        nodejs) command -v node >/dev/null 2>&1 && continue ;;
+        npm) command -v npm >/dev/null 2>&1 && continue ;;
+    esac
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$package")
     fi

@@ -273,12 +273,24 @@ impl Default for EncoderConfig {
     }
 }
 
+/// `[[http.tokens]]`: a bearer token and what it may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The secret (at least 16 characters).
+    pub token: String,
+    /// `viewer`, `annotator` or `operator`.
+    pub role: scopecast_transport::auth::Role,
+}
+
 /// `[http]`: the station's HTTP server.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// `ADDR:PORT` to serve `/metrics` and `/healthz` on; empty: no server.
+    /// `ADDR:PORT` to serve the viewer page, WHEP, `/metrics` and `/healthz` on; empty: no server.
     pub listen: String,
+    /// Bearer tokens; without any, a viewer and an operator token are generated at start.
+    pub tokens: Vec<TokenConfig>,
 }
 
 /// The whole station configuration.
@@ -382,9 +394,16 @@ bitrate_kbps = 6000
 keyframe_interval_s = 1.0
 
 [http]
-# ADDR:PORT of the station's HTTP server (/metrics in Prometheus text format,
-# /healthz); empty for none. Port 0 picks a free port (printed at start).
+# ADDR:PORT of the station's HTTP server (the viewer page at /, WHEP at /whep,
+# /metrics in Prometheus text format, /healthz); empty for none. Port 0 picks a
+# free port (printed at start).
 listen = ""
+# Bearer tokens for WHEP, each with a role ("viewer", "annotator", "operator"):
+#   [[http.tokens]]
+#   token = "a-long-random-secret"
+#   role = "viewer"
+# Without any, a viewer and an operator token are generated at start and printed.
+tokens = []
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
@@ -506,6 +525,14 @@ impl Config {
                 field: "http.listen",
                 value: format!("{:?}", self.http.listen),
                 reason: "must be ADDR:PORT, e.g. 127.0.0.1:8080".into(),
+            });
+        }
+        if let Some(short) = self.http.tokens.iter().find(|t| t.token.len() < 16) {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "http.tokens",
+                value: format!("a {:?} token of {} characters", short.role, short.token.len()),
+                reason: "tokens must have at least 16 characters".into(),
             });
         }
         range_check(path, "encoder.bitrate_kbps", self.encoder.bitrate_kbps, 100, 100_000)?;

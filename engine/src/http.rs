@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use scopecast_transport::auth::{Denied, Role, Tokens};
 use scopecast_transport::whep::{Whep, WhepError};
 use thiserror::Error;
 
@@ -41,6 +42,22 @@ struct AppState {
     source: Arc<Mutex<SourceStatus>>,
     clock: SharedClock,
     whep: Option<Arc<Whep>>,
+    tokens: Arc<Tokens>,
+}
+
+/// The refusal of an action needing `role`, if the `Authorization` header does not allow it.
+fn refusal(state: &AppState, headers: &HeaderMap, role: Role) -> Option<Response> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.tokens.authorize(header, role) {
+        Ok(_) => None,
+        Err(Denied::Unauthenticated) => Some(
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a valid bearer token is needed\n")
+                .into_response(),
+        ),
+        Err(Denied::Forbidden) => {
+            Some((StatusCode::FORBIDDEN, "this token's role does not allow that\n").into_response())
+        }
+    }
 }
 
 async fn serve_viewer() -> impl IntoResponse {
@@ -49,6 +66,9 @@ async fn serve_viewer() -> impl IntoResponse {
 
 /// WHEP: `POST /whep` with an SDP offer → `201 Created`, `Location`, SDP answer.
 async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    if let Some(refused) = refusal(&state, &headers, Role::Viewer) {
+        return refused;
+    }
     let Some(whep) = state.whep else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the station is not encoding (encoder.enabled = false)\n")
             .into_response();
@@ -81,10 +101,13 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
 }
 
 /// WHEP: `DELETE /whep/{id}` ends the session.
-async fn whep_delete(State(state): State<AppState>, Path(id): Path<u64>) -> StatusCode {
+async fn whep_delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Some(refused) = refusal(&state, &headers, Role::Viewer) {
+        return refused;
+    }
     match state.whep {
-        Some(whep) if whep.delete(id).await => StatusCode::OK,
-        _ => StatusCode::NOT_FOUND,
+        Some(whep) if whep.delete(id).await => StatusCode::OK.into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -119,6 +142,7 @@ impl HttpServer {
         source: Arc<Mutex<SourceStatus>>,
         clock: SharedClock,
         whep: Option<Arc<Whep>>,
+        tokens: Tokens,
     ) -> Result<Self, HttpError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -137,7 +161,7 @@ impl HttpServer {
             .route("/whep", post(whep_offer))
             .route("/whep/{id}", delete(whep_delete))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-            .with_state(AppState { metrics, source, clock, whep });
+            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens) });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())

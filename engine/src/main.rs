@@ -287,16 +287,36 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
                 .broadcast
                 .clone()
                 .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, addr.ip(), 32, config.source.fps)));
+            use scopecast_transport::auth::{Role, Token, Tokens};
+            let mut tokens: Vec<Token> =
+                config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();
+            if tokens.is_empty() {
+                tokens.push(Token::generate(Role::Viewer).context("cannot generate a token")?);
+                tokens.push(Token::generate(Role::Operator).context("cannot generate a token")?);
+            }
+            let viewer_token = tokens.iter().find(|t| t.role == Role::Viewer).map(|t| t.reveal().to_string());
+            let operator_token = tokens.iter().find(|t| t.role == Role::Operator).map(|t| t.reveal().to_string());
             let server = scopecast_engine::http::HttpServer::start(
                 addr,
                 station.metrics_view(),
                 station.source_status.clone(),
                 clock.clone(),
                 whep,
+                Tokens::new(tokens),
             )?;
-            println!("metrics: http://{}/metrics", server.local_addr);
-            println!("viewer: http://{}/", server.local_addr);
-            println!("http://{}/whep", server.local_addr);
+            let base = format!("http://{}", server.local_addr);
+            // The tokens go to the operator's terminal once; they are never logged.
+            match &viewer_token {
+                Some(token) => {
+                    println!("{base}/whep token={token}");
+                    println!("viewer: {base}/#token={token}");
+                }
+                None => println!("{base}/whep (no viewer token configured)"),
+            }
+            if let Some(token) = &operator_token {
+                println!("operator token: {token}");
+            }
+            println!("metrics: {base}/metrics");
             Some(server)
         }
         Err(_) => None,

@@ -89,7 +89,9 @@ fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
 fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
     use std::io::{Read, Write};
     let (child, base) = start_station(&["--width", "320", "--height", "240", "--fps", "15"]);
-    let addr = base.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (origin, token) = base.split_once("/#token=").expect("the viewer link carries a token");
+    let addr = origin.trim_start_matches("http://").to_string();
+    let auth = format!("Authorization: Bearer {token}");
     let request = |head: &str, body: &str| -> String {
         let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
         write!(stream, "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
@@ -98,13 +100,22 @@ fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
         let _ = stream.read_to_string(&mut response);
         response.lines().next().unwrap_or("").to_string()
     };
-    let garbage = request("POST /whep HTTP/1.1\r\nContent-Type: application/sdp", "this is not SDP");
-    let wrong_type = request("POST /whep HTTP/1.1\r\nContent-Type: text/plain", "v=0");
-    let oversized = request("POST /whep HTTP/1.1\r\nContent-Type: application/sdp", &"a".repeat(100_000));
-    let unknown = request("DELETE /whep/999 HTTP/1.1", "");
+    let no_token = request("POST /whep HTTP/1.1\r\nContent-Type: application/sdp", "v=0");
+    let bad_token = request(
+        "POST /whep HTTP/1.1\r\nAuthorization: Bearer 0123456789abcdef\r\nContent-Type: application/sdp",
+        "v=0",
+    );
+    let garbage =
+        request(&format!("POST /whep HTTP/1.1\r\n{auth}\r\nContent-Type: application/sdp"), "this is not SDP");
+    let wrong_type = request(&format!("POST /whep HTTP/1.1\r\n{auth}\r\nContent-Type: text/plain"), "v=0");
+    let oversized =
+        request(&format!("POST /whep HTTP/1.1\r\n{auth}\r\nContent-Type: application/sdp"), &"a".repeat(100_000));
+    let unknown = request(&format!("DELETE /whep/999 HTTP/1.1\r\n{auth}"), "");
     // After all that, a real viewer still plays.
     let stats = play(&base, 30, 15_000);
     signal(child.id(), "INT");
+    assert!(no_token.contains(" 401 "), "{no_token}");
+    assert!(bad_token.contains(" 401 "), "{bad_token}");
     assert!(garbage.contains(" 400 "), "{garbage}");
     assert!(wrong_type.contains(" 415 "), "{wrong_type}");
     assert!(oversized.contains(" 413 "), "{oversized}");

@@ -15,6 +15,7 @@
 //! fan-out state machine; signalling and WebRTC sessions arrive with the live
 //! WebRTC work.
 
+pub mod auth;
 pub mod fanout;
 pub mod media;
 pub mod whep;
