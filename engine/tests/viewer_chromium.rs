@@ -111,9 +111,12 @@ fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
     let oversized =
         request(&format!("POST /whep HTTP/1.1\r\n{auth}\r\nContent-Type: application/sdp"), &"a".repeat(100_000));
     let unknown = request(&format!("DELETE /whep/999 HTTP/1.1\r\n{auth}"), "");
-    // After all that, a real viewer still plays.
+    // After all that, a real viewer still plays; it leaves by closing the browser
+    // (no DELETE), and the next viewer plays as well.
     let stats = play(&base, 30, 15_000);
+    let after_vanished = play(&base, 30, 15_000);
     signal(child.id(), "INT");
+    assert!(after_vanished["frames"].as_u64().unwrap_or(0) >= 30, "{after_vanished}");
     assert!(no_token.contains(" 401 "), "{no_token}");
     assert!(bad_token.contains(" 401 "), "{bad_token}");
     assert!(garbage.contains(" 400 "), "{garbage}");

@@ -67,10 +67,12 @@ struct Session {
     stop: Option<oneshot::Sender<()>>,
 }
 
+type Sessions = Arc<Mutex<HashMap<u64, Session>>>;
+
 /// The WHEP endpoint's sessions.
 pub struct Whep {
     broadcast: Arc<Broadcast>,
-    sessions: Mutex<HashMap<u64, Session>>,
+    sessions: Sessions,
     next_id: AtomicU64,
     bind_ip: IpAddr,
     max_viewers: usize,
@@ -81,6 +83,7 @@ pub struct Whep {
 struct Events {
     gathered: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     broadcast: Arc<Broadcast>,
+    sessions: Sessions,
     viewer: ViewerId,
 }
 
@@ -97,7 +100,14 @@ impl PeerConnectionEventHandler for Events {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::info!(viewer = self.viewer.0, %state, "viewer connection");
         if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
+            // A viewer that vanished without DELETE frees its place and its queue.
             self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).remove_viewer(self.viewer);
+            let session = self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.viewer.0);
+            if let Some(mut session) = session
+                && let Some(stop) = session.stop.take()
+            {
+                let _ = stop.send(());
+            }
         }
     }
 }
@@ -107,7 +117,7 @@ impl Whep {
     pub fn new(broadcast: Arc<Broadcast>, bind_ip: IpAddr, max_viewers: usize, fps: u32) -> Self {
         Self {
             broadcast,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
             bind_ip,
             max_viewers,
@@ -147,8 +157,12 @@ impl Whep {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let viewer = ViewerId(id);
         let (gathered_tx, gathered_rx) = oneshot::channel();
-        let events =
-            Events { gathered: Arc::new(Mutex::new(Some(gathered_tx))), broadcast: self.broadcast.clone(), viewer };
+        let events = Events {
+            gathered: Arc::new(Mutex::new(Some(gathered_tx))),
+            broadcast: self.broadcast.clone(),
+            sessions: self.sessions.clone(),
+            viewer,
+        };
         let runtime = webrtc::runtime::default_runtime().ok_or_else(|| webrtc_error("no async runtime"))?;
         let peer = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
