@@ -83,6 +83,7 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
     match whep.create(body).await {
         Ok((id, answer)) => (
             StatusCode::CREATED,
+            CORS,
             [(header::LOCATION, format!("/whep/{id}")), (header::CONTENT_TYPE, "application/sdp".to_string())],
             answer,
         )
@@ -98,6 +99,19 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
             (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
         }
     }
+}
+
+/// CORS for WHEP players served from another origin (the WHEP draft's
+/// `OPTIONS` preflight): any origin may ask, the bearer token still decides.
+const CORS: [(header::HeaderName, &str); 4] = [
+    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+    (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, OPTIONS"),
+    (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"),
+    (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location"),
+];
+
+async fn whep_options() -> impl IntoResponse {
+    (StatusCode::NO_CONTENT, CORS)
 }
 
 /// WHEP: `DELETE /whep/{id}` ends the session.
@@ -158,8 +172,8 @@ impl HttpServer {
             .route("/", get(serve_viewer))
             .route("/metrics", get(serve_metrics))
             .route("/healthz", get(serve_healthz))
-            .route("/whep", post(whep_offer))
-            .route("/whep/{id}", delete(whep_delete))
+            .route("/whep", post(whep_offer).options(whep_options))
+            .route("/whep/{id}", delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
             .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens) });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -404,8 +404,12 @@ impl Station {
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
             let to_viewers = broadcast.clone();
+            let viewers = registry.gauge("scopecast_viewers", "Viewers receiving the stream.", &[]);
             threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |au: &AccessUnit| {
-                to_viewers.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(au);
+                let mut fanout = to_viewers.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                fanout.push(au);
+                viewers.set(fanout.viewer_count() as f64);
+                drop(fanout);
                 to_viewers.pushed.notify_waiters();
             })?);
             Some(broadcast)

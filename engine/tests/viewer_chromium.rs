@@ -111,6 +111,8 @@ fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
     let oversized =
         request(&format!("POST /whep HTTP/1.1\r\n{auth}\r\nContent-Type: application/sdp"), &"a".repeat(100_000));
     let unknown = request(&format!("DELETE /whep/999 HTTP/1.1\r\n{auth}"), "");
+    let preflight =
+        request("OPTIONS /whep HTTP/1.1\r\nOrigin: https://viewer.example\r\nAccess-Control-Request-Method: POST", "");
     // After all that, a real viewer still plays; it leaves by closing the browser
     // (no DELETE), and the next viewer plays as well.
     let stats = play(&base, 30, 15_000);
@@ -123,5 +125,6 @@ fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
     assert!(wrong_type.contains(" 415 "), "{wrong_type}");
     assert!(oversized.contains(" 413 "), "{oversized}");
     assert!(unknown.contains(" 404 "), "{unknown}");
+    assert!(preflight.contains(" 204 "), "{preflight}");
     assert!(stats["frames"].as_u64().unwrap_or(0) >= 30, "{stats}");
 }
