@@ -316,6 +316,7 @@ fn metrics_and_healthz_are_served_over_http() {
         "scopecast_stage_fps{stage=\"encoder\"}",
         "scopecast_encoder_bytes_total",
         "scopecast_source_up 1",
+        "scopecast_viewers 0",
     ] {
         assert!(body.contains(series), "/metrics lacks {series}:\n{body}");
     }
