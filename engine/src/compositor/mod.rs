@@ -200,6 +200,28 @@ fn buffer_with(device: &wgpu::Device, label: &str, bytes: &[u8], usage: wgpu::Bu
     buffer
 }
 
+/// A render pass writing the composited output (no depth, no multisampling).
+fn output_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    view: &wgpu::TextureView,
+    label: &str,
+    load: wgpu::LoadOp<wgpu::Color>,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some(label),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations { load, store: wgpu::StoreOp::Store },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
+}
+
 fn format_code(format: PixelFormat) -> u32 {
     match format {
         PixelFormat::Rgba8 => 0,
@@ -634,19 +656,7 @@ impl Compositor {
                 wgpu::BindGroupEntry { binding: 7, resource: wgpu::BindingResource::Sampler(&self.video_sampler) },
             ],
         });
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("compose"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &sized.output_view,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+        let mut pass = output_pass(encoder, &sized.output_view, "compose", wgpu::LoadOp::Clear(wgpu::Color::BLACK));
         pass.set_pipeline(&self.pipelines.compose);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.draw(0..3, 0..1);
@@ -682,19 +692,7 @@ impl Compositor {
             layout: &self.pipelines.annotation_layout,
             entries: &[wgpu::BindGroupEntry { binding: 0, resource: self.annotation_frame.as_entire_binding() }],
         });
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("annotations"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &sized.output_view,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+        let mut pass = output_pass(encoder, &sized.output_view, "annotations", wgpu::LoadOp::Load);
         pass.set_pipeline(&self.pipelines.annotation);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.set_vertex_buffer(0, self.annotation_instances.slice(..bytes.len() as u64));
@@ -718,19 +716,7 @@ impl Compositor {
         });
         let strip_width = (cell * crate::timecode::CELLS).min(size.0);
         let strip_height = cell.min(size.1);
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("timecode"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &sized.output_view,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations { load: wgpu::LoadOp::Load, store: wgpu::StoreOp::Store },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+        let mut pass = output_pass(encoder, &sized.output_view, "timecode", wgpu::LoadOp::Load);
         pass.set_pipeline(&self.pipelines.timecode);
         pass.set_bind_group(0, &bind_group, &[]);
         let top = size.1 - strip_height;
