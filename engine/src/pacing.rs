@@ -19,7 +19,7 @@ pub enum Pace {
     Emit {
         /// The frame's nominal capture time, ns.
         due_ns: u64,
-        /// Frames skipped because the loop was late.
+        /// Frames not emitted: the loop was late by that many periods.
         skipped: u64,
     },
 }

@@ -768,7 +768,7 @@ impl Compositor {
         self.sized.as_ref().map_or(0, |s| s.ring.in_flight())
     }
 
-    /// Frames whose readback was skipped because every staging buffer was busy.
+    /// Frames whose readback was dropped: every staging buffer was busy.
     pub fn skipped_readbacks(&self) -> u64 {
         self.sized.as_ref().map_or(0, |s| s.ring.skipped)
     }

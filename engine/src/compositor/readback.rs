@@ -78,7 +78,7 @@ pub struct I420Ring {
     idle: Vec<wgpu::Buffer>,
     in_flight: VecDeque<InFlight>,
     pool: BufferPool,
-    /// Frames whose readback was skipped because every slot was busy.
+    /// Frames whose readback was dropped: every slot was busy.
     pub skipped: u64,
 }
 
