@@ -160,8 +160,14 @@ pub struct Compositor {
     video_sampler: wgpu::Sampler,
     compose_params: wgpu::Buffer,
     annotation_frame: wgpu::Buffer,
+    annotation_bind_group: wgpu::BindGroup,
     annotation_instances: wgpu::Buffer,
     timecode_params: wgpu::Buffer,
+    timecode_bind_group: wgpu::BindGroup,
+    /// Bumped whenever a texture the compose pass binds is replaced.
+    bindings_generation: u64,
+    /// The compose bind group and the (generation, remap in use, distorted overlay) it was built for.
+    compose_bind_group: Option<((u64, bool, bool), wgpu::BindGroup)>,
     i420_params: wgpu::Buffer,
     empty_remap: wgpu::TextureView,
     video: Option<VideoPlanes>,
@@ -248,10 +254,25 @@ impl Compositor {
             usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let annotation_frame = uniform_buffer(device, "annotation-frame", 16);
+        let timecode_params = uniform_buffer(device, "timecode-params", 16);
+        let single_uniform = |label, layout: &wgpu::BindGroupLayout, buffer: &wgpu::Buffer| {
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout,
+                entries: &[wgpu::BindGroupEntry { binding: 0, resource: buffer.as_entire_binding() }],
+            })
+        };
+        let annotation_bind_group = single_uniform("annotation", &pipelines.annotation_layout, &annotation_frame);
+        let timecode_bind_group = single_uniform("timecode", &pipelines.timecode_layout, &timecode_params);
         Self {
             compose_params: uniform_buffer(device, "compose-params", std::mem::size_of::<ComposeParams>() as u64),
-            annotation_frame: uniform_buffer(device, "annotation-frame", 16),
-            timecode_params: uniform_buffer(device, "timecode-params", 16),
+            annotation_frame,
+            annotation_bind_group,
+            timecode_params,
+            timecode_bind_group,
+            bindings_generation: 0,
+            compose_bind_group: None,
             i420_params: uniform_buffer(device, "i420-params", std::mem::size_of::<I420Params>() as u64),
             empty_remap: targets::empty_remap(device),
             annotation_instances,
@@ -311,6 +332,7 @@ impl Compositor {
             pad: [0; 3],
         };
         self.ctx.queue.write_buffer(&self.i420_params, 0, bytemuck::bytes_of(&params));
+        self.bindings_generation += 1;
         self.sized = Some(Sized {
             size,
             identity_overlay: OverlayTarget::new(
@@ -348,6 +370,7 @@ impl Compositor {
                     let view = targets::remap_texture(&self.ctx.device, &self.ctx.queue, &table);
                     let overlay = OverlayTarget::new(&self.ctx.device, viewport, self.settings.msaa_samples);
                     self.remap = Some(ReadyRemap { key, view, overlay });
+                    self.bindings_generation += 1;
                     self.remap_pending = None;
                 }
                 Err(TryRecvError::Empty) => {}
@@ -459,6 +482,7 @@ impl Compositor {
         let upload_start = Instant::now();
         if self.video.as_ref().is_none_or(|v| v.format != frame.format() || v.size != size) {
             self.video = Some(VideoPlanes::new(&self.ctx.device, frame.format(), size));
+            self.bindings_generation += 1;
         }
         if let Some(video) = &self.video {
             video.upload(&self.ctx.queue, frame);
@@ -642,24 +666,32 @@ impl Compositor {
             _ => &sized.identity_overlay.resolved_view,
         };
         let remap_view = remap.map_or(&self.empty_remap, |r| &r.view);
-        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("compose"),
-            layout: &self.pipelines.compose_layout,
-            entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: self.compose_params.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&video.views[0]) },
-                wgpu::BindGroupEntry { binding: 2, resource: wgpu::BindingResource::TextureView(&video.views[1]) },
-                wgpu::BindGroupEntry { binding: 3, resource: wgpu::BindingResource::TextureView(&video.views[2]) },
-                wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::Sampler(&self.video_sampler) },
-                wgpu::BindGroupEntry { binding: 5, resource: wgpu::BindingResource::TextureView(remap_view) },
-                wgpu::BindGroupEntry { binding: 6, resource: wgpu::BindingResource::TextureView(overlay_view) },
-                wgpu::BindGroupEntry { binding: 7, resource: wgpu::BindingResource::Sampler(&self.video_sampler) },
-            ],
+        let key = (self.bindings_generation, remap.is_some(), scene.output_mode == OutputMode::Distorted);
+        // Rebuilt only when a bound texture or the table in use changes, not per frame.
+        let cached = self.compose_bind_group.as_ref().filter(|(k, _)| *k == key).map(|(_, b)| b.clone());
+        let bind_group = cached.unwrap_or_else(|| {
+            self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("compose"),
+                layout: &self.pipelines.compose_layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: self.compose_params.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&video.views[0]) },
+                    wgpu::BindGroupEntry { binding: 2, resource: wgpu::BindingResource::TextureView(&video.views[1]) },
+                    wgpu::BindGroupEntry { binding: 3, resource: wgpu::BindingResource::TextureView(&video.views[2]) },
+                    wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::Sampler(&self.video_sampler) },
+                    wgpu::BindGroupEntry { binding: 5, resource: wgpu::BindingResource::TextureView(remap_view) },
+                    wgpu::BindGroupEntry { binding: 6, resource: wgpu::BindingResource::TextureView(overlay_view) },
+                    wgpu::BindGroupEntry { binding: 7, resource: wgpu::BindingResource::Sampler(&self.video_sampler) },
+                ],
+            })
         });
-        let mut pass = output_pass(encoder, &sized.output_view, "compose", wgpu::LoadOp::Clear(wgpu::Color::BLACK));
-        pass.set_pipeline(&self.pipelines.compose);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.draw(0..3, 0..1);
+        {
+            let mut pass = output_pass(encoder, &sized.output_view, "compose", wgpu::LoadOp::Clear(wgpu::Color::BLACK));
+            pass.set_pipeline(&self.pipelines.compose);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.draw(0..3, 0..1);
+        }
+        self.compose_bind_group = Some((key, bind_group));
     }
 
     fn encode_annotations(&mut self, encoder: &mut wgpu::CommandEncoder, scene: &Scene, size: (u32, u32)) {
@@ -687,14 +719,9 @@ impl Compositor {
         let frame_size = [size.0 as f32, size.1 as f32, 0.0, 0.0];
         self.ctx.queue.write_buffer(&self.annotation_frame, 0, bytemuck::cast_slice(&frame_size));
         let Some(sized) = &self.sized else { return };
-        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("annotation"),
-            layout: &self.pipelines.annotation_layout,
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: self.annotation_frame.as_entire_binding() }],
-        });
         let mut pass = output_pass(encoder, &sized.output_view, "annotations", wgpu::LoadOp::Load);
         pass.set_pipeline(&self.pipelines.annotation);
-        pass.set_bind_group(0, &bind_group, &[]);
+        pass.set_bind_group(0, &self.annotation_bind_group, &[]);
         pass.set_vertex_buffer(0, self.annotation_instances.slice(..bytes.len() as u64));
         pass.draw(0..4, 0..shapes.len() as u32);
     }
@@ -709,16 +736,11 @@ impl Compositor {
             low_bits: (capture_wall_ms & 0xffff_ffff) as u32,
         };
         self.ctx.queue.write_buffer(&self.timecode_params, 0, bytemuck::bytes_of(&params));
-        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("timecode"),
-            layout: &self.pipelines.timecode_layout,
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: self.timecode_params.as_entire_binding() }],
-        });
         let strip_width = (cell * crate::timecode::CELLS).min(size.0);
         let strip_height = cell.min(size.1);
         let mut pass = output_pass(encoder, &sized.output_view, "timecode", wgpu::LoadOp::Load);
         pass.set_pipeline(&self.pipelines.timecode);
-        pass.set_bind_group(0, &bind_group, &[]);
+        pass.set_bind_group(0, &self.timecode_bind_group, &[]);
         let top = size.1 - strip_height;
         pass.set_viewport(0.0, top as f32, strip_width as f32, strip_height as f32, 0.0, 1.0);
         pass.set_scissor_rect(0, top, strip_width, strip_height);
