@@ -284,13 +284,34 @@ pub struct TokenConfig {
 }
 
 /// `[http]`: the station's HTTP server.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// `ADDR:PORT` to serve the viewer page, WHEP, `/metrics` and `/healthz` on; empty: no server.
     pub listen: String,
     /// Bearer tokens; without any, a viewer and an operator token are generated at start.
     pub tokens: Vec<TokenConfig>,
+    /// WHEP sessions at once; more get `503` with `Retry-After`.
+    pub max_viewers: usize,
+    /// STUN/TURN servers the station gathers with and announces in `Link` headers.
+    pub ice_servers: Vec<scopecast_transport::ice::IceServer>,
+    /// PEM certificate chain for HTTPS (off loopback); empty: a self-signed one is generated.
+    pub tls_cert: String,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            tokens: Vec::new(),
+            max_viewers: 32,
+            ice_servers: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+        }
+    }
 }
 
 /// The whole station configuration.
@@ -404,6 +425,20 @@ listen = ""
 #   role = "viewer"
 # Without any, a viewer and an operator token are generated at start and printed.
 tokens = []
+# WHEP sessions at once (1..=256); one more gets 503 with Retry-After.
+max_viewers = 32
+# STUN/TURN servers: the station gathers candidates with them and announces
+# them to WHEP players in Link headers (rel="ice-server"):
+#   [[http.ice_servers]]
+#   urls = ["turn:turn.hospital.example:3478?transport=udp"]
+#   username = "scopecast"
+#   credential = "secret"
+ice_servers = []
+# Off loopback the server speaks HTTPS only. PEM certificate chain and key;
+# both empty: a self-signed certificate is generated at start and its SHA-256
+# fingerprint printed (viewers confirm it once in the browser).
+tls_cert = ""
+tls_key = ""
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
@@ -533,6 +568,23 @@ impl Config {
                 field: "http.tokens",
                 value: format!("a {:?} token of {} characters", short.role, short.token.len()),
                 reason: "tokens must have at least 16 characters".into(),
+            });
+        }
+        range_check(path, "http.max_viewers", self.http.max_viewers, 1, 256)?;
+        for server in &self.http.ice_servers {
+            server.validate().map_err(|e| ConfigError::Invalid {
+                path: path.into(),
+                field: "http.ice_servers",
+                value: format!("{:?}", server.urls),
+                reason: e.to_string(),
+            })?;
+        }
+        if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "http.tls_key",
+                value: format!("cert {:?}, key {:?}", self.http.tls_cert, self.http.tls_key),
+                reason: "give both tls_cert and tls_key, or neither".into(),
             });
         }
         range_check(path, "encoder.bitrate_kbps", self.encoder.bitrate_kbps, 100, 100_000)?;

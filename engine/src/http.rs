@@ -1,5 +1,8 @@
 //! The station's HTTP server on `--listen ADDR:PORT`: the viewer page at `/`,
-//! WHEP at `/whep`, `/metrics` (Prometheus text exposition) and `/healthz`. It runs its own small tokio runtime
+//! WHEP at `/whep` (`POST` offer, `PATCH` trickle candidates, `DELETE`,
+//! `OPTIONS`/CORS, STUN/TURN servers in `Link` headers), `/viewers` for the
+//! operator, `/metrics` (Prometheus text exposition) and `/healthz`. Over
+//! HTTPS when a [`TlsIdentity`] is given. It runs its own small tokio runtime
 //! on named threads, so nothing here can hold up the frame loop; a request
 //! only reads atomics and copies a status struct.
 
@@ -11,14 +14,16 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use scopecast_transport::auth::{Denied, Role, Tokens};
+use scopecast_transport::ice::parse_sdpfrag;
 use scopecast_transport::whep::{Whep, WhepError};
 use thiserror::Error;
 
 use crate::clock::SharedClock;
 use crate::source::supervisor::SourceStatus;
 use crate::station::MetricsView;
+use crate::tls::{TlsIdentity, TlsListener};
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -73,21 +78,21 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
         return (StatusCode::SERVICE_UNAVAILABLE, "the station is not encoding (encoder.enabled = false)\n")
             .into_response();
     };
-    let is_sdp = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp")));
-    if !is_sdp {
+    if !content_type_is(&headers, "application/sdp") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "WHEP offers are application/sdp\n").into_response();
     }
     match whep.create(body).await {
-        Ok((id, answer)) => (
-            StatusCode::CREATED,
-            CORS,
-            [(header::LOCATION, format!("/whep/{id}")), (header::CONTENT_TYPE, "application/sdp".to_string())],
-            answer,
-        )
-            .into_response(),
+        Ok((id, answer)) => {
+            let mut response = (
+                StatusCode::CREATED,
+                CORS,
+                [(header::LOCATION, format!("/whep/{id}")), (header::CONTENT_TYPE, "application/sdp".to_string())],
+                answer,
+            )
+                .into_response();
+            add_ice_links(&mut response, &whep);
+            response
+        }
         Err(WhepError::BadOffer(reason)) => {
             (StatusCode::BAD_REQUEST, format!("malformed SDP offer: {reason}\n")).into_response()
         }
@@ -101,17 +106,85 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
     }
 }
 
+/// Whether the request's `Content-Type` is `wanted` (parameters ignored).
+fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(wanted)))
+}
+
+/// The STUN/TURN servers as `Link: <url>; rel="ice-server"` headers (WHEP
+/// draft §4.4; RFC 9725 §4.6).
+fn add_ice_links(response: &mut Response, whep: &Whep) {
+    for server in whep.ice_servers() {
+        for value in server.link_values() {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                response.headers_mut().append(header::LINK, value);
+            }
+        }
+    }
+}
+
 /// CORS for WHEP players served from another origin (the WHEP draft's
 /// `OPTIONS` preflight): any origin may ask, the bearer token still decides.
 const CORS: [(header::HeaderName, &str); 4] = [
     (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-    (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, OPTIONS"),
-    (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"),
-    (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location"),
+    (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, PATCH, DELETE, OPTIONS"),
+    (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type, If-Match"),
+    (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location, Link"),
 ];
 
-async fn whep_options() -> impl IntoResponse {
-    (StatusCode::NO_CONTENT, CORS)
+/// `OPTIONS`: the CORS preflight, and the ICE servers before an offer (WHEP draft §4.4).
+async fn whep_options(State(state): State<AppState>) -> Response {
+    let mut response = (StatusCode::NO_CONTENT, CORS).into_response();
+    if let Some(whep) = &state.whep {
+        add_ice_links(&mut response, whep);
+    }
+    response
+}
+
+/// WHEP trickle ICE: `PATCH /whep/{id}` with `application/trickle-ice-sdpfrag` → `204`.
+async fn whep_patch(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>, body: String) -> Response {
+    if let Some(refused) = refusal(&state, &headers, Role::Viewer) {
+        return refused;
+    }
+    if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "trickle ICE is application/trickle-ice-sdpfrag\n")
+            .into_response();
+    }
+    let Some(whep) = state.whep else { return StatusCode::NOT_FOUND.into_response() };
+    let fragment = match parse_sdpfrag(&body) {
+        Ok(fragment) => fragment,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    match whep.patch(id, &fragment).await {
+        Ok(()) => (StatusCode::NO_CONTENT, CORS).into_response(),
+        Err(WhepError::NotFound(_)) => StatusCode::NOT_FOUND.into_response(),
+        Err(e @ WhepError::IceRestart) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+/// `GET /viewers` (operator): who is watching, with each viewer's RTT and loss.
+async fn list_viewers(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&state, &headers, Role::Operator) {
+        return refused;
+    }
+    let viewers: Vec<serde_json::Value> = state
+        .whep
+        .iter()
+        .flat_map(|w| w.viewer_links())
+        .map(|(id, l)| {
+            serde_json::json!({
+                "id": id, "connected": l.connected, "rtt_ms": l.rtt_s.map(|s| s * 1e3),
+                "fraction_lost": l.fraction_lost, "packets_lost": l.packets_lost, "packets_sent": l.packets_sent,
+                "bytes_sent": l.bytes_sent, "nacked_packets": l.nacked_packets, "plis": l.plis, "firs": l.firs,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "viewers": viewers }).to_string();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// WHEP: `DELETE /whep/{id}` ends the session.
@@ -126,7 +199,10 @@ async fn whep_delete(State(state): State<AppState>, headers: HeaderMap, Path(id)
 }
 
 async fn serve_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics.render(state.clock.now_ns());
+    let mut text = state.metrics.render(state.clock.now_ns());
+    if let Some(whep) = &state.whep {
+        whep.render_metrics(&mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
@@ -157,6 +233,7 @@ impl HttpServer {
         clock: SharedClock,
         whep: Option<Arc<Whep>>,
         tokens: Tokens,
+        tls: Option<TlsIdentity>,
     ) -> Result<Self, HttpError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -172,8 +249,9 @@ impl HttpServer {
             .route("/", get(serve_viewer))
             .route("/metrics", get(serve_metrics))
             .route("/healthz", get(serve_healthz))
+            .route("/viewers", get(list_viewers))
             .route("/whep", post(whep_offer).options(whep_options))
-            .route("/whep/{id}", delete(whep_delete).options(whep_options))
+            .route("/whep/{id}", axum::routing::patch(whep_patch).delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
             .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens) });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -181,11 +259,16 @@ impl HttpServer {
             .name("scopecast-http-main".into())
             .spawn(move || {
                 let served = runtime.block_on(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await
+                    let stopped = async {
+                        let _ = stopped.await;
+                    };
+                    match tls {
+                        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
+                        Some(identity) => {
+                            let listener = TlsListener::new(listener, &identity)?;
+                            axum::serve(listener, app).with_graceful_shutdown(stopped).await
+                        }
+                    }
                 });
                 if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP server stopped");

@@ -26,3 +26,4 @@ pub mod source;
 pub mod station;
 pub mod status;
 pub mod timecode;
+pub mod tls;

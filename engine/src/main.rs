@@ -275,6 +275,28 @@ fn snapshot(config: &Config, out: &Path, frames: u32, timeout_s: f64) -> anyhow:
     Ok(())
 }
 
+/// HTTPS off loopback: the configured certificate, or a self-signed one for
+/// the listening address (and `localhost`).
+fn tls_identity(
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<scopecast_engine::tls::TlsIdentity>> {
+    use scopecast_engine::tls::TlsIdentity;
+    if addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    let identity = if config.http.tls_cert.is_empty() {
+        let mut names = vec!["localhost".to_string()];
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+        TlsIdentity::self_signed(names)?
+    } else {
+        TlsIdentity::load(Path::new(&config.http.tls_cert), Path::new(&config.http.tls_key))?
+    };
+    Ok(Some(identity))
+}
+
 fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
@@ -283,10 +305,14 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
     let station = Station::start(config, clock.clone(), shutdown.clone()).context("cannot start the station")?;
     let http = match config.http.listen.parse::<std::net::SocketAddr>() {
         Ok(addr) => {
-            let whep = station
-                .broadcast
-                .clone()
-                .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, addr.ip(), 32, config.source.fps)));
+            let settings = scopecast_transport::whep::WhepSettings {
+                bind_ip: addr.ip(),
+                max_viewers: config.http.max_viewers,
+                fps: config.source.fps,
+                ice_servers: config.http.ice_servers.clone(),
+            };
+            let whep =
+                station.broadcast.clone().map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone())));
             use scopecast_transport::auth::{Role, Token, Tokens};
             let mut tokens: Vec<Token> =
                 config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();
@@ -296,6 +322,12 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
             }
             let viewer_token = tokens.iter().find(|t| t.role == Role::Viewer).map(|t| t.reveal().to_string());
             let operator_token = tokens.iter().find(|t| t.role == Role::Operator).map(|t| t.reveal().to_string());
+            let tls = tls_identity(config, addr)?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            if let Some(identity) = &tls {
+                let origin = if identity.self_signed { "self-signed, generated now" } else { "from the config" };
+                println!("TLS certificate ({origin}) SHA-256 fingerprint: {}", identity.fingerprint_sha256);
+            }
             let server = scopecast_engine::http::HttpServer::start(
                 addr,
                 station.metrics_view(),
@@ -303,8 +335,9 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
                 clock.clone(),
                 whep,
                 Tokens::new(tokens),
+                tls,
             )?;
-            let base = format!("http://{}", server.local_addr);
+            let base = format!("{scheme}://{}", server.local_addr);
             // The tokens go to the operator's terminal once; they are never logged.
             match &viewer_token {
                 Some(token) => {

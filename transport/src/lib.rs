@@ -10,13 +10,11 @@
 //! `scopecast-engine`, wgpu or GStreamer: the engine depends on it, never the
 //! other way round. Protocol decisions (fan-out, keyframe requests, pacing)
 //! are plain state machines that take time as an input.
-//!
-//! Today it holds the encoded-media types the encoder produces and the
-//! fan-out state machine; signalling and WebRTC sessions arrive with the live
-//! WebRTC work.
 
 pub mod auth;
 pub mod fanout;
+pub mod feedback;
+pub mod ice;
 pub mod media;
 pub mod whep;
 

@@ -1,19 +1,23 @@
 //! WHEP sessions (WebRTC-HTTP Egress Protocol, draft-ietf-wish-whep): an SDP
-//! offer in, an SDP answer out, and a sender task that writes the fan-out's
-//! access units for this viewer to its H.264 track. The `webrtc` crate does
-//! ICE, DTLS, SRTP and RTP packetisation (SPS/PPS are aggregated into a
-//! STAP-A in front of each IDR by its H.264 payloader).
+//! offer in, an SDP answer out, trickle candidates patched in, and per viewer
+//! a task that writes the fan-out's access units to its H.264 track, turns
+//! the viewer's PLI/FIR into a keyframe request and samples its RTCP
+//! statistics (RTT, loss) once a second. The `webrtc` crate does ICE, DTLS,
+//! SRTP, NACK retransmission and RTP packetisation (SPS/PPS are aggregated
+//! into a STAP-A in front of each IDR by its H.264 payloader).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rtc::interceptor::Slot;
 use rtc::media::Sample;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
@@ -22,10 +26,14 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry, register_default_interceptors,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    StatsSelector, register_default_interceptors,
 };
 
 use crate::fanout::{FanOut, ViewerId};
+pub use crate::feedback::ViewerLink;
+use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
+use crate::ice::{IceServer, SdpFragment};
 
 /// The H.264 codec we offer: constrained baseline, packetization mode 1.
 /// With `level-asymmetry-allowed=1` the stream may carry a higher level (3.2
@@ -48,6 +56,15 @@ pub enum WhepError {
         /// The limit.
         limit: usize,
     },
+    /// No such session.
+    #[error("no WHEP session {0}")]
+    NotFound(u64),
+    /// A `PATCH` with new ICE credentials: restarts are not supported.
+    #[error("ICE restart is not supported: DELETE this session and POST a new offer")]
+    IceRestart,
+    /// A trickled candidate that ICE refused.
+    #[error("bad ICE candidate: {0}")]
+    BadCandidate(String),
 }
 
 fn webrtc_error(e: impl std::fmt::Display) -> WhepError {
@@ -62,20 +79,38 @@ pub struct Broadcast {
     pub pushed: Notify,
 }
 
+/// How the endpoint runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhepSettings {
+    /// The address ICE gathers host candidates on.
+    pub bind_ip: IpAddr,
+    /// Sessions at once; more are refused with [`WhepError::Full`].
+    pub max_viewers: usize,
+    /// The stream's frame rate (for RTP durations).
+    pub fps: u32,
+    /// STUN/TURN servers for the station's own gathering, announced to viewers too.
+    pub ice_servers: Vec<IceServer>,
+}
+
 struct Session {
     peer: Arc<dyn PeerConnection>,
     stop: Option<oneshot::Sender<()>>,
+    /// The viewer's `a=ice-ufrag` (a different one in a PATCH means an ICE restart).
+    remote_ufrag: Option<String>,
+    link: Arc<Mutex<ViewerLink>>,
 }
 
 type Sessions = Arc<Mutex<HashMap<u64, Session>>>;
+
+/// How often each viewer's RTCP statistics are sampled.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The WHEP endpoint's sessions.
 pub struct Whep {
     broadcast: Arc<Broadcast>,
     sessions: Sessions,
     next_id: AtomicU64,
-    bind_ip: IpAddr,
-    max_viewers: usize,
+    settings: WhepSettings,
     frame_duration: Duration,
 }
 
@@ -85,13 +120,18 @@ struct Events {
     broadcast: Arc<Broadcast>,
     sessions: Sessions,
     viewer: ViewerId,
+    link: Arc<Mutex<ViewerLink>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete
-            && let Some(tx) = self.gathered.lock().unwrap_or_else(PoisonError::into_inner).take()
+            && let Some(tx) = locked(&self.gathered).take()
         {
             let _ = tx.send(());
         }
@@ -99,10 +139,11 @@ impl PeerConnectionEventHandler for Events {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::info!(viewer = self.viewer.0, %state, "viewer connection");
+        locked(&self.link).connected = state == RTCPeerConnectionState::Connected;
         if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
             // A viewer that vanished without DELETE frees its place and its queue.
-            self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).remove_viewer(self.viewer);
-            let session = self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.viewer.0);
+            locked(&self.broadcast.fanout).remove_viewer(self.viewer);
+            let session = locked(&self.sessions).remove(&self.viewer.0);
             if let Some(mut session) = session
                 && let Some(stop) = session.stop.take()
             {
@@ -112,39 +153,104 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+/// The `a=ice-ufrag` of an SDP (session or first media level).
+fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).map(str::to_string)
+}
+
 impl Whep {
-    /// Sessions fed by `broadcast`, bound to `bind_ip`, at most `max_viewers`.
-    pub fn new(broadcast: Arc<Broadcast>, bind_ip: IpAddr, max_viewers: usize, fps: u32) -> Self {
+    /// Sessions fed by `broadcast`.
+    pub fn new(broadcast: Arc<Broadcast>, settings: WhepSettings) -> Self {
+        let frame_duration = Duration::from_secs_f64(1.0 / f64::from(settings.fps.max(1)));
         Self {
             broadcast,
             sessions: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
-            bind_ip,
-            max_viewers,
-            frame_duration: Duration::from_secs_f64(1.0 / f64::from(fps.max(1))),
+            settings,
+            frame_duration,
         }
+    }
+
+    /// The STUN/TURN servers to announce in `Link` headers.
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.settings.ice_servers
     }
 
     /// Viewers connected or connecting.
     pub fn viewer_count(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).len()
+        locked(&self.sessions).len()
+    }
+
+    /// Every session's id and network path, by id.
+    pub fn viewer_links(&self) -> Vec<(u64, ViewerLink)> {
+        let mut links: Vec<(u64, ViewerLink)> =
+            locked(&self.sessions).iter().map(|(id, s)| (*id, locked(&s.link).clone())).collect();
+        links.sort_by_key(|(id, _)| *id);
+        links
+    }
+
+    /// Per-viewer figures in Prometheus text format (appended to `/metrics`).
+    pub fn render_metrics(&self, out: &mut String) {
+        let links = self.viewer_links();
+        type Field = fn(&ViewerLink) -> Option<f64>;
+        let families: [(&str, &str, &str, Field); 8] = [
+            ("scopecast_viewer_connected", "gauge", "1 while the viewer's ICE/DTLS is up.", |l| {
+                Some(if l.connected { 1.0 } else { 0.0 })
+            }),
+            (
+                "scopecast_viewer_rtt_seconds",
+                "gauge",
+                "Round-trip time from the viewer's RTCP receiver reports.",
+                |l| l.rtt_s,
+            ),
+            (
+                "scopecast_viewer_fraction_lost",
+                "gauge",
+                "Fraction of packets lost in the viewer's last RTCP interval.",
+                |l| Some(l.fraction_lost),
+            ),
+            ("scopecast_viewer_packets_lost_total", "counter", "Packets the viewer reported lost.", |l| {
+                Some(f64::from(l.packets_lost))
+            }),
+            ("scopecast_viewer_packets_sent_total", "counter", "RTP packets sent to the viewer.", |l| {
+                Some(l.packets_sent as f64)
+            }),
+            ("scopecast_viewer_bytes_sent_total", "counter", "RTP payload bytes sent to the viewer.", |l| {
+                Some(l.bytes_sent as f64)
+            }),
+            ("scopecast_viewer_nacked_packets_total", "counter", "Packets the viewer asked to be resent.", |l| {
+                Some(l.nacked_packets as f64)
+            }),
+            ("scopecast_viewer_keyframe_requests_total", "counter", "PLI and FIR received from the viewer.", |l| {
+                Some((l.plis + l.firs) as f64)
+            }),
+        ];
+        for (name, kind, help, field) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (id, link) in &links {
+                if let Some(value) = field(link) {
+                    let _ = writeln!(out, "{name}{{viewer=\"{id}\"}} {value}");
+                }
+            }
+        }
     }
 
     /// Answers an SDP offer; returns the session id and the SDP answer.
     pub async fn create(&self, offer_sdp: String) -> Result<(u64, String), WhepError> {
-        if self.viewer_count() >= self.max_viewers {
-            return Err(WhepError::Full { limit: self.max_viewers });
+        if self.viewer_count() >= self.settings.max_viewers {
+            return Err(WhepError::Full { limit: self.settings.max_viewers });
         }
         if !offer_sdp.starts_with("v=0") || !offer_sdp.contains("m=video") {
             return Err(WhepError::BadOffer("expected an SDP offer with a video section".into()));
         }
+        let remote_ufrag = ice_ufrag(&offer_sdp);
         let offer = RTCSessionDescription::offer(offer_sdp).map_err(|e| WhepError::BadOffer(e.to_string()))?;
         let codec = RTCRtpCodec {
             mime_type: "video/H264".to_owned(),
             clock_rate: 90_000,
             channels: 0,
             sdp_fmtp_line: H264_FMTP.to_owned(),
-            rtcp_feedback: vec![],
+            rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
         };
         let mut media_engine = MediaEngine::default();
         media_engine
@@ -153,24 +259,40 @@ impl Whep {
                 RtpCodecKind::Video,
             )
             .map_err(webrtc_error)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine).map_err(webrtc_error)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let viewer = ViewerId(id);
+        let link = Arc::new(Mutex::new(ViewerLink::default()));
+        // NACK responder and generator ("nack", "nack pli"), sender/receiver reports, then ours last.
+        let feedback = ViewerFeedback::new(viewer, self.broadcast.clone(), link.clone(), Instant::now());
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .map_err(webrtc_error)?
+            .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback);
         let (gathered_tx, gathered_rx) = oneshot::channel();
         let events = Events {
             gathered: Arc::new(Mutex::new(Some(gathered_tx))),
             broadcast: self.broadcast.clone(),
             sessions: self.sessions.clone(),
             viewer,
+            link: link.clone(),
         };
         let runtime = webrtc::runtime::default_runtime().ok_or_else(|| webrtc_error("no async runtime"))?;
+        let ice_servers = self
+            .settings
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
         let peer = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(events))
             .with_runtime(runtime)
-            .with_udp_addrs(vec![format!("{}:0", self.bind_ip)])
+            .with_udp_addrs(vec![format!("{}:0", self.settings.bind_ip)])
             .build()
             .await
             .map_err(webrtc_error)?;
@@ -194,10 +316,15 @@ impl Whep {
             .map_err(webrtc_error)?,
         );
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
-        peer.set_remote_description(offer).await.map_err(|e| WhepError::BadOffer(e.to_string()))?;
+        if let Err(e) = peer.set_remote_description(offer).await {
+            let _ = peer.close().await;
+            return Err(WhepError::BadOffer(e.to_string()));
+        }
         let answer = peer.create_answer(None).await.map_err(webrtc_error)?;
         peer.set_local_description(answer).await.map_err(webrtc_error)?;
-        // Non-trickle: the answer carries every (host) candidate.
+        // The answer carries every candidate gathered within this time (host
+        // candidates at once; STUN/TURN ones need a round trip); later ones
+        // are not trickled to the viewer.
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         let payload_type = sender
@@ -210,47 +337,108 @@ impl Whep {
             .map(|c| c.payload_type)
             .unwrap_or(H264_PAYLOAD_TYPE);
 
-        self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).add_viewer(viewer);
-        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-        let broadcast = self.broadcast.clone();
-        let duration = self.frame_duration;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut stop_rx => break,
-                    _ = broadcast.pushed.notified() => {}
-                }
-                loop {
-                    let next = broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).pop(viewer);
-                    let Some(au) = next else { break };
-                    let sample = Sample {
-                        data: Bytes::from_owner(au.data),
-                        timestamp: Instant::now(),
-                        duration,
-                        packet_timestamp: 0,
-                        prev_dropped_packets: 0,
-                        prev_padding_packets: 0,
-                    };
-                    if let Err(e) = track.sample_writer(ssrc, payload_type).write_sample(&sample).await {
-                        tracing::debug!(viewer = viewer.0, error = %e, "write failed (not connected yet?)");
-                    }
-                }
-            }
-        });
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, Session { peer, stop: Some(stop_tx) });
+        locked(&self.broadcast.fanout).add_viewer(viewer);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = SessionTask {
+            viewer,
+            broadcast: self.broadcast.clone(),
+            peer: peer.clone(),
+            track,
+            ssrc,
+            payload_type,
+            duration: self.frame_duration,
+            link: link.clone(),
+        };
+        tokio::spawn(task.run(stop_rx));
+        locked(&self.sessions).insert(id, Session { peer, stop: Some(stop_tx), remote_ufrag, link });
         Ok((id, local.sdp))
+    }
+
+    /// Adds the viewer's trickled candidates (`PATCH` with an SDP fragment).
+    pub async fn patch(&self, id: u64, fragment: &SdpFragment) -> Result<(), WhepError> {
+        let (peer, ufrag) = {
+            let sessions = locked(&self.sessions);
+            let session = sessions.get(&id).ok_or(WhepError::NotFound(id))?;
+            (session.peer.clone(), session.remote_ufrag.clone())
+        };
+        if fragment.ufrag.is_some() && ufrag.is_some() && fragment.ufrag != ufrag {
+            return Err(WhepError::IceRestart);
+        }
+        for (mid, candidate) in &fragment.candidates {
+            let init = RTCIceCandidateInit {
+                candidate: candidate.clone(),
+                sdp_mid: mid.clone(),
+                sdp_mline_index: if mid.is_none() { Some(0) } else { None },
+                username_fragment: fragment.ufrag.clone(),
+                ..Default::default()
+            };
+            peer.add_ice_candidate(init).await.map_err(|e| WhepError::BadCandidate(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Ends a session; false if there was none.
     pub async fn delete(&self, id: u64) -> bool {
-        let session = self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let session = locked(&self.sessions).remove(&id);
         let Some(mut session) = session else { return false };
         if let Some(stop) = session.stop.take() {
             let _ = stop.send(());
         }
-        self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).remove_viewer(ViewerId(id));
+        locked(&self.broadcast.fanout).remove_viewer(ViewerId(id));
         let _ = session.peer.close().await;
         true
+    }
+}
+
+/// One viewer's task: media out, keyframe requests and statistics in.
+struct SessionTask {
+    viewer: ViewerId,
+    broadcast: Arc<Broadcast>,
+    peer: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    duration: Duration,
+    link: Arc<Mutex<ViewerLink>>,
+}
+
+impl SessionTask {
+    async fn run(self, mut stop: oneshot::Receiver<()>) {
+        let mut stats_tick = tokio::time::interval(STATS_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = self.broadcast.pushed.notified() => self.send_pending().await,
+                _ = stats_tick.tick() => self.sample_stats().await,
+            }
+        }
+    }
+
+    async fn send_pending(&self) {
+        loop {
+            let next = locked(&self.broadcast.fanout).pop(self.viewer);
+            let Some(au) = next else { break };
+            let sample = Sample {
+                data: Bytes::from_owner(au.data),
+                timestamp: Instant::now(),
+                duration: self.duration,
+                packet_timestamp: 0,
+                prev_dropped_packets: 0,
+                prev_padding_packets: 0,
+            };
+            if let Err(e) = self.track.sample_writer(self.ssrc, self.payload_type).write_sample(&sample).await {
+                tracing::debug!(viewer = self.viewer.0, error = %e, "write failed (not connected yet?)");
+            }
+        }
+    }
+
+    async fn sample_stats(&self) {
+        let report = self.peer.get_stats(Instant::now(), StatsSelector::None).await;
+        let mut link = locked(&self.link);
+        for outbound in report.outbound_rtp_streams() {
+            link.packets_sent = outbound.sent_rtp_stream_stats.packets_sent;
+            link.bytes_sent = outbound.sent_rtp_stream_stats.bytes_sent;
+        }
     }
 }
 
