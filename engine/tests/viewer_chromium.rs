@@ -3,95 +3,11 @@
 //! the stream; the page decodes the timecode strip of every presented frame.
 //! Missing Chromium or playwright-core is a failure with what to install.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod viewer;
+
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scopecast");
-
-fn node_modules() -> String {
-    let dir = std::env::var("SCOPECAST_NODE_MODULES")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/node/node_modules").to_string());
-    assert!(
-        std::path::Path::new(&dir).join("playwright-core").exists(),
-        "playwright-core not found in {dir}: the README's test command installs it (npm install --prefix target/node playwright-core)"
-    );
-    assert!(std::path::Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium missing: apt-get install chromium");
-    dir
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args(["-s", sig, &pid.to_string()]).status();
-}
-
-/// A running demo station.
-struct Station {
-    child: std::process::Child,
-    /// `http://127.0.0.1:PORT/#token=…`.
-    viewer_url: String,
-    operator_token: String,
-}
-
-/// Starts the demo with `args`.
-fn start_station(args: &[&str]) -> Station {
-    let mut child = Command::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    let viewer_url =
-        lines.by_ref().find_map(|l| l.strip_prefix("viewer: ").map(str::to_string)).expect("the viewer URL is printed");
-    let operator_token = lines
-        .find_map(|l| l.strip_prefix("operator token: ").map(str::to_string))
-        .expect("the operator token is printed");
-    // Keep reading, so the station's status lines never meet a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Station { child, viewer_url, operator_token }
-}
-
-/// Sends one HTTP/1.1 request to `addr`; returns the whole response.
-fn http(addr: &str, head: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
-    write!(stream, "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-        .expect("send");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
-
-fn status_line(response: &str) -> &str {
-    response.lines().next().unwrap_or("")
-}
-
-/// (`127.0.0.1:PORT`, viewer token) from the viewer link.
-fn addr_and_token(viewer_url: &str) -> (String, String) {
-    let (origin, token) = viewer_url.split_once("/#token=").expect("the viewer link carries a token");
-    (origin.trim_start_matches("http://").to_string(), token.to_string())
-}
-
-fn play(url: &str, frames: u32, timeout_ms: u32) -> serde_json::Value {
-    let modules = node_modules();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/play.mjs");
-    let output = Command::new("node")
-        .args([script, url, &frames.to_string(), &timeout_ms.to_string()])
-        .env("SCOPECAST_NODE_MODULES", modules)
-        .output()
-        .expect("node runs (apt-get install nodejs)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "player failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
-}
+use viewer::{addr_and_token, http, percentile, play, signal, start_station, status_line};
 
 #[test]
 fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {

@@ -1,0 +1,115 @@
+//! Shared by the tests that watch the station in headless Chromium: starting
+//! the demo, plain HTTP requests, and the playwright-core player (play.mjs).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_scopecast");
+
+pub fn node_modules() -> String {
+    let dir = std::env::var("SCOPECAST_NODE_MODULES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/node/node_modules").to_string());
+    assert!(
+        std::path::Path::new(&dir).join("playwright-core").exists(),
+        "playwright-core not found in {dir}: the README's test command installs it (npm install --prefix target/node playwright-core)"
+    );
+    assert!(std::path::Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium missing: apt-get install chromium");
+    dir
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args(["-s", sig, &pid.to_string()]).status();
+}
+
+/// A running demo station.
+pub struct Station {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT/#token=…`.
+    pub viewer_url: String,
+    /// The generated operator token.
+    pub operator_token: String,
+    /// What it printed up to the operator token.
+    pub startup: Vec<String>,
+}
+
+/// Starts the demo on loopback with `args`.
+pub fn start_station(args: &[&str]) -> Station {
+    start_station_on("127.0.0.1:0", args)
+}
+
+/// Starts the demo listening on `listen` with `args`.
+pub fn start_station_on(listen: &str, args: &[&str]) -> Station {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", listen])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut startup = Vec::new();
+    for line in lines.by_ref() {
+        let done = line.starts_with("operator token: ");
+        startup.push(line);
+        if done {
+            break;
+        }
+    }
+    let find = |prefix: &str| startup.iter().find_map(|l| l.strip_prefix(prefix).map(str::to_string));
+    let viewer_url = find("viewer: ").unwrap_or_else(|| panic!("the viewer URL is printed: {startup:?}"));
+    let operator_token =
+        find("operator token: ").unwrap_or_else(|| panic!("the operator token is printed: {startup:?}"));
+    // Keep reading, so the station's status lines never meet a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Station { child, viewer_url, operator_token, startup }
+}
+
+/// Sends one HTTP/1.1 request to `addr`; returns the whole response.
+pub fn http(addr: &str, head: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    write!(stream, "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+pub fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or("")
+}
+
+/// (`ADDR:PORT`, viewer token) from the viewer link.
+pub fn addr_and_token(viewer_url: &str) -> (String, String) {
+    let (origin, token) = viewer_url.split_once("/#token=").expect("the viewer link carries a token");
+    (origin.trim_start_matches("http://").trim_start_matches("https://").to_string(), token.to_string())
+}
+
+pub fn play(url: &str, frames: u32, timeout_ms: u32) -> serde_json::Value {
+    play_with(url, frames, timeout_ms, &[])
+}
+
+/// [`play`] with extra environment for play.mjs (`SCOPECAST_RELAY`, …).
+pub fn play_with(url: &str, frames: u32, timeout_ms: u32, env: &[(&str, &str)]) -> serde_json::Value {
+    let modules = node_modules();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/play.mjs");
+    let output = Command::new("node")
+        .args([script, url, &frames.to_string(), &timeout_ms.to_string()])
+        .envs(env.iter().copied())
+        .env("SCOPECAST_NODE_MODULES", modules)
+        .output()
+        .expect("node runs (apt-get install nodejs)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "player failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+pub mod relay;
