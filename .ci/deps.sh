@@ -8,7 +8,7 @@ set -euo pipefail
 purpose="${1:-demo}"
 
 demo_packages=(
-    pkg-config gcc libc6-dev
+    pkg-config gcc g++ libc6-dev nasm
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     libvulkan1 mesa-vulkan-drivers
@@ -37,11 +37,11 @@ scopecast: this is not a Debian/Ubuntu system, so the packages cannot be install
 Install GStreamer >= 1.22 with its development files and plugins, and a Vulkan, Metal, DX12
 or GL driver (Mesa's lavapipe where there is no GPU), then run this again:
   Fedora:  sudo dnf install gstreamer1-devel gstreamer1-plugins-base-devel gstreamer1-plugins-good \
-                gstreamer1-plugins-bad-free gstreamer1-plugins-ugly-free gstreamer1-libav pkgconf-pkg-config \
+                gstreamer1-plugins-bad-free gstreamer1-plugins-ugly-free gstreamer1-libav pkgconf-pkg-config gcc-c++ nasm \
                 vulkan-loader mesa-vulkan-drivers
-  Arch:    sudo pacman -S gstreamer gst-plugins-base gst-plugins-good gst-plugins-bad gst-plugins-ugly gst-libav \
+  Arch:    sudo pacman -S gstreamer gst-plugins-base gst-plugins-good gst-plugins-bad gst-plugins-ugly gst-libav nasm \
                 vulkan-icd-loader vulkan-swrast
-  macOS:   brew install gstreamer pkgconf
+  macOS:   brew install gstreamer pkgconf nasm
 MSG
     exit 1
 fi

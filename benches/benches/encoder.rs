@@ -10,8 +10,7 @@ use std::sync::Arc;
 use scopecast_benches::{Timings, ms};
 use scopecast_engine::clock::{FakeClock, NS_PER_S};
 use scopecast_engine::config::SyntheticConfig;
-use scopecast_engine::encoder::gst_h264::GstH264Encoder;
-use scopecast_engine::encoder::{EncoderKind, EncoderSettings, H264Encoder};
+use scopecast_engine::encoder::{EncoderKind, EncoderSettings};
 use scopecast_engine::snapshot::i420_from;
 use scopecast_engine::source::FrameSource;
 use scopecast_engine::source::synthetic::SyntheticEndoscope;
@@ -28,9 +27,9 @@ fn main() {
         }
         let frames: Vec<_> =
             (0..FRAMES).filter_map(|_| source.next_frame(NS_PER_S).ok().flatten()).map(|f| i420_from(&f)).collect();
-        for kind in [EncoderKind::X264, EncoderKind::Openh264] {
+        for kind in [EncoderKind::X264, EncoderKind::Openh264, EncoderKind::Embedded] {
             let settings = EncoderSettings { kind, width, height, fps, bitrate_kbps: kbps, keyframe_interval: fps };
-            let mut encoder = match GstH264Encoder::new(settings) {
+            let mut encoder = match scopecast_engine::encoder::open(settings) {
                 Ok(e) => e,
                 Err(e) => panic!("{kind:?}: {e}"),
             };

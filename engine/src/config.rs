@@ -259,7 +259,7 @@ impl Default for CompositorConfig {
 pub struct EncoderConfig {
     /// Encode at all.
     pub enabled: bool,
-    /// `x264` or `openh264` (both through GStreamer).
+    /// `x264` or `openh264` (both through GStreamer), or `embedded` (OpenH264 built in).
     pub kind: crate::encoder::EncoderKind,
     /// Target bitrate, kbit/s.
     pub bitrate_kbps: u32,
@@ -405,8 +405,10 @@ models = []
 [encoder]
 # Encode the composited frames to H.264 once for every viewer.
 enabled = true
-# "x264" (x264enc, ultrafast + zerolatency: about 2 ms per 720p frame here) or
-# "openh264" (openh264enc, low complexity). Constrained baseline, no B-frames.
+# "x264" (GStreamer x264enc, ultrafast + zerolatency: about 2 ms per 720p frame
+# here), "openh264" (GStreamer openh264enc, low complexity) or "embedded"
+# (OpenH264 built into scopecast: no system codec needed, slower). All:
+# constrained baseline, no B-frames, one frame in, one access unit out.
 kind = "x264"
 # Target bitrate, kbit/s (100..=100000).
 bitrate_kbps = 6000

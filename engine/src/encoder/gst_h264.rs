@@ -62,6 +62,9 @@ impl GstH264Encoder {
                 settings.bitrate_kbps * 1000,
                 settings.keyframe_interval.max(1)
             ),
+            EncoderKind::Embedded => {
+                return Err(EncoderError::Unavailable("the embedded encoder is not a GStreamer element".into()));
+            }
         };
         let description = format!(
             "appsrc name=src is-live=true format=time do-timestamp=false block=false \

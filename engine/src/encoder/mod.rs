@@ -7,6 +7,7 @@
 //! decodable picture at the next IDR (with SPS/PPS in front, which Chrome
 //! needs), and an IDR every second bounds that wait.
 
+pub mod embedded;
 pub mod gst_h264;
 pub mod stage;
 
@@ -48,6 +49,8 @@ pub enum EncoderKind {
     X264,
     /// GStreamer's openh264enc, low complexity.
     Openh264,
+    /// OpenH264 compiled into the binary (no system codec needed).
+    Embedded,
 }
 
 /// Encoder settings.
@@ -96,6 +99,14 @@ pub fn h264_level_idc(width: u32, height: u32, fps: u32) -> u8 {
 pub trait H264Encoder: Send {
     /// Encodes `frame`; with `keyframe`, the output is an IDR with SPS/PPS.
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> Result<Option<AccessUnit>, EncoderError>;
+}
+
+/// Opens the encoder `settings.kind` names.
+pub fn open(settings: EncoderSettings) -> Result<Box<dyn H264Encoder>, EncoderError> {
+    Ok(match settings.kind {
+        EncoderKind::X264 | EncoderKind::Openh264 => Box::new(gst_h264::GstH264Encoder::new(settings)?),
+        EncoderKind::Embedded => Box::new(embedded::EmbeddedH264Encoder::new(settings)?),
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use scopecast_transport::media::AccessUnit;
 
-use super::gst_h264::GstH264Encoder;
 use super::{EncoderSettings, H264Encoder};
 use crate::clock::SharedClock;
 use crate::config::EncoderConfig;
@@ -19,7 +18,7 @@ use crate::slot::{SlotConsumer, SlotProducer, TakeError};
 pub struct EncoderStage {
     config: EncoderConfig,
     fps: u32,
-    encoder: Option<(EncoderSettings, GstH264Encoder)>,
+    encoder: Option<(EncoderSettings, Box<dyn H264Encoder>)>,
     input: SlotConsumer<Frame>,
     output: SlotProducer<AccessUnit>,
     clock: SharedClock,
@@ -117,7 +116,7 @@ impl EncoderStage {
             keyframe_interval: ((self.config.keyframe_interval_s * f64::from(self.fps)).round() as u32).max(1),
         };
         if self.encoder.as_ref().is_none_or(|(s, _)| *s != settings) {
-            let encoder = GstH264Encoder::new(settings).map_err(|e| e.to_string())?;
+            let encoder = super::open(settings).map_err(|e| e.to_string())?;
             tracing::info!(kind = ?settings.kind, width = settings.width, height = settings.height, "encoder opened");
             self.encoder = Some((settings, encoder));
         }
