@@ -81,3 +81,24 @@ fn off_loopback_the_station_speaks_https_with_a_printed_fingerprint() {
     assert!(!plain.starts_with("HTTP/1.1 200"), "plain HTTP was answered: {plain}");
     assert!(stats["frames"].as_u64().unwrap_or(0) >= 30, "{stats}");
 }
+
+#[test]
+fn an_independent_aiortc_peer_plays_the_stream_beside_chromium() {
+    let station = start_station(&["--width", "640", "--height", "360", "--fps", "30"]);
+    let (addr, token) = addr_and_token(&station.viewer_url);
+    let url = station.viewer_url.clone();
+    let chromium = std::thread::spawn(move || play(&url, 150, 20_000));
+    let aiortc = viewer::play_aiortc(&format!("http://{addr}/whep"), &token, 150, 20);
+    let chromium = chromium.join().expect("chromium thread");
+    signal(station.child.id(), "INT");
+    let frames = aiortc["frames"].as_u64().unwrap_or(0);
+    let decoded = aiortc["decoded"].as_u64().unwrap_or(0);
+    println!(
+        "aiortc peer: {frames} frames ({}x{}), {decoded} timecodes decoded; Chromium beside it: {} frames",
+        aiortc["width"], aiortc["height"], chromium["frames"]
+    );
+    assert!(frames >= 150, "aiortc got {frames} frames: {aiortc}");
+    assert!(decoded * 10 >= frames * 9, "aiortc decoded the timecode in {decoded} of {frames} frames");
+    assert_eq!((aiortc["width"].as_u64(), aiortc["height"].as_u64()), (Some(640), Some(360)));
+    assert!(chromium["frames"].as_u64().unwrap_or(0) >= 150, "{chromium}");
+}

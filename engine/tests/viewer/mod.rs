@@ -113,3 +113,29 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
 }
 
 pub mod relay;
+
+/// The Python with aiortc: `SCOPECAST_PYTHON` (the README's test command sets
+/// it to target/pyenv, where it installs aiortc), else target/pyenv.
+pub fn aiortc_python() -> String {
+    let python = std::env::var("SCOPECAST_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyenv/bin/python").to_string());
+    let check = Command::new(&python).args(["-c", "import aiortc, av"]).output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "aiortc is missing for {python}: the README's test command installs it (pip install aiortc into target/pyenv)"
+    );
+    python
+}
+
+/// Plays the station's WHEP stream with aiortc (benches/aiortc/whep_client.py).
+pub fn play_aiortc(whep_url: &str, token: &str, frames: u32, timeout_s: u32) -> serde_json::Value {
+    let python = aiortc_python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/aiortc/whep_client.py");
+    let output = Command::new(&python)
+        .args([script, whep_url, token, &frames.to_string(), &timeout_s.to_string()])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "aiortc player failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
