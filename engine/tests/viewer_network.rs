@@ -88,7 +88,7 @@ fn an_independent_aiortc_peer_plays_the_stream_beside_chromium() {
     let (addr, token) = addr_and_token(&station.viewer_url);
     let url = station.viewer_url.clone();
     let chromium = std::thread::spawn(move || play(&url, 150, 20_000));
-    let aiortc = viewer::play_aiortc(&format!("http://{addr}/whep"), &token, 150, 20);
+    let aiortc = viewer::play_aiortc(&format!("http://{addr}/whep"), &token, 150, 20, &[]);
     let chromium = chromium.join().expect("chromium thread");
     signal(station.child.id(), "INT");
     let frames = aiortc["frames"].as_u64().unwrap_or(0);
@@ -101,4 +101,39 @@ fn an_independent_aiortc_peer_plays_the_stream_beside_chromium() {
     assert!(decoded * 10 >= frames * 9, "aiortc decoded the timecode in {decoded} of {frames} frames");
     assert_eq!((aiortc["width"].as_u64(), aiortc["height"].as_u64()), (Some(640), Some(360)));
     assert!(chromium["frames"].as_u64().unwrap_or(0) >= 150, "{chromium}");
+}
+
+#[test]
+fn a_viewer_sending_garbage_rtcp_disturbs_nobody_else() {
+    let station = start_station(&["--width", "640", "--height", "360", "--fps", "30"]);
+    let (addr, token) = addr_and_token(&station.viewer_url);
+    let url = station.viewer_url.clone();
+    let chromium = std::thread::spawn(move || play(&url, 300, 25_000));
+    std::thread::sleep(Duration::from_secs(2));
+    let vandal = viewer::play_aiortc(&format!("http://{addr}/whep"), &token, 240, 20, &["--garbage-rtcp"]);
+    let chromium = chromium.join().expect("chromium thread");
+    let metrics = http(&addr, "GET /metrics HTTP/1.1", "");
+    let health = http(&addr, "GET /healthz HTTP/1.1", "");
+    signal(station.child.id(), "INT");
+    let keyframes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("scopecast_encoder_keyframes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::MAX);
+    let elapsed_s = chromium["elapsed_ms"].as_f64().unwrap_or(0.0) / 1e3;
+    println!(
+        "hostile viewer sent {} garbage RTCP packets ({} refused locally) while playing {} frames; \
+         Chromium beside it: {} frames in {elapsed_s:.1} s, longest gap {} ms; {keyframes} keyframes in all",
+        vandal["garbage_rtcp_sent"],
+        vandal["garbage_rtcp_refused"],
+        vandal["frames"],
+        chromium["frames"],
+        chromium["max_gap_ms"]
+    );
+    assert!(vandal["garbage_rtcp_sent"].as_u64().unwrap_or(0) > 1000, "{vandal}");
+    assert!(chromium["frames"].as_u64().unwrap_or(0) >= 300, "{chromium}");
+    assert!(chromium["max_gap_ms"].as_f64().unwrap_or(f64::MAX) <= 1000.0, "{chromium}");
+    assert!(health.contains(" 200 "), "{health}");
+    // PLI/FIR floods are rate-limited: one GOP keyframe a second plus at most two forced ones.
+    assert!(keyframes <= 3.0 * (elapsed_s + 3.0), "{keyframes} keyframes in {elapsed_s} s");
 }

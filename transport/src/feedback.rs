@@ -53,18 +53,19 @@ pub struct ViewerLink {
 /// RFC 3550 §6.4.1: RTT = A − LSR − DLSR, all in NTP short format (1/65536 s):
 /// `arrival` the middle 32 bits of the NTP time the report arrived, `lsr` the
 /// echoed middle bits of our sender report, `dlsr` the viewer's delay since it.
-/// `None` when the report echoes no sender report or the result is negative.
+/// `None` when the report echoes no sender report, or the result is negative or
+/// longer than [`MAX_PLAUSIBLE_RTT`] (an LSR that was never ours: a broken or
+/// hostile viewer).
 pub fn round_trip_time(arrival: u32, lsr: u32, dlsr: u32) -> Option<Duration> {
     if lsr == 0 {
         return None;
     }
-    let rtt = arrival.wrapping_sub(lsr).wrapping_sub(dlsr);
-    // More than half the 18-hour range: the subtraction went negative.
-    if rtt > u32::MAX / 2 {
-        return None;
-    }
-    Some(Duration::from_nanos(u64::from(rtt) * 1_000_000_000 / 65_536))
+    let rtt = Duration::from_nanos(u64::from(arrival.wrapping_sub(lsr).wrapping_sub(dlsr)) * 1_000_000_000 / 65_536);
+    (rtt <= MAX_PLAUSIBLE_RTT).then_some(rtt)
 }
+
+/// Longer round trips than this are not believed.
+pub const MAX_PLAUSIBLE_RTT: Duration = Duration::from_secs(60);
 
 /// The middle 32 bits of the NTP timestamp for `unix` (RFC 3550 §4).
 pub fn ntp_short(unix: Duration) -> u32 {
@@ -182,6 +183,7 @@ mod tests {
         // RFC 3550 §6.4.1's example: A = 0xb710:8a80, LSR = 0xb705:2000, DLSR = 0x0005:4000,
         // A − LSR − DLSR = 46864.5415 − 46853.125 − 5.25 = 6.1665 s.
         let rtt = round_trip_time(0xb710_8a80, 0xb705_2000, 0x0005_4000).expect("a positive RTT");
+        assert_eq!(round_trip_time(0xb710_8a80, 0x0005_2000, 0), None, "hours: not ours");
         assert!((rtt.as_secs_f64() - 6.1665).abs() < 1e-3, "{rtt:?}");
         assert_eq!(round_trip_time(0xb710_8a80, 0, 0), None, "no sender report echoed");
         assert_eq!(round_trip_time(0x0000_0010, 0x0000_0020, 0), None, "negative");

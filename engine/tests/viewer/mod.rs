@@ -127,12 +127,14 @@ pub fn aiortc_python() -> String {
     python
 }
 
-/// Plays the station's WHEP stream with aiortc (benches/aiortc/whep_client.py).
-pub fn play_aiortc(whep_url: &str, token: &str, frames: u32, timeout_s: u32) -> serde_json::Value {
+/// Plays the station's WHEP stream with aiortc (benches/aiortc/whep_client.py);
+/// `extra` adds flags such as `--garbage-rtcp`.
+pub fn play_aiortc(whep_url: &str, token: &str, frames: u32, timeout_s: u32, extra: &[&str]) -> serde_json::Value {
     let python = aiortc_python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/aiortc/whep_client.py");
     let output = Command::new(&python)
         .args([script, whep_url, token, &frames.to_string(), &timeout_s.to_string()])
+        .args(extra)
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
