@@ -1,0 +1,202 @@
+//! Glass-to-glass latency, scopecast beside aiortc, in one run.
+//!
+//! For 720p30 and 720p60 it starts the station in this process (synthetic
+//! endoscope → GPU compositor on whatever adapter wgpu finds → default H.264
+//! encoder → WHEP), opens the viewer page in headless Chromium
+//! (playwright-core driving /usr/bin/chromium), and reads the timecode strip
+//! of every presented frame with `requestVideoFrameCallback`: latency =
+//! the page's wall clock when the frame is presented − the capture time in
+//! the strip (one machine, one clock). Then it does the same against a WHEP
+//! server built on aiortc (benches/aiortc/whep_server.py) sending frames of
+//! the same size and rate with the same strip, played by the same page.
+//! It prints frames, fps and p50/p95/p99 for both, the ratio, and the
+//! station's per-stage latencies (capture → end of each stage), which say
+//! where scopecast's time goes.
+//!
+//! Needs what the README's test command installs (Chromium, Node's
+//! playwright-core in target/node, aiortc in target/pyenv). Run with
+//! `cargo bench -p scopecast-benches --bench glass_to_glass`; set
+//! `SCOPECAST_G2G_SECONDS` to change the 12 s measured per case.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use scopecast_engine::clock::{SharedClock, SystemClock};
+use scopecast_engine::config::Config;
+use scopecast_engine::http::HttpServer;
+use scopecast_engine::shutdown::Shutdown;
+use scopecast_engine::station::Station;
+use scopecast_transport::auth::{Role, Token, Tokens};
+use scopecast_transport::whep::{Whep, WhepSettings};
+
+const TOKEN: &str = "glass-to-glass-harness-token";
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn node_modules() -> String {
+    let dir = std::env::var("SCOPECAST_NODE_MODULES")
+        .unwrap_or_else(|_| root().join("target/node/node_modules").display().to_string());
+    assert!(
+        PathBuf::from(&dir).join("playwright-core").exists(),
+        "playwright-core not found in {dir}: run the README's test command once (it installs it)"
+    );
+    dir
+}
+
+fn python() -> String {
+    std::env::var("SCOPECAST_PYTHON").unwrap_or_else(|_| root().join("target/pyenv/bin/python").display().to_string())
+}
+
+/// Figures of one player run.
+struct Run {
+    frames: u64,
+    fps: f64,
+    latencies_ms: Vec<f64>,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Plays `url` in headless Chromium for about `seconds`; the first 2 s (join, first keyframe) are not counted.
+fn play(url: &str, fps: u32, seconds: u32) -> Run {
+    let frames = fps * seconds;
+    let output = Command::new("node")
+        .arg(root().join("engine/tests/viewer/play.mjs"))
+        .args([url, &frames.to_string(), &((seconds + 15) * 1000).to_string()])
+        .env("SCOPECAST_NODE_MODULES", node_modules())
+        .stderr(Stdio::null())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stats: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("player output unreadable ({e}): {stdout}"));
+    let all: Vec<f64> =
+        stats["latencies"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+    let presented = stats["frames"].as_u64().unwrap_or(0);
+    // The page keeps the newest 600; drop what falls in the first 2 s.
+    let skip = (2 * fps as usize).saturating_sub(presented as usize - all.len().min(presented as usize));
+    let mut latencies_ms: Vec<f64> = all.into_iter().skip(skip).collect();
+    latencies_ms.sort_by(f64::total_cmp);
+    let span_ms = stats["last_frame_ms"].as_f64().unwrap_or(0.0) - stats["first_frame_ms"].as_f64().unwrap_or(0.0);
+    let fps = if span_ms > 0.0 { (presented.saturating_sub(1)) as f64 * 1e3 / span_ms } else { 0.0 };
+    Run { frames: presented, fps, latencies_ms }
+}
+
+/// (stage, p50 ms, p99 ms) from the station's Prometheus text.
+fn stage_latencies(metrics: &str) -> Vec<(String, f64, f64)> {
+    let mut stages: Vec<(String, f64, f64)> = Vec::new();
+    for line in metrics.lines().filter(|l| l.starts_with("scopecast_stage_latency_seconds{")) {
+        let Some((labels, value)) = line.split_once("} ") else { continue };
+        let stage = labels.split("stage=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("?").to_string();
+        let value_ms = value.parse::<f64>().unwrap_or(f64::NAN) * 1e3;
+        let entry = match stages.iter_mut().find(|(s, _, _)| *s == stage) {
+            Some(entry) => entry,
+            None => {
+                stages.push((stage, f64::NAN, f64::NAN));
+                stages.last_mut().expect("just pushed")
+            }
+        };
+        if labels.contains("quantile=\"0.5\"") {
+            entry.1 = value_ms;
+        } else if labels.contains("quantile=\"0.99\"") {
+            entry.2 = value_ms;
+        }
+    }
+    stages
+}
+
+fn run_scopecast(fps: u32, seconds: u32) -> (Run, String) {
+    let mut config = Config::default();
+    config.source.width = 1280;
+    config.source.height = 720;
+    config.source.fps = fps;
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let station = Station::start(&config, clock.clone(), Shutdown::new()).expect("the station starts");
+    let settings = WhepSettings {
+        bind_ip: "127.0.0.1".parse().expect("ip"),
+        max_viewers: 4,
+        fps,
+        ice_servers: Vec::new(),
+    };
+    let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
+    let server = HttpServer::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        station.metrics_view(),
+        station.source_status.clone(),
+        clock.clone(),
+        whep,
+        Tokens::new(vec![Token::new(TOKEN, Role::Viewer)]),
+        None,
+    )
+    .expect("the HTTP server starts");
+    std::thread::sleep(Duration::from_secs(1));
+    let run = play(&format!("http://{}/#token={TOKEN}", server.local_addr), fps, seconds);
+    let metrics = station.render_metrics(clock.now_ns());
+    server.stop();
+    station.stop(Duration::from_secs(3));
+    (run, metrics)
+}
+
+fn run_aiortc(fps: u32, seconds: u32) -> Run {
+    let mut server = Command::new(python())
+        .arg(root().join("benches/aiortc/whep_server.py"))
+        .arg(root().join("transport/web/viewer.html"))
+        .args(["1280", "720", &fps.to_string()])
+        .current_dir(root().join("benches/aiortc"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python runs (the README's test command installs aiortc into target/pyenv)");
+    let stdout = server.stdout.take().expect("stdout");
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("viewer: ").map(str::to_string))
+        .expect("the aiortc server prints its URL (is aiortc installed?)");
+    let run = play(&url, fps, seconds);
+    let _ = server.kill();
+    let _ = server.wait();
+    run
+}
+
+fn row(name: &str, run: &Run) -> String {
+    format!(
+        "{name:<10} {:>6} {:>7.1} {:>8.1} {:>8.1} {:>8.1}",
+        run.frames,
+        run.fps,
+        quantile(&run.latencies_ms, 0.5),
+        quantile(&run.latencies_ms, 0.95),
+        quantile(&run.latencies_ms, 0.99)
+    )
+}
+
+fn main() {
+    let seconds: u32 = std::env::var("SCOPECAST_G2G_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+    println!("glass-to-glass, 1280x720, headless Chromium, {seconds} s per case (first 2 s not counted)");
+    for fps in [30, 60] {
+        let (ours, metrics) = run_scopecast(fps, seconds);
+        let reference = run_aiortc(fps, seconds);
+        println!("\n720p{fps}      frames     fps  p50 ms   p95 ms   p99 ms");
+        println!("{}", row("scopecast", &ours));
+        println!("{}", row("aiortc", &reference));
+        println!(
+            "ratio      p50 {:.2}x  p99 {:.2}x (scopecast / aiortc)",
+            quantile(&ours.latencies_ms, 0.5) / quantile(&reference.latencies_ms, 0.5),
+            quantile(&ours.latencies_ms, 0.99) / quantile(&reference.latencies_ms, 0.99)
+        );
+        let stages: Vec<String> = stage_latencies(&metrics)
+            .iter()
+            .map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}"))
+            .collect();
+        println!("scopecast capture → end of stage, p50/p99 ms: {}", stages.join(", "));
+    }
+}
