@@ -121,12 +121,7 @@ fn run_scopecast(fps: u32, seconds: u32) -> (Run, String) {
     config.source.fps = fps;
     let clock: SharedClock = Arc::new(SystemClock::new());
     let station = Station::start(&config, clock.clone(), Shutdown::new()).expect("the station starts");
-    let settings = WhepSettings {
-        bind_ip: "127.0.0.1".parse().expect("ip"),
-        max_viewers: 4,
-        fps,
-        ice_servers: Vec::new(),
-    };
+    let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers: 4, ice_servers: Vec::new() };
     let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
     let server = HttpServer::start(
         "127.0.0.1:0".parse().expect("addr"),
@@ -193,10 +188,8 @@ fn main() {
             quantile(&ours.latencies_ms, 0.5) / quantile(&reference.latencies_ms, 0.5),
             quantile(&ours.latencies_ms, 0.99) / quantile(&reference.latencies_ms, 0.99)
         );
-        let stages: Vec<String> = stage_latencies(&metrics)
-            .iter()
-            .map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}"))
-            .collect();
+        let stages: Vec<String> =
+            stage_latencies(&metrics).iter().map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}")).collect();
         println!("scopecast capture → end of stage, p50/p99 ms: {}", stages.join(", "));
     }
 }

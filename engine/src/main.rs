@@ -308,7 +308,6 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
             let settings = scopecast_transport::whep::WhepSettings {
                 bind_ip: addr.ip(),
                 max_viewers: config.http.max_viewers,
-                fps: config.source.fps,
                 ice_servers: config.http.ice_servers.clone(),
             };
             let whep =

@@ -357,3 +357,43 @@ fn oversized_frames_are_refused_with_an_error() {
         Err(CompositorError::FrameTooLarge { width: max + 8, height: 16, max_side: max })
     );
 }
+
+#[test]
+fn the_cached_overlay_follows_every_change_of_pose_colour_and_style() {
+    let ctx = gpu();
+    let (width, height) = (320, 180);
+    let (frame, camera) = synthetic(width, height);
+    let calibration = Some(Calibration { camera, width, height });
+    let base = Scene { calibration, output_mode: OutputMode::Undistorted, models: demo_models(), ..Default::default() };
+    let moved = {
+        let mut scene = base.clone();
+        scene.models[0].camera_from_model =
+            Mat4::from_translation(Vec3::new(8.0, 0.0, 0.0)) * scene.models[0].camera_from_model;
+        scene
+    };
+    let recoloured = {
+        let mut scene = base.clone();
+        scene.models[0].colour = [0.1, 0.9, 0.1];
+        scene
+    };
+    let wireframe = {
+        let mut scene = base.clone();
+        scene.models[0].style = ModelStyle::Wireframe;
+        scene
+    };
+    // One compositor for every scene, as in the station: each result must equal a fresh compositor's.
+    let mut shared = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
+    let mut images = Vec::new();
+    for scene in [&base, &moved, &base, &recoloured, &wireframe, &base] {
+        shared.render_settled(&frame, scene, SETTLE).expect("renders");
+        let cached = shared.read_rgba().expect("readback");
+        let mut fresh = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
+        fresh.render_settled(&frame, scene, SETTLE).expect("renders");
+        assert_eq!(cached, fresh.read_rgba().expect("readback"), "the overlay is stale");
+        images.push(cached);
+    }
+    assert_ne!(images[0], images[1], "moving a model changes the picture");
+    assert_ne!(images[0], images[3], "recolouring changes the picture");
+    assert_ne!(images[0], images[4], "wireframe changes the picture");
+    assert_eq!(images[0], images[2]);
+}

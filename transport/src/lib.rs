@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod feedback;
 pub mod ice;
 pub mod media;
+pub mod rtp_h264;
 pub mod whep;
 
 /// The viewer web page (served at `/`): a WHEP player with the lowest-latency

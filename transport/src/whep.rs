@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rtc::interceptor::Slot;
-use rtc::media::Sample;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -23,7 +21,7 @@ use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, Registry,
@@ -34,6 +32,7 @@ use crate::fanout::{FanOut, ViewerId};
 pub use crate::feedback::ViewerLink;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
 use crate::ice::{IceServer, SdpFragment};
+use crate::rtp_h264::H264RtpStream;
 
 /// The H.264 codec we offer: constrained baseline, packetization mode 1.
 /// With `level-asymmetry-allowed=1` the stream may carry a higher level (3.2
@@ -86,8 +85,6 @@ pub struct WhepSettings {
     pub bind_ip: IpAddr,
     /// Sessions at once; more are refused with [`WhepError::Full`].
     pub max_viewers: usize,
-    /// The stream's frame rate (for RTP durations).
-    pub fps: u32,
     /// STUN/TURN servers for the station's own gathering, announced to viewers too.
     pub ice_servers: Vec<IceServer>,
 }
@@ -111,7 +108,6 @@ pub struct Whep {
     sessions: Sessions,
     next_id: AtomicU64,
     settings: WhepSettings,
-    frame_duration: Duration,
 }
 
 #[derive(Clone)]
@@ -161,14 +157,7 @@ fn ice_ufrag(sdp: &str) -> Option<String> {
 impl Whep {
     /// Sessions fed by `broadcast`.
     pub fn new(broadcast: Arc<Broadcast>, settings: WhepSettings) -> Self {
-        let frame_duration = Duration::from_secs_f64(1.0 / f64::from(settings.fps.max(1)));
-        Self {
-            broadcast,
-            sessions: Arc::new(Mutex::new(HashMap::new())),
-            next_id: AtomicU64::new(1),
-            settings,
-            frame_duration,
-        }
+        Self { broadcast, sessions: Arc::new(Mutex::new(HashMap::new())), next_id: AtomicU64::new(1), settings }
     }
 
     /// The STUN/TURN servers to announce in `Link` headers.
@@ -298,23 +287,17 @@ impl Whep {
             .map_err(webrtc_error)?;
         let peer: Arc<dyn PeerConnection> = Arc::new(peer);
         let ssrc = rand_ssrc(id);
-        let track = Arc::new(
-            TrackLocalStaticSample::new(
-                Instant::now(),
-                MediaStreamTrack::new(
-                    "scopecast".to_owned(),
-                    "scopecast-video".to_owned(),
-                    "endoscope".to_owned(),
-                    RtpCodecKind::Video,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                        codec,
-                        ..Default::default()
-                    }],
-                ),
-            )
-            .map_err(webrtc_error)?,
-        );
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "scopecast".to_owned(),
+            "scopecast-video".to_owned(),
+            "endoscope".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec,
+                ..Default::default()
+            }],
+        )));
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
         if let Err(e) = peer.set_remote_description(offer).await {
             let _ = peer.close().await;
@@ -339,14 +322,13 @@ impl Whep {
 
         locked(&self.broadcast.fanout).add_viewer(viewer);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let start = rand_ssrc(id.wrapping_add(0x5c0e));
         let task = SessionTask {
             viewer,
             broadcast: self.broadcast.clone(),
             peer: peer.clone(),
             track,
-            ssrc,
-            payload_type,
-            duration: self.frame_duration,
+            stream: H264RtpStream::new(ssrc, payload_type, start as u16, start.rotate_left(16)),
             link: link.clone(),
         };
         tokio::spawn(task.run(stop_rx));
@@ -395,15 +377,13 @@ struct SessionTask {
     viewer: ViewerId,
     broadcast: Arc<Broadcast>,
     peer: Arc<dyn PeerConnection>,
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
-    duration: Duration,
+    track: Arc<TrackLocalStaticRTP>,
+    stream: H264RtpStream,
     link: Arc<Mutex<ViewerLink>>,
 }
 
 impl SessionTask {
-    async fn run(self, mut stop: oneshot::Receiver<()>) {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut stats_tick = tokio::time::interval(STATS_INTERVAL);
         loop {
             tokio::select! {
@@ -414,20 +394,15 @@ impl SessionTask {
         }
     }
 
-    async fn send_pending(&self) {
+    async fn send_pending(&mut self) {
         loop {
             let next = locked(&self.broadcast.fanout).pop(self.viewer);
             let Some(au) = next else { break };
-            let sample = Sample {
-                data: Bytes::from_owner(au.data),
-                timestamp: Instant::now(),
-                duration: self.duration,
-                packet_timestamp: 0,
-                prev_dropped_packets: 0,
-                prev_padding_packets: 0,
-            };
-            if let Err(e) = self.track.sample_writer(self.ssrc, self.payload_type).write_sample(&sample).await {
-                tracing::debug!(viewer = self.viewer.0, error = %e, "write failed (not connected yet?)");
+            for packet in self.stream.packetize(&au) {
+                if let Err(e) = self.track.write_rtp(packet).await {
+                    tracing::debug!(viewer = self.viewer.0, error = %e, "write failed (not connected yet?)");
+                    break;
+                }
             }
         }
     }

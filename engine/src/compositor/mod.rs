@@ -88,6 +88,28 @@ struct ComposeParams {
     pad: [f32; 2],
 }
 
+/// Everything the overlay's pixels depend on: the target (its generation,
+/// mode, size, viewport) and, in drawing order, each model's mesh and
+/// uniforms. The meshes are held, so an address cannot be reused while the
+/// key lives.
+#[derive(Clone)]
+struct OverlayKey {
+    target: (u64, bool, (u32, u32), (u32, u32)),
+    models: Vec<(Arc<crate::scene::mesh::Mesh>, ModelUniform)>,
+}
+
+impl PartialEq for OverlayKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target
+            && self.models.len() == other.models.len()
+            && self
+                .models
+                .iter()
+                .zip(&other.models)
+                .all(|((ma, ua), (mb, ub))| Arc::ptr_eq(ma, mb) && bytemuck::bytes_of(ua) == bytemuck::bytes_of(ub))
+    }
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 struct ModelUniform {
@@ -168,6 +190,9 @@ pub struct Compositor {
     bindings_generation: u64,
     /// The compose bind group and the (generation, remap in use, distorted overlay) it was built for.
     compose_bind_group: Option<((u64, bool, bool), wgpu::BindGroup)>,
+    /// What the overlay target holds now; the overlay is drawn again only
+    /// when this changes (a scene edit, a new pose, a new size or lens).
+    overlay_drawn_for: Option<OverlayKey>,
     i420_params: wgpu::Buffer,
     empty_remap: wgpu::TextureView,
     video: Option<VideoPlanes>,
@@ -273,6 +298,7 @@ impl Compositor {
             timecode_bind_group,
             bindings_generation: 0,
             compose_bind_group: None,
+            overlay_drawn_for: None,
             i420_params: uniform_buffer(device, "i420-params", std::mem::size_of::<I420Params>() as u64),
             empty_remap: targets::empty_remap(device),
             annotation_instances,
@@ -577,26 +603,37 @@ impl Compositor {
             let (oa, ob) = (scene.models[a].opacity >= 1.0, scene.models[b].opacity >= 1.0);
             ob.cmp(&oa).then(depth(b).total_cmp(&depth(a)))
         });
-        for (slot, &index) in order.iter().enumerate() {
-            let model = &scene.models[index];
-            let uniform = ModelUniform {
-                clip_from_model: (clip_from_camera * model.camera_from_model).to_cols_array_2d(),
-                camera_from_model: model.camera_from_model.to_cols_array_2d(),
-                colour: [model.colour[0], model.colour[1], model.colour[2], model.opacity],
-                style: [
-                    match model.style {
-                        ModelStyle::Solid => 0.0,
-                        ModelStyle::Wireframe => 1.0,
-                        ModelStyle::Silhouette => 2.0,
-                    },
-                    0.0,
-                    0.0,
-                    0.0,
-                ],
-            };
+        let uniforms: Vec<(Arc<crate::scene::mesh::Mesh>, ModelUniform)> = order
+            .iter()
+            .map(|&index| {
+                let model = &scene.models[index];
+                let uniform = ModelUniform {
+                    clip_from_model: (clip_from_camera * model.camera_from_model).to_cols_array_2d(),
+                    camera_from_model: model.camera_from_model.to_cols_array_2d(),
+                    colour: [model.colour[0], model.colour[1], model.colour[2], model.opacity],
+                    style: [
+                        match model.style {
+                            ModelStyle::Solid => 0.0,
+                            ModelStyle::Wireframe => 1.0,
+                            ModelStyle::Silhouette => 2.0,
+                        },
+                        0.0,
+                        0.0,
+                        0.0,
+                    ],
+                };
+                (model.mesh.clone(), uniform)
+            })
+            .collect();
+        let distorted = scene.output_mode == OutputMode::Distorted;
+        let key = OverlayKey { target: (self.bindings_generation, distorted, size, viewport.size), models: uniforms };
+        if self.overlay_drawn_for.as_ref() == Some(&key) {
+            return true;
+        }
+        for (slot, (mesh, uniform)) in key.models.iter().enumerate() {
             let buffer = self.model_binding(slot).0.clone();
-            self.ctx.queue.write_buffer(&buffer, 0, bytemuck::bytes_of(&uniform));
-            self.gpu_mesh(&model.mesh);
+            self.ctx.queue.write_buffer(&buffer, 0, bytemuck::bytes_of(uniform));
+            self.gpu_mesh(mesh);
         }
         let target = match (scene.output_mode, &self.remap, &self.sized) {
             (OutputMode::Distorted, Some(r), _) => &r.overlay,
@@ -638,6 +675,8 @@ impl Compositor {
                 pass.draw_indexed(0..mesh.triangle_count, 0, 0..1);
             }
         }
+        drop(pass);
+        self.overlay_drawn_for = Some(key);
         true
     }
 
