@@ -11,7 +11,9 @@
 //! the same size and rate with the same strip, played by the same page.
 //! It prints frames, fps and p50/p95/p99 for both, the ratio, and the
 //! station's per-stage latencies (capture → end of each stage), which say
-//! where scopecast's time goes.
+//! where scopecast's time goes. A third row runs scopecast without the
+//! compositor (the strip stamped on the CPU before encoding): the transport
+//! path alone, the like of what aiortc does.
 //!
 //! Needs what the README's test command installs (Chromium, Node's
 //! playwright-core in target/node, aiortc in target/pyenv). Run with
@@ -114,8 +116,9 @@ fn stage_latencies(metrics: &str) -> Vec<(String, f64, f64)> {
     stages
 }
 
-fn run_scopecast(fps: u32, seconds: u32) -> (Run, String) {
+fn run_scopecast(fps: u32, seconds: u32, compositor: bool) -> (Run, String) {
     let mut config = Config::default();
+    config.compositor.enabled = compositor;
     config.source.width = 1280;
     config.source.height = 720;
     config.source.fps = fps;
@@ -165,7 +168,7 @@ fn run_aiortc(fps: u32, seconds: u32) -> Run {
 
 fn row(name: &str, run: &Run) -> String {
     format!(
-        "{name:<10} {:>6} {:>7.1} {:>8.1} {:>8.1} {:>8.1}",
+        "{name:<15} {:>6} {:>7.1} {:>8.1} {:>8.1} {:>8.1}",
         run.frames,
         run.fps,
         quantile(&run.latencies_ms, 0.5),
@@ -178,10 +181,12 @@ fn main() {
     let seconds: u32 = std::env::var("SCOPECAST_G2G_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
     println!("glass-to-glass, 1280x720, headless Chromium, {seconds} s per case (first 2 s not counted)");
     for fps in [30, 60] {
-        let (ours, metrics) = run_scopecast(fps, seconds);
+        let (ours, metrics) = run_scopecast(fps, seconds, true);
+        let (bare, bare_metrics) = run_scopecast(fps, seconds, false);
         let reference = run_aiortc(fps, seconds);
-        println!("\n720p{fps}      frames     fps  p50 ms   p95 ms   p99 ms");
+        println!("\n720p{fps}          frames     fps  p50 ms   p95 ms   p99 ms");
         println!("{}", row("scopecast", &ours));
+        println!("{}", row("  no compositor", &bare));
         println!("{}", row("aiortc", &reference));
         println!(
             "ratio      p50 {:.2}x  p99 {:.2}x (scopecast / aiortc)",

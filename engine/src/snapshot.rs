@@ -68,6 +68,17 @@ pub fn to_rgba(frame: &Frame) -> Vec<u8> {
 /// same matrix as the compositor's GPU pass); a CPU path for benches and for
 /// sources that bypass the compositor.
 pub fn i420_from(frame: &Frame) -> Frame {
+    i420_converted(frame, false)
+}
+
+/// [`i420_from`], with the timecode strip of the frame's capture time
+/// stamped in (what the compositor does when it runs; the station's latency
+/// instrument when it does not).
+pub fn i420_with_timecode(frame: &Frame) -> Frame {
+    i420_converted(frame, true)
+}
+
+fn i420_converted(frame: &Frame, timecode: bool) -> Frame {
     use crate::frame::{FrameBytes, FrameStamp};
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let rgba = to_rgba(frame);
@@ -95,6 +106,9 @@ pub fn i420_from(frame: &Frame) -> Frame {
             out[planes[2].offset + cy * cw + cx] =
                 (128.0 + 224.0 * (sum[0] - l) / 255.0 / 1.5748).round().clamp(0.0, 255.0) as u8;
         }
+    }
+    if timecode {
+        crate::timecode::stamp_i420(&mut out, &planes, frame.width(), frame.height(), frame.capture_wall_ms);
     }
     let bytes: std::sync::Arc<dyn FrameBytes> = std::sync::Arc::new(out);
     let stamp = FrameStamp {

@@ -400,7 +400,9 @@ impl Station {
                 clock.clone(),
                 &registry,
             )
-            .with_broadcast(broadcast.clone());
+            .with_broadcast(broadcast.clone())
+            // Without the compositor the strip is stamped on the CPU: viewers still read latency.
+            .with_timecode(config.compositor.timecode && !config.compositor.enabled);
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
             let to_viewers = broadcast.clone();

@@ -96,6 +96,31 @@ pub fn stamp_rgba(rgba: &mut [u8], stride: usize, width: u32, height: u32, captu
     }
 }
 
+/// Stamps the strip into a packed I420 image on the CPU: luma 235 for a 1,
+/// 16 for a 0 (limited range), neutral chroma under the strip.
+pub fn stamp_i420(i420: &mut [u8], planes: &[crate::frame::Plane], width: u32, height: u32, capture_wall_ms: u64) {
+    let cell = cell_size_px(height);
+    let values = cells(capture_wall_ms);
+    let strip_width = (cell * CELLS).min(width) as usize;
+    if let Some(luma) = planes.first() {
+        for y in height.saturating_sub(cell)..height {
+            for x in 0..strip_width {
+                if let Some(p) = i420.get_mut(luma.offset + y as usize * luma.stride + x) {
+                    *p = if values[x / cell as usize] { 235 } else { 16 };
+                }
+            }
+        }
+    }
+    for chroma in planes.iter().skip(1).take(2) {
+        for y in (height.saturating_sub(cell) / 2)..height.div_ceil(2) {
+            let row = chroma.offset + y as usize * chroma.stride;
+            if let Some(r) = i420.get_mut(row..row + strip_width.div_ceil(2)) {
+                r.fill(128);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +140,17 @@ mod tests {
             stamp_rgba(&mut image, w as usize * 4, w, h, wall_ms);
             assert_eq!(decode_rgba(&image, w as usize * 4, w, h), Ok(wall_ms & ((1 << 36) - 1)));
         }
+    }
+
+    #[test]
+    fn i420_stamped_strips_decode_from_the_luma_plane() {
+        let (w, h) = (640u32, 360u32);
+        let (planes, len) = crate::frame::PixelFormat::I420.packed_layout(w, h);
+        let mut image = vec![120u8; len];
+        stamp_i420(&mut image, &planes, w, h, 1_764_158_400_123);
+        assert_eq!(decode_luma(&image, w as usize, w, h), Ok(1_764_158_400_123 & ((1 << 36) - 1)));
+        let u = &image[planes[1].offset..planes[2].offset];
+        assert_eq!(u[(h as usize / 2 - 1) * (w as usize / 2)], 128, "neutral chroma under the strip");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The encoder on its own thread: the newest composited frame in, one access
 //! unit out. Frames that are not I420 (the compositor is off) are converted
-//! on the CPU; a change of frame size reopens the encoder.
+//! on the CPU, and stamped with the timecode strip when it is wanted; a
+//! change of frame size reopens the encoder.
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub struct EncoderStage {
     errors: Arc<Counter>,
     /// Where viewers' keyframe requests come from.
     broadcast: Option<Arc<scopecast_transport::whep::Broadcast>>,
+    /// Stamp the timecode strip into frames converted here.
+    stamp_timecode: bool,
 }
 
 impl EncoderStage {
@@ -56,7 +59,14 @@ impl EncoderStage {
             keyframes: registry.counter("scopecast_encoder_keyframes_total", "IDR pictures produced.", &[]),
             errors: registry.counter("scopecast_encoder_errors_total", "Frames the encoder could not encode.", &[]),
             broadcast: None,
+            stamp_timecode: false,
         }
+    }
+
+    /// Stamps the timecode strip into frames that arrive uncomposited.
+    pub fn with_timecode(mut self, stamp: bool) -> Self {
+        self.stamp_timecode = stamp;
+        self
     }
 
     /// Takes keyframe requests (joins, PLI, overflows) from `broadcast`.
@@ -104,7 +114,11 @@ impl EncoderStage {
         let frame = if frame.format() == PixelFormat::I420 {
             frame
         } else {
-            converted = crate::snapshot::i420_from(frame);
+            converted = if self.stamp_timecode {
+                crate::snapshot::i420_with_timecode(frame)
+            } else {
+                crate::snapshot::i420_from(frame)
+            };
             &converted
         };
         let settings = EncoderSettings {
