@@ -193,8 +193,10 @@ fn main() {
             quantile(&ours.latencies_ms, 0.5) / quantile(&reference.latencies_ms, 0.5),
             quantile(&ours.latencies_ms, 0.99) / quantile(&reference.latencies_ms, 0.99)
         );
-        let stages: Vec<String> =
-            stage_latencies(&metrics).iter().map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}")).collect();
-        println!("scopecast capture → end of stage, p50/p99 ms: {}", stages.join(", "));
+        for (name, text) in [("scopecast", &metrics), ("no compositor", &bare_metrics)] {
+            let stages: Vec<String> =
+                stage_latencies(text).iter().map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}")).collect();
+            println!("{name}: capture → end of stage, p50/p99 ms: {}", stages.join(", "));
+        }
     }
 }
