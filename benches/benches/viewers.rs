@@ -1,0 +1,238 @@
+//! CPU cost of each extra viewer at 720p30 (goal: at most 1 % of a core),
+//! and whether the station holds 32 of them.
+//!
+//! The station runs in this process (synthetic endoscope 1280x720 at 30 fps,
+//! compositor off so lavapipe's cost does not blur the figure, default H.264
+//! encoder, WHEP on loopback). The viewers are webrtc-rs receivers in a child
+//! process (this bench run again with `--swarm`), so their own work is not
+//! counted. For 0, 1, 8, 16 and 32 viewers the station's CPU time
+//! (/proc/self/stat, user + system) over a 10 s window gives its share of a
+//! core; (share(N) − share(0)) / N is the cost per extra viewer. The swarm
+//! reports how many RTP packets each viewer received in the window.
+//!
+//! Run with `cargo bench -p scopecast-benches --bench viewers`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use scopecast_engine::clock::{SharedClock, SystemClock};
+use scopecast_engine::config::Config;
+use scopecast_engine::http::HttpServer;
+use scopecast_engine::shutdown::Shutdown;
+use scopecast_engine::station::Station;
+use scopecast_transport::auth::{Role, Token, Tokens};
+use scopecast_transport::whep::{Whep, WhepSettings};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceGatheringState, RTCSessionDescription, Registry, register_default_interceptors,
+};
+
+const TOKEN: &str = "viewer-cost-bench-token";
+const WINDOW: Duration = Duration::from_secs(10);
+
+/// User + system CPU time of this process, s.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the ')'; 100 ticks per second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+// ---------------------------------------------------------------- the swarm (child process)
+
+#[derive(Clone)]
+struct Receiver {
+    packets: Arc<AtomicU64>,
+    gathered: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Receiver {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.notify_one();
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let packets = self.packets.clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                    packets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+fn post_offer(addr: &str, sdp: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(
+        stream,
+        "POST /whep HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
+        sdp.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 201") => Ok(body.to_string()),
+        _ => Err(std::io::Error::other(format!("WHEP refused: {}", response.lines().next().unwrap_or("")))),
+    }
+}
+
+async fn connect_viewer(addr: String) -> Result<(Arc<dyn PeerConnection>, Arc<AtomicU64>), String> {
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    let mut media_engine = MediaEngine::default();
+    let codec = RTCRtpCodec {
+        mime_type: "video/H264".into(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+        rtcp_feedback: vec![],
+    };
+    media_engine
+        .register_codec(RTCRtpCodecParameters { rtp_codec: codec, payload_type: 102 }, RtpCodecKind::Video)
+        .map_err(|e| error(&e))?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine).map_err(|e| error(&e))?;
+    let receiver = Receiver { packets: Arc::new(AtomicU64::new(0)), gathered: Arc::new(tokio::sync::Notify::new()) };
+    let runtime = webrtc::runtime::default_runtime().ok_or("no runtime")?;
+    let peer = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(receiver.clone()))
+        .with_runtime(runtime)
+        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+        .build()
+        .await
+        .map_err(|e| error(&e))?;
+    let peer: Arc<dyn PeerConnection> = Arc::new(peer);
+    peer.add_transceiver_from_kind(
+        RtpCodecKind::Video,
+        Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }),
+    )
+    .await
+    .map_err(|e| error(&e))?;
+    let offer = peer.create_offer(None).await.map_err(|e| error(&e))?;
+    peer.set_local_description(offer).await.map_err(|e| error(&e))?;
+    let _ = tokio::time::timeout(Duration::from_secs(3), receiver.gathered.notified()).await;
+    let sdp = peer.local_description().await.ok_or("no local description")?.sdp;
+    let answer = tokio::task::spawn_blocking(move || post_offer(&addr, &sdp))
+        .await
+        .map_err(|e| error(&e))?
+        .map_err(|e| error(&e))?;
+    let answer = RTCSessionDescription::answer(answer).map_err(|e| error(&e))?;
+    peer.set_remote_description(answer).await.map_err(|e| error(&e))?;
+    Ok((peer, receiver.packets))
+}
+
+/// `--swarm ADDR N SECONDS`: N receivers; prints "ready" once all receive,
+/// then after SECONDS the packets each received in that time.
+fn swarm(addr: &str, count: usize, seconds: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut viewers = Vec::new();
+        for _ in 0..count {
+            match connect_viewer(addr.to_string()).await {
+                Ok(v) => viewers.push(v),
+                Err(e) => eprintln!("viewer failed: {e}"),
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while viewers.iter().any(|(_, p)| p.load(Ordering::Relaxed) == 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let start: Vec<u64> = viewers.iter().map(|(_, p)| p.load(Ordering::Relaxed)).collect();
+        println!("ready {}", viewers.len());
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let received: Vec<u64> = viewers.iter().zip(&start).map(|((_, p), s)| p.load(Ordering::Relaxed) - s).collect();
+        println!("received {}", received.iter().map(u64::to_string).collect::<Vec<_>>().join(" "));
+        for (peer, _) in viewers {
+            let _ = peer.close().await;
+        }
+    });
+}
+
+// ---------------------------------------------------------------- the station (this process)
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--swarm") {
+        let addr = &args[at + 1];
+        let count = args[at + 2].parse().unwrap_or(1);
+        let seconds = args[at + 3].parse().unwrap_or(10);
+        swarm(addr, count, seconds);
+        return;
+    }
+    let mut config = Config::default();
+    config.source.width = 1280;
+    config.source.height = 720;
+    config.source.fps = 30;
+    config.compositor.enabled = false;
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let station = Station::start(&config, clock.clone(), Shutdown::new()).expect("the station starts");
+    let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers: 64, ice_servers: Vec::new() };
+    let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
+    let server = HttpServer::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        station.metrics_view(),
+        station.source_status.clone(),
+        clock.clone(),
+        whep,
+        Tokens::new(vec![Token::new(TOKEN, Role::Viewer)]),
+        None,
+    )
+    .expect("the HTTP server starts");
+    let addr = server.local_addr.to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    println!("station CPU at 720p30 (synthetic source, x264, no compositor) by viewers, {WINDOW:?} windows:");
+    println!("viewers  station % of a core  extra per viewer  packets per viewer in window (min/max)");
+    let mut baseline = None;
+    for count in [0usize, 1, 8, 16, 32] {
+        let mut child = None;
+        if count > 0 {
+            let mut swarm = Command::new(std::env::current_exe().expect("exe"))
+                .args(["--swarm", &addr, &count.to_string(), &WINDOW.as_secs().to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("the swarm starts");
+            let mut lines = BufReader::new(swarm.stdout.take().expect("stdout")).lines().map_while(Result::ok);
+            let ready = lines.by_ref().find(|l| l.starts_with("ready")).unwrap_or_default();
+            child = Some((swarm, lines, ready));
+        }
+        let (cpu0, t0) = (process_cpu_s(), Instant::now());
+        std::thread::sleep(WINDOW);
+        let share = (process_cpu_s() - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+        let mut packets = String::from("-");
+        if let Some((mut swarm, mut lines, ready)) = child {
+            let received = lines.find_map(|l| l.strip_prefix("received ").map(str::to_string)).unwrap_or_default();
+            let counts: Vec<u64> = received.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            packets = format!(
+                "{}/{} ({}, {} answered)",
+                counts.iter().min().unwrap_or(&0),
+                counts.iter().max().unwrap_or(&0),
+                ready,
+                counts.len()
+            );
+            let _ = swarm.wait();
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        let base = *baseline.get_or_insert(share);
+        let per_viewer = if count > 0 { format!("{:.2} %", (share - base) / count as f64) } else { "-".into() };
+        println!("{count:>7}  {share:>19.1}  {per_viewer:>16}  {packets}");
+    }
+    server.stop();
+    station.stop(Duration::from_secs(3));
+}
