@@ -111,3 +111,47 @@ fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
     assert!(patch_garbage.contains(" 400 "), "{patch_garbage}");
     assert!(stats["frames"].as_u64().unwrap_or(0) >= 30, "{stats}");
 }
+
+#[test]
+fn the_viewer_page_reconnects_by_itself_when_the_station_restarts() {
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nwidth = 320\nheight = 240\nfps = 15\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[http.tokens]]\ntoken = \"restart-test-viewer-token\"\nrole = \"viewer\"\n"
+        ),
+    )
+    .expect("write config");
+    let start = || {
+        Command::new(viewer::BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("station starts")
+    };
+    let mut first = start();
+    std::thread::sleep(Duration::from_millis(700));
+    let url = format!("http://127.0.0.1:{port}/#token=restart-test-viewer-token");
+    let player = std::thread::spawn(move || play(&url, 150, 40_000));
+    // Let it play, then take the station away and bring it back on the same address.
+    std::thread::sleep(Duration::from_secs(6));
+    signal(first.id(), "KILL");
+    let _ = first.wait();
+    std::thread::sleep(Duration::from_secs(2));
+    let second = start();
+    let stats = player.join().expect("player thread");
+    signal(second.id(), "INT");
+    println!(
+        "after the restart: {} frames in all, {} reconnects, longest gap {} ms, state {}",
+        stats["frames"], stats["reconnects"], stats["max_gap_ms"], stats["state"]
+    );
+    assert!(stats["reconnects"].as_u64().unwrap_or(0) >= 1, "the page did not reconnect: {stats}");
+    assert!(stats["frames"].as_u64().unwrap_or(0) >= 150, "no picture after the restart: {stats}");
+    assert_eq!(stats["state"], "connected", "{stats}");
+}
