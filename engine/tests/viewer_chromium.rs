@@ -144,9 +144,10 @@ fn the_viewer_page_reconnects_by_itself_when_the_station_restarts() {
     signal(first.id(), "KILL");
     let _ = first.wait();
     std::thread::sleep(Duration::from_secs(2));
-    let second = start();
+    let mut second = start();
     let stats = player.join().expect("player thread");
     signal(second.id(), "INT");
+    let _ = second.wait();
     println!(
         "after the restart: {} frames in all, {} reconnects, longest gap {} ms, state {}",
         stats["frames"], stats["reconnects"], stats["max_gap_ms"], stats["state"]
@@ -154,4 +155,58 @@ fn the_viewer_page_reconnects_by_itself_when_the_station_restarts() {
     assert!(stats["reconnects"].as_u64().unwrap_or(0) >= 1, "the page did not reconnect: {stats}");
     assert!(stats["frames"].as_u64().unwrap_or(0) >= 150, "no picture after the restart: {stats}");
     assert_eq!(stats["state"], "connected", "{stats}");
+}
+
+#[test]
+fn a_full_station_answers_503_with_retry_after_and_announces_its_ice_servers() {
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nwidth = 320\nheight = 240\nfps = 15\n[http]\nlisten = \"127.0.0.1:{port}\"\nmax_viewers = 1\n\
+             [[http.tokens]]\ntoken = \"full-test-viewer-token\"\nrole = \"viewer\"\n\
+             [[http.ice_servers]]\nurls = [\"turn:turn.hospital.example:3478?transport=udp\"]\n\
+             username = \"or7\"\ncredential = \"s3cret\"\n"
+        ),
+    )
+    .expect("write config");
+    let mut station = Command::new(viewer::BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("station starts");
+    std::thread::sleep(Duration::from_millis(700));
+    let addr = format!("127.0.0.1:{port}");
+    let preflight = http(&addr, "OPTIONS /whep HTTP/1.1\r\nOrigin: https://viewer.example", "");
+    let url = format!("http://{addr}/#token=full-test-viewer-token");
+    let player = std::thread::spawn(move || play(&url, 60, 20_000));
+    let mut full = String::new();
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(250));
+        if http(&addr, "GET /metrics HTTP/1.1", "").contains("scopecast_viewers 1") {
+            full = http(
+                &addr,
+                "POST /whep HTTP/1.1\r\nAuthorization: Bearer full-test-viewer-token\r\nContent-Type: application/sdp",
+                "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n",
+            );
+            break;
+        }
+    }
+    let stats = player.join().expect("player thread");
+    signal(station.id(), "INT");
+    let _ = station.wait();
+    assert!(status_line(&full).contains(" 503 "), "{full}");
+    assert!(full.to_ascii_lowercase().contains("retry-after: 5"), "{full}");
+    assert!(
+        preflight.contains(
+            "<turn:turn.hospital.example:3478?transport=udp>; rel=\"ice-server\"; username=\"or7\"; credential=\"s3cret\""
+        ),
+        "{preflight}"
+    );
+    assert!(stats["frames"].as_u64().unwrap_or(0) >= 60, "the one viewer plays on: {stats}");
 }
