@@ -12,6 +12,7 @@ demo_packages=(
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     libvulkan1 mesa-vulkan-drivers
+    libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0
 )
 test_packages=(
     "${demo_packages[@]}"
@@ -19,6 +20,7 @@ test_packages=(
     gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-nice
     python3 python3-venv
     chromium nodejs npm
+    xvfb xdotool x11-apps
 )
 case "$purpose" in
     demo) wanted=("${demo_packages[@]}") ;;

@@ -154,6 +154,18 @@ impl Default for SourceConfig {
     }
 }
 
+/// `[display]`: the station's own monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DisplayConfig {
+    /// Open the monitor window (needs the compositor and a display server).
+    pub enabled: bool,
+    /// Start fullscreen.
+    pub fullscreen: bool,
+    /// Which monitor for fullscreen (0 = the first).
+    pub monitor: usize,
+}
+
 /// `[status]`: the one-line live status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -326,6 +338,8 @@ pub struct Config {
     pub encoder: EncoderConfig,
     /// The HTTP server.
     pub http: HttpConfig,
+    /// The station's own monitor.
+    pub display: DisplayConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -441,6 +455,14 @@ ice_servers = []
 # fingerprint printed (viewers confirm it once in the browser).
 tls_cert = ""
 tls_key = ""
+
+[display]
+# The AR view on the station's own monitor (a window; keys: ? lists them).
+# Without a display server the station runs headless and says so once.
+enabled = false
+fullscreen = false
+# Which monitor for fullscreen (0 = the first the display server lists).
+monitor = 0
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).

@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod compositor;
 pub mod config;
+pub mod display;
 pub mod encoder;
 pub mod font;
 pub mod frame;

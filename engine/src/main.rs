@@ -124,6 +124,15 @@ struct Overrides {
     /// Stop by itself after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     stop_after: Option<f64>,
+    /// Show the AR view on this station's monitor (a window; `?` in it lists the keys).
+    #[arg(long)]
+    display: bool,
+    /// With --display: fullscreen.
+    #[arg(long)]
+    fullscreen: bool,
+    /// With --display --fullscreen: which monitor (0 = the first).
+    #[arg(long, value_name = "N")]
+    monitor: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -142,6 +151,9 @@ impl Overrides {
         if let Some(listen) = &self.listen {
             config.http.listen = listen.clone();
         }
+        config.display.enabled |= self.display || self.fullscreen;
+        config.display.fullscreen |= self.fullscreen;
+        config.display.monitor = self.monitor.unwrap_or(config.display.monitor);
         let s = &mut config.source;
         s.width = self.width.unwrap_or(s.width);
         s.height = self.height.unwrap_or(s.height);

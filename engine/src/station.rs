@@ -85,6 +85,8 @@ pub struct Station {
     pub gpu: Option<String>,
     /// The encoded stream for every viewer, when encoding.
     pub broadcast: Option<Arc<Broadcast>>,
+    /// The station's monitor window is open.
+    pub display: bool,
 }
 
 fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
@@ -152,6 +154,8 @@ struct CompositorStage {
     frames: Arc<crate::metrics::Counter>,
     fps: FpsMeter,
     errors: Arc<crate::metrics::Counter>,
+    /// The station's monitor, when it has one.
+    display: Option<crate::display::DisplayLink>,
 }
 
 impl CompositorStage {
@@ -171,7 +175,11 @@ impl CompositorStage {
             match self.input.take(wait) {
                 Ok(frame) => {
                     let scene = self.scene.load();
-                    if let Err(e) = self.compositor.render(&frame, &scene.scene) {
+                    let rendered = self.compositor.render(&frame, &scene.scene);
+                    if let (Some(display), Some(shown)) = (&self.display, self.compositor.take_display_frame()) {
+                        display.show(shown);
+                    }
+                    if let Err(e) = rendered {
                         self.errors.inc();
                         let message = e.to_string();
                         if last_error.as_ref() != Some(&message) {
@@ -345,19 +353,57 @@ impl Station {
         let scene = Arc::new(SceneStore::new(scene)?);
         let mut threads = Vec::new();
         let mut slots: Vec<Box<dyn SlotReport>> = Vec::new();
+        let hud_sources = Arc::new(crate::display::HudSources::default());
+        let mut has_display = false;
+        if config.display.enabled && !config.compositor.enabled {
+            tracing::warn!("the monitor shows the compositor's output: with compositor.enabled = false it stays off");
+        }
         let (source_out, frames_out, gpu) = if config.compositor.enabled {
             let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
             let gpu = ctx.describe();
             tracing::info!(adapter = %gpu, "compositing on the GPU");
+            let display = if config.display.enabled {
+                let parts = crate::display::DisplayParts {
+                    gpu: ctx.clone(),
+                    scene: scene.clone(),
+                    registry: registry.clone(),
+                    sources: hud_sources.clone(),
+                    clock: clock.clone(),
+                    shutdown: shutdown.clone(),
+                    settings: crate::display::DisplaySettings {
+                        fullscreen: config.display.fullscreen,
+                        monitor: config.display.monitor,
+                        size: (config.source.width, config.source.height),
+                    },
+                };
+                match crate::display::start(parts) {
+                    Ok((link, thread)) => {
+                        threads.push(thread);
+                        Some(link)
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%reason, "no display server: the station runs headless");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
             let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
             slots.push(Box::new(source_out.monitor()));
             slots.push(Box::new(compositor_out.monitor()));
+            let mut compositor = Compositor::new(
+                ctx,
+                CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa },
+            );
+            if display.is_some() {
+                compositor.enable_display();
+                has_display = true;
+            }
             let stage = CompositorStage {
-                compositor: Compositor::new(
-                    ctx,
-                    CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa },
-                ),
+                display,
+                compositor,
                 input: compositor_in,
                 output: compositor_out,
                 scene: scene.clone(),
@@ -382,6 +428,7 @@ impl Station {
         let source = make_source(config, &clock)?;
         let supervisor = Supervisor::new(source, settings, clock.clone(), source_out, &registry);
         let source_status = supervisor.status();
+        let _ = hud_sources.source.set(source_status.clone());
 
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
@@ -414,12 +461,23 @@ impl Station {
                 drop(fanout);
                 to_viewers.pushed.notify_waiters();
             })?);
+            let _ = hud_sources.broadcast.set(broadcast.clone());
             Some(broadcast)
         } else {
             threads.push(spawn_sink(frames_out, clock.clone(), &registry, shutdown.clone(), |_: &Frame| {})?);
             None
         };
-        Ok(Self { shutdown, threads, registry, source_status, slots: Arc::new(slots), scene, gpu, broadcast })
+        Ok(Self {
+            shutdown,
+            threads,
+            registry,
+            source_status,
+            slots: Arc::new(slots),
+            scene,
+            gpu,
+            broadcast,
+            display: has_display,
+        })
     }
 
     /// What the `/metrics` endpoint needs, shareable with other threads.

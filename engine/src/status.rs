@@ -44,7 +44,10 @@ impl StatusLine {
         self.last_frames = frames;
         let dropped: u64 = station.slots.iter().map(|s| s.stats(now_ns).dropped).sum();
         let mut latencies = Vec::new();
-        for (label, name) in STAGES {
+        // The monitor's capture → present, when the station has one.
+        let monitor = [("display", "monitor")];
+        let stages = STAGES.iter().chain(if station.display { &monitor[..] } else { &[] });
+        for &(label, name) in stages {
             let snapshot = registry.stage_latency(label).snapshot();
             let window = self.last_latency.get(label).map_or_else(|| snapshot.clone(), |before| snapshot.since(before));
             latencies.push(format!("{name} {}/{}", ms(window.quantile_ns(0.5)), ms(window.quantile_ns(0.99))));

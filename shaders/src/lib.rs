@@ -28,8 +28,11 @@ pub const TIMECODE: Shader = Shader { name: "timecode.wgsl", source: include_str
 pub const RGBA_TO_I420: Shader =
     Shader { name: "rgba_to_i420.wgsl", source: include_str!("../shader/rgba_to_i420.wgsl") };
 
+/// The station's monitor: the composited frame and the HUD onto the window.
+pub const DISPLAY: Shader = Shader { name: "display.wgsl", source: include_str!("../shader/display.wgsl") };
+
 /// Every shader, for validation.
-pub const ALL: [Shader; 5] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420];
+pub const ALL: [Shader; 6] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420, DISPLAY];
 
 #[cfg(test)]
 mod tests {

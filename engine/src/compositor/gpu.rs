@@ -36,6 +36,10 @@ pub enum AdapterPreference {
 /// An adapter, its device and queue.
 #[derive(Debug, Clone)]
 pub struct GpuContext {
+    /// The instance (window surfaces are made from it).
+    pub instance: wgpu::Instance,
+    /// The adapter (what a window surface supports is asked of it).
+    pub adapter: wgpu::Adapter,
     /// The device.
     pub device: wgpu::Device,
     /// Its queue.
@@ -75,7 +79,7 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| GpuError::NoDevice { adapter: adapter_info.name.clone(), reason: e.to_string() })?;
-        Ok(Self { device, queue, adapter_info })
+        Ok(Self { instance, adapter, device, queue, adapter_info })
     }
 
     /// `name (backend, type)` for logs and bench output.

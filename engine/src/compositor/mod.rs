@@ -174,6 +174,25 @@ struct Sized {
     ring: I420Ring,
 }
 
+/// A composited frame for the station's own monitor: the GPU texture itself
+/// (RGBA8, no CPU copy), with the frame's times.
+#[derive(Debug, Clone)]
+pub struct DisplayFrame {
+    /// The composited picture (the stream's pixels, before I420).
+    pub texture: wgpu::Texture,
+    /// Width and height, px.
+    pub size: (u32, u32),
+    /// Capture time on the station clock, ns.
+    pub capture_time_ns: u64,
+    /// Sequence number of the source frame.
+    pub sequence: u64,
+}
+
+/// Textures the monitor's frames rotate through: one being written, one
+/// shown, one spare. Reads and writes go through one queue, so they happen
+/// in submission order.
+const DISPLAY_RING: usize = 3;
+
 /// The compositor. Owns its GPU resources; one per station.
 pub struct Compositor {
     ctx: GpuContext,
@@ -193,6 +212,8 @@ pub struct Compositor {
     /// What the overlay target holds now; the overlay is drawn again only
     /// when this changes (a scene edit, a new pose, a new size or lens).
     overlay_drawn_for: Option<OverlayKey>,
+    /// With a monitor: its texture ring, the next index, and the newest frame not yet taken.
+    display: Option<(Vec<wgpu::Texture>, usize, Option<DisplayFrame>)>,
     i420_params: wgpu::Buffer,
     empty_remap: wgpu::TextureView,
     video: Option<VideoPlanes>,
@@ -299,6 +320,7 @@ impl Compositor {
             bindings_generation: 0,
             compose_bind_group: None,
             overlay_drawn_for: None,
+            display: None,
             i420_params: uniform_buffer(device, "i420-params", std::mem::size_of::<I420Params>() as u64),
             empty_remap: targets::empty_remap(device),
             annotation_instances,
@@ -554,8 +576,10 @@ impl Compositor {
         }
         let mut pending = step(self, "timecode", encoder);
 
-        // 6. RGBA → I420 and the copy into a staging buffer.
+        // 6. RGBA → I420 and the copy into a staging buffer (and, with a
+        // monitor, a GPU copy of the picture for it).
         let mut encoder = pending.take().unwrap_or_else(|| new_encoder(self));
+        self.encode_display_copy(&mut encoder, frame, size);
         let staging = self.encode_i420(&mut encoder, size);
         if let Some(encoder) = step(self, "i420", encoder) {
             self.ctx.queue.submit([encoder.finish()]);
@@ -570,6 +594,47 @@ impl Compositor {
         }
         self.frames += 1;
         Ok(())
+    }
+
+    /// Keeps a GPU copy of every composited frame for the station's monitor
+    /// (see [`Compositor::take_display_frame`]).
+    pub fn enable_display(&mut self) {
+        if self.display.is_none() {
+            self.display = Some((Vec::new(), 0, None));
+        }
+    }
+
+    /// The newest composited frame for the monitor, once (submitted already).
+    pub fn take_display_frame(&mut self) -> Option<DisplayFrame> {
+        self.display.as_mut().and_then(|(_, _, newest)| newest.take())
+    }
+
+    /// The device and queue, shared with the monitor's presenter.
+    pub fn gpu(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    fn encode_display_copy(&mut self, encoder: &mut wgpu::CommandEncoder, frame: &Frame, size: (u32, u32)) {
+        let (Some((ring, next, newest)), Some(sized)) = (self.display.as_mut(), self.sized.as_ref()) else { return };
+        if ring.first().is_none_or(|t| (t.width(), t.height()) != size) {
+            let usage = wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_DST
+                | wgpu::TextureUsages::COPY_SRC
+                | wgpu::TextureUsages::RENDER_ATTACHMENT;
+            *ring = (0..DISPLAY_RING)
+                .map(|_| targets::texture(&self.ctx.device, "display", size, pipelines::OUTPUT_FORMAT, usage, 1))
+                .collect();
+        }
+        let target = &ring[*next % ring.len()];
+        *next = next.wrapping_add(1);
+        let extent = wgpu::Extent3d { width: size.0, height: size.1, depth_or_array_layers: 1 };
+        encoder.copy_texture_to_texture(sized.output.as_image_copy(), target.as_image_copy(), extent);
+        *newest = Some(DisplayFrame {
+            texture: target.clone(),
+            size,
+            capture_time_ns: frame.capture_time_ns,
+            sequence: frame.sequence,
+        });
     }
 
     /// Drops GPU meshes no model of the scene uses any more.
