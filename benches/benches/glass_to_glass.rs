@@ -23,16 +23,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use scopecast_engine::clock::{SharedClock, SystemClock};
+use scopecast_benches::ServedStation;
 use scopecast_engine::config::Config;
-use scopecast_engine::http::HttpServer;
-use scopecast_engine::shutdown::Shutdown;
-use scopecast_engine::station::Station;
-use scopecast_transport::auth::{Role, Token, Tokens};
-use scopecast_transport::whep::{Whep, WhepSettings};
 
 const TOKEN: &str = "glass-to-glass-harness-token";
 
@@ -122,25 +116,10 @@ fn run_scopecast(fps: u32, seconds: u32, compositor: bool) -> (Run, String) {
     config.source.width = 1280;
     config.source.height = 720;
     config.source.fps = fps;
-    let clock: SharedClock = Arc::new(SystemClock::new());
-    let station = Station::start(&config, clock.clone(), Shutdown::new()).expect("the station starts");
-    let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers: 4, ice_servers: Vec::new() };
-    let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
-    let server = HttpServer::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        station.metrics_view(),
-        station.source_status.clone(),
-        clock.clone(),
-        whep,
-        Tokens::new(vec![Token::new(TOKEN, Role::Viewer)]),
-        None,
-    )
-    .expect("the HTTP server starts");
+    let served = ServedStation::start(&config, TOKEN, 4);
     std::thread::sleep(Duration::from_secs(1));
-    let run = play(&format!("http://{}/#token={TOKEN}", server.local_addr), fps, seconds);
-    let metrics = station.render_metrics(clock.now_ns());
-    server.stop();
-    station.stop(Duration::from_secs(3));
+    let run = play(&format!("http://{}/#token={TOKEN}", served.server.local_addr), fps, seconds);
+    let metrics = served.stop();
     (run, metrics)
 }
 

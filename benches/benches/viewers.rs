@@ -20,13 +20,8 @@ use std::time::{Duration, Instant};
 
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use scopecast_engine::clock::{SharedClock, SystemClock};
+use scopecast_benches::ServedStation;
 use scopecast_engine::config::Config;
-use scopecast_engine::http::HttpServer;
-use scopecast_engine::shutdown::Shutdown;
-use scopecast_engine::station::Station;
-use scopecast_transport::auth::{Role, Token, Tokens};
-use scopecast_transport::whep::{Whep, WhepSettings};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -180,21 +175,8 @@ fn main() {
     config.source.height = 720;
     config.source.fps = 30;
     config.compositor.enabled = false;
-    let clock: SharedClock = Arc::new(SystemClock::new());
-    let station = Station::start(&config, clock.clone(), Shutdown::new()).expect("the station starts");
-    let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers: 64, ice_servers: Vec::new() };
-    let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
-    let server = HttpServer::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        station.metrics_view(),
-        station.source_status.clone(),
-        clock.clone(),
-        whep,
-        Tokens::new(vec![Token::new(TOKEN, Role::Viewer)]),
-        None,
-    )
-    .expect("the HTTP server starts");
-    let addr = server.local_addr.to_string();
+    let served = ServedStation::start(&config, TOKEN, 64);
+    let addr = served.server.local_addr.to_string();
     std::thread::sleep(Duration::from_secs(2));
     println!("station CPU at 720p30 (synthetic source, x264, no compositor) by viewers, {WINDOW:?} windows:");
     println!("viewers  station % of a core  extra per viewer  packets per viewer in window (min/max)");
@@ -233,6 +215,5 @@ fn main() {
         let per_viewer = if count > 0 { format!("{:.2} %", (share - base) / count as f64) } else { "-".into() };
         println!("{count:>7}  {share:>19.1}  {per_viewer:>16}  {packets}");
     }
-    server.stop();
-    station.stop(Duration::from_secs(3));
+    served.stop();
 }

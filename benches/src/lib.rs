@@ -47,3 +47,51 @@ impl Timings {
 pub fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
 }
+
+/// A station running in this process with its HTTP server (WHEP, `/metrics`) on loopback.
+pub struct ServedStation {
+    /// The station.
+    pub station: scopecast_engine::station::Station,
+    /// Its HTTP server (plain HTTP on 127.0.0.1, a free port).
+    pub server: scopecast_engine::http::HttpServer,
+    /// The station clock.
+    pub clock: scopecast_engine::clock::SharedClock,
+}
+
+impl ServedStation {
+    /// Starts `config` and serves WHEP to `viewer_token` for at most `max_viewers`.
+    pub fn start(config: &scopecast_engine::config::Config, viewer_token: &str, max_viewers: usize) -> Self {
+        use std::sync::Arc;
+
+        use scopecast_transport::auth::{Role, Token, Tokens};
+        use scopecast_transport::whep::{Whep, WhepSettings};
+        let clock: scopecast_engine::clock::SharedClock = Arc::new(scopecast_engine::clock::SystemClock::new());
+        let station = scopecast_engine::station::Station::start(
+            config,
+            clock.clone(),
+            scopecast_engine::shutdown::Shutdown::new(),
+        )
+        .expect("the station starts");
+        let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers, ice_servers: Vec::new() };
+        let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
+        let server = scopecast_engine::http::HttpServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            station.metrics_view(),
+            station.source_status.clone(),
+            clock.clone(),
+            whep,
+            Tokens::new(vec![Token::new(viewer_token, Role::Viewer)]),
+            None,
+        )
+        .expect("the HTTP server starts");
+        Self { station, server, clock }
+    }
+
+    /// The station's metrics now, then both stopped.
+    pub fn stop(self) -> String {
+        let metrics = self.station.render_metrics(self.clock.now_ns());
+        self.server.stop();
+        self.station.stop(Duration::from_secs(3));
+        metrics
+    }
+}

@@ -114,27 +114,8 @@ fn bad_whep_requests_get_4xx_and_do_not_disturb_the_station() {
 
 #[test]
 fn the_viewer_page_reconnects_by_itself_when_the_station_restarts() {
-    use std::process::{Command, Stdio};
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nwidth = 320\nheight = 240\nfps = 15\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[http.tokens]]\ntoken = \"restart-test-viewer-token\"\nrole = \"viewer\"\n"
-        ),
-    )
-    .expect("write config");
-    let start = || {
-        Command::new(viewer::BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("station starts")
-    };
+    let configured = viewer::ConfiguredStation::new("restart-test-viewer-token", "");
+    let (port, start) = (configured.port, || configured.start());
     let mut first = start();
     std::thread::sleep(Duration::from_millis(700));
     let url = format!("http://127.0.0.1:{port}/#token=restart-test-viewer-token");
@@ -159,27 +140,13 @@ fn the_viewer_page_reconnects_by_itself_when_the_station_restarts() {
 
 #[test]
 fn a_full_station_answers_503_with_retry_after_and_announces_its_ice_servers() {
-    use std::process::{Command, Stdio};
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nwidth = 320\nheight = 240\nfps = 15\n[http]\nlisten = \"127.0.0.1:{port}\"\nmax_viewers = 1\n\
-             [[http.tokens]]\ntoken = \"full-test-viewer-token\"\nrole = \"viewer\"\n\
-             [[http.ice_servers]]\nurls = [\"turn:turn.hospital.example:3478?transport=udp\"]\n\
-             username = \"or7\"\ncredential = \"s3cret\"\n"
-        ),
-    )
-    .expect("write config");
-    let mut station = Command::new(viewer::BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("station starts");
+    let configured = viewer::ConfiguredStation::new(
+        "full-test-viewer-token",
+        "max_viewers = 1\n[[http.ice_servers]]\nurls = [\"turn:turn.hospital.example:3478?transport=udp\"]\n\
+         username = \"or7\"\ncredential = \"s3cret\"",
+    );
+    let port = configured.port;
+    let mut station = configured.start();
     std::thread::sleep(Duration::from_millis(700));
     let addr = format!("127.0.0.1:{port}");
     let preflight = http(&addr, "OPTIONS /whep HTTP/1.1\r\nOrigin: https://viewer.example", "");

@@ -17,7 +17,7 @@ use openh264::formats::YUVSlices;
 use scopecast_transport::media::AccessUnit;
 
 use super::{EncoderError, EncoderSettings, H264Encoder, h264_level_idc};
-use crate::frame::{Frame, PixelFormat};
+use crate::frame::Frame;
 
 /// OpenH264's level for a `level_idc` from table A-1.
 fn openh264_level(level_idc: u8) -> Level {
@@ -70,15 +70,7 @@ impl H264Encoder for EmbeddedH264Encoder {
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> Result<Option<AccessUnit>, EncoderError> {
         let s = &self.settings;
         let planes = frame.planes();
-        if frame.format() != PixelFormat::I420 || frame.width() != s.width || frame.height() != s.height {
-            return Err(EncoderError::WrongInput {
-                expected_width: s.width,
-                expected_height: s.height,
-                format: frame.format().to_string(),
-                width: frame.width(),
-                height: frame.height(),
-            });
-        }
+        super::check_input(s, frame)?;
         let (w, h) = (s.width as usize, s.height as usize);
         let bytes = frame.bytes();
         let plane = |i: usize, rows: usize| -> Result<&[u8], EncoderError> {

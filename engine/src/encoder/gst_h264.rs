@@ -12,7 +12,7 @@ use gstreamer_video as gst_video;
 use scopecast_transport::media::AccessUnit;
 
 use super::{EncoderError, EncoderKind, EncoderSettings, H264Encoder, h264_level_idc};
-use crate::frame::{Frame, PixelFormat};
+use crate::frame::Frame;
 
 /// How long to wait for an access unit after pushing a frame.
 const PULL_TIMEOUT_MS: u64 = 500;
@@ -109,15 +109,7 @@ impl GstH264Encoder {
 impl H264Encoder for GstH264Encoder {
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> Result<Option<AccessUnit>, EncoderError> {
         let s = &self.settings;
-        if frame.format() != PixelFormat::I420 || frame.width() != s.width || frame.height() != s.height {
-            return Err(EncoderError::WrongInput {
-                expected_width: s.width,
-                expected_height: s.height,
-                format: frame.format().to_string(),
-                width: frame.width(),
-                height: frame.height(),
-            });
-        }
+        super::check_input(s, frame)?;
         self.check_bus()?;
         let period = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(s.fps.max(1)));
         let mut buffer = gst::Buffer::from_slice(FramePixels(frame.clone()));

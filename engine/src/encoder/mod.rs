@@ -101,6 +101,23 @@ pub trait H264Encoder: Send {
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> Result<Option<AccessUnit>, EncoderError>;
 }
 
+/// `Ok` when `frame` is an I420 frame of the size `settings` was opened with.
+pub fn check_input(settings: &EncoderSettings, frame: &Frame) -> Result<(), EncoderError> {
+    if frame.format() != crate::frame::PixelFormat::I420
+        || frame.width() != settings.width
+        || frame.height() != settings.height
+    {
+        return Err(EncoderError::WrongInput {
+            expected_width: settings.width,
+            expected_height: settings.height,
+            format: frame.format().to_string(),
+            width: frame.width(),
+            height: frame.height(),
+        });
+    }
+    Ok(())
+}
+
 /// Opens the encoder `settings.kind` names.
 pub fn open(settings: EncoderSettings) -> Result<Box<dyn H264Encoder>, EncoderError> {
     Ok(match settings.kind {

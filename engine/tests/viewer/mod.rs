@@ -66,6 +66,45 @@ pub fn start_station_on(listen: &str, args: &[&str]) -> Station {
     Station { child, viewer_url, operator_token, startup }
 }
 
+/// A station config file (320x240 at 15 fps, listening on a free loopback
+/// port, with `extra_http` appended to its `[http]` table) and a way to start
+/// `scopecast run --config` on it.
+pub struct ConfiguredStation {
+    /// The port it listens on.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+impl ConfiguredStation {
+    /// Writes the config; `viewer_token` is the viewer's bearer token.
+    pub fn new(viewer_token: &str, extra_http: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("station.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\nwidth = 320\nheight = 240\nfps = 15\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra_http}\n\
+                 [[http.tokens]]\ntoken = \"{viewer_token}\"\nrole = \"viewer\"\n"
+            ),
+        )
+        .expect("write config");
+        Self { port, _dir: dir, config }
+    }
+
+    /// Starts a station on the config (output discarded).
+    pub fn start(&self) -> std::process::Child {
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("station starts")
+    }
+}
+
 /// Sends one HTTP/1.1 request to `addr`; returns the whole response.
 pub fn http(addr: &str, head: &str, body: &str) -> String {
     use std::io::{Read, Write};
