@@ -60,7 +60,8 @@ impl H264RtpStream {
     /// The RTP packets of `au`, the last one with the marker bit.
     pub fn packetize(&mut self, au: &AccessUnit) -> Vec<Packet> {
         let timestamp = self.timestamp_for(au.capture_time_ns);
-        let data = Bytes::copy_from_slice(&au.data);
+        // The payloader slices this; every viewer shares the one encoded buffer (no copy).
+        let data = Bytes::from_owner(au.data.clone());
         let payloads = match self.payloader.payload(RTP_PAYLOAD_MTU, &data) {
             Ok(payloads) => payloads,
             Err(e) => {

@@ -26,7 +26,7 @@ use crate::clock::SharedClock;
 use crate::compositor::DisplayFrame;
 use crate::compositor::gpu::GpuContext;
 use crate::metrics::{Counter, FpsMeter, LatencyHistogram, MetricsRegistry};
-use crate::scene::{OutputMode, SceneStore};
+use crate::scene::{OutputMode, Scene, SceneStore};
 use crate::shutdown::Shutdown;
 use crate::slot::{SlotConsumer, SlotProducer, Timestamped, latest_slot};
 use crate::source::supervisor::SourceStatus;
@@ -125,6 +125,9 @@ pub fn start(parts: DisplayParts) -> Result<(DisplayLink, std::thread::JoinHandl
     }
 }
 
+/// How often the HUD's figures are read while frames come.
+const HUD_REFRESH: Duration = Duration::from_millis(250);
+
 /// A test hook: sleep this long after every present (a deliberately slow monitor).
 const PRESENT_DELAY_ENV: &str = "SCOPECAST_TEST_PRESENT_DELAY_MS";
 
@@ -141,6 +144,8 @@ struct App {
     hud_visible: bool,
     help_visible: bool,
     hud_drawn: Option<Vec<(String, [u8; 4])>>,
+    /// When the HUD's figures are read again (they change every frame; a reader needs a few updates a second).
+    hud_due: Instant,
     last_frame: Option<DisplayFrame>,
     last_viewers: usize,
     viewer_alarm_until: Option<Instant>,
@@ -169,6 +174,7 @@ impl App {
             hud_visible: true,
             help_visible: false,
             hud_drawn: None,
+            hud_due: Instant::now(),
             last_frame: None,
             last_viewers: 0,
             viewer_alarm_until: None,
@@ -239,9 +245,16 @@ impl App {
 
     /// Presents `frame` with the HUD; `fresh`: a new frame (counted), not a redraw.
     fn show(&mut self, frame: DisplayFrame, fresh: bool) {
-        let lines = self.hud_lines();
+        // Redraws after a key refresh the HUD at once; new frames, 4 times a second.
+        let now = Instant::now();
+        let lines = if !fresh || now >= self.hud_due {
+            self.hud_due = now + HUD_REFRESH;
+            Some(self.hud_lines())
+        } else {
+            None
+        };
         let Some(presenter) = self.presenter.as_mut() else { return };
-        if lines != self.hud_drawn {
+        if let Some(lines) = lines.filter(|lines| *lines != self.hud_drawn) {
             match &lines {
                 Some(lines) => {
                     let (image, size) = render_panel(lines);
@@ -272,29 +285,15 @@ impl App {
     fn act(&mut self, action: Action, event_loop: &ActiveEventLoop) {
         let scene = &self.parts.scene;
         let result = match action {
-            Action::ToggleAnatomy => scene.update(|s| {
-                let mut s = s.clone();
-                s.layers.anatomy = !s.layers.anatomy;
-                s
-            }),
-            Action::ToggleAnnotations => scene.update(|s| {
-                let mut s = s.clone();
-                s.layers.annotations = !s.layers.annotations;
-                s
-            }),
-            Action::ToggleUndistortion => scene.update(|s| {
-                let mut s = s.clone();
+            Action::ToggleAnatomy => edit_scene(scene, |s| s.layers.anatomy = !s.layers.anatomy),
+            Action::ToggleAnnotations => edit_scene(scene, |s| s.layers.annotations = !s.layers.annotations),
+            Action::ToggleUndistortion => edit_scene(scene, |s| {
                 s.output_mode = match s.output_mode {
                     OutputMode::Undistorted => OutputMode::Distorted,
                     OutputMode::Distorted => OutputMode::Undistorted,
-                };
-                s
+                }
             }),
-            Action::ClearAnnotations => scene.update(|s| {
-                let mut s = s.clone();
-                s.annotations.clear();
-                s
-            }),
+            Action::ClearAnnotations => edit_scene(scene, |s| s.annotations.clear()),
             Action::ToggleRecording => {
                 self.say("RECORDING IS NOT AVAILABLE YET");
                 Ok(0)
@@ -364,6 +363,15 @@ impl App {
             }
         }
     }
+}
+
+/// Publishes a copy of the scene with `change` applied.
+fn edit_scene(scene: &SceneStore, change: fn(&mut Scene)) -> Result<u64, crate::scene::SceneError> {
+    scene.update(|s| {
+        let mut s = s.clone();
+        change(&mut s);
+        s
+    })
 }
 
 /// Reads a monitor frame back to the CPU (RGBA8, tightly packed).

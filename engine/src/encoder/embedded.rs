@@ -1,7 +1,7 @@
 //! The embedded H.264 encoder: Cisco's OpenH264 compiled into the binary (the
 //! `openh264` crate, built from source), so a station without GStreamer's
 //! encoders still streams. Tuned for latency: constrained baseline, real-time
-//! camera usage, low complexity, bitrate rate control, no frame skipping (one
+//! camera usage, low complexity, bitrate rate control, every frame encoded (one
 //! frame in, one access unit out), no scene-change IDRs (IDRs come from the
 //! GOP and from requests only), two threads. OpenH264 writes SPS and PPS in
 //! front of every IDR.
