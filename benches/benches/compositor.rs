@@ -48,6 +48,8 @@ fn scene(width: u32, height: u32, mode: OutputMode) -> Scene {
         annotations: vec![AnnotationEntry {
             author: "bench".into(),
             time_ns: 0,
+            id: 0,
+            expires_ns: None,
             annotation: Annotation::Stroke {
                 points: (0..200)
                     .map(|i| Vec2::new(0.2 + 0.003 * i as f32, 0.6 + 0.1 * (i as f32 * 0.1).sin()))

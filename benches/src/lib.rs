@@ -73,7 +73,8 @@ impl ServedStation {
         )
         .expect("the station starts");
         let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers, ice_servers: Vec::new() };
-        let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings)));
+        let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.telestration.clone();
+        let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings, Some(drawing))));
         let server = scopecast_engine::http::HttpServer::start(
             "127.0.0.1:0".parse().expect("addr"),
             station.metrics_view(),

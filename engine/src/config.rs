@@ -166,6 +166,21 @@ pub struct DisplayConfig {
     pub monitor: usize,
 }
 
+/// `[telestration]`: remote experts' drawings on the video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelestrationConfig {
+    /// Seconds a finished stroke or arrow stays before it has faded out (the
+    /// last second of it fading); pinned ones stay until cleared.
+    pub fade_after_s: f64,
+}
+
+impl Default for TelestrationConfig {
+    fn default() -> Self {
+        Self { fade_after_s: 15.0 }
+    }
+}
+
 /// `[status]`: the one-line live status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -340,6 +355,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The station's own monitor.
     pub display: DisplayConfig,
+    /// Viewers' drawings.
+    pub telestration: TelestrationConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -464,6 +481,11 @@ fullscreen = false
 # Which monitor for fullscreen (0 = the first the display server lists).
 monitor = 0
 
+[telestration]
+# Seconds a viewer's finished stroke or arrow stays on the video (fading out
+# over the last second; 1..=3600). Pinned ones stay until cleared.
+fade_after_s = 15.0
+
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
 interval_ms = 1000
@@ -484,7 +506,8 @@ fn range_check<T: PartialOrd + fmt::Display + Copy>(
     min: T,
     max: T,
 ) -> Result<(), ConfigError> {
-    if value < min || value > max {
+    // `contains` is false for NaN, so a NaN setting is refused too.
+    if !(min..=max).contains(&value) {
         return Err(ConfigError::Invalid {
             path: path.to_path_buf(),
             field,
@@ -614,6 +637,7 @@ impl Config {
         range_check(path, "encoder.bitrate_kbps", self.encoder.bitrate_kbps, 100, 100_000)?;
         range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
+        range_check(path, "telestration.fade_after_s", self.telestration.fade_after_s, 1.0, 3600.0)?;
         Ok(())
     }
 }

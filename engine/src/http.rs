@@ -50,19 +50,26 @@ struct AppState {
     tokens: Arc<Tokens>,
 }
 
+/// The role of the `Authorization` header's token if it allows an action needing `role`.
+fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<Role, Denied> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    state.tokens.authorize(header, role)
+}
+
+/// The HTTP answer to a refused token.
+fn denial(denied: Denied) -> Response {
+    match denied {
+        Denied::Unauthenticated => {
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a valid bearer token is needed\n")
+                .into_response()
+        }
+        Denied::Forbidden => (StatusCode::FORBIDDEN, "this token's role does not allow that\n").into_response(),
+    }
+}
+
 /// The refusal of an action needing `role`, if the `Authorization` header does not allow it.
 fn refusal(state: &AppState, headers: &HeaderMap, role: Role) -> Option<Response> {
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.tokens.authorize(header, role) {
-        Ok(_) => None,
-        Err(Denied::Unauthenticated) => Some(
-            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a valid bearer token is needed\n")
-                .into_response(),
-        ),
-        Err(Denied::Forbidden) => {
-            Some((StatusCode::FORBIDDEN, "this token's role does not allow that\n").into_response())
-        }
-    }
+    authorize(state, headers, role).err().map(denial)
 }
 
 async fn serve_viewer() -> impl IntoResponse {
@@ -71,9 +78,10 @@ async fn serve_viewer() -> impl IntoResponse {
 
 /// WHEP: `POST /whep` with an SDP offer → `201 Created`, `Location`, SDP answer.
 async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    if let Some(refused) = refusal(&state, &headers, Role::Viewer) {
-        return refused;
-    }
+    let role = match authorize(&state, &headers, Role::Viewer) {
+        Ok(role) => role,
+        Err(denied) => return denial(denied),
+    };
     let Some(whep) = state.whep else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the station is not encoding (encoder.enabled = false)\n")
             .into_response();
@@ -81,7 +89,7 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
     if !content_type_is(&headers, "application/sdp") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "WHEP offers are application/sdp\n").into_response();
     }
-    match whep.create(body).await {
+    match whep.create(body, role).await {
         Ok((id, answer)) => {
             let mut response = (
                 StatusCode::CREATED,
@@ -171,13 +179,16 @@ async fn list_viewers(State(state): State<AppState>, headers: HeaderMap) -> Resp
     if let Some(refused) = refusal(&state, &headers, Role::Operator) {
         return refused;
     }
+    let participants = state.whep.iter().flat_map(|w| w.participants()).collect::<Vec<_>>();
     let viewers: Vec<serde_json::Value> = state
         .whep
         .iter()
         .flat_map(|w| w.viewer_links())
         .map(|(id, l)| {
+            let who = participants.iter().find(|p| p.id == id);
             serde_json::json!({
-                "id": id, "connected": l.connected, "rtt_ms": l.rtt_s.map(|s| s * 1e3),
+                "id": id, "name": who.map(|p| p.name.clone()), "role": who.map(|p| p.role),
+                "connected": l.connected, "rtt_ms": l.rtt_s.map(|s| s * 1e3),
                 "fraction_lost": l.fraction_lost, "packets_lost": l.packets_lost, "packets_sent": l.packets_sent,
                 "bytes_sent": l.bytes_sent, "nacked_packets": l.nacked_packets, "plis": l.plis, "firs": l.firs,
             })

@@ -26,5 +26,6 @@ pub mod snapshot;
 pub mod source;
 pub mod station;
 pub mod status;
+pub mod telestration;
 pub mod timecode;
 pub mod tls;

@@ -322,8 +322,11 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
                 max_viewers: config.http.max_viewers,
                 ice_servers: config.http.ice_servers.clone(),
             };
-            let whep =
-                station.broadcast.clone().map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone())));
+            let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.telestration.clone();
+            let whep = station
+                .broadcast
+                .clone()
+                .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing))));
             use scopecast_transport::auth::{Role, Token, Tokens};
             let mut tokens: Vec<Token> =
                 config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();

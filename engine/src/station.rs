@@ -30,6 +30,7 @@ use crate::source::health::HealthPolicy;
 use crate::source::supervisor::{SharedSourceStatus, Supervisor, SupervisorSettings};
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec, SpecError};
+use crate::telestration::Telestration;
 use scopecast_transport::fanout::{FanOut, FanOutPolicy};
 use scopecast_transport::media::AccessUnit;
 use scopecast_transport::whep::Broadcast;
@@ -87,6 +88,8 @@ pub struct Station {
     pub broadcast: Option<Arc<Broadcast>>,
     /// The station's monitor window is open.
     pub display: bool,
+    /// The viewers' drawings and layer switches, written into `scene`.
+    pub telestration: Arc<Telestration>,
 }
 
 fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
@@ -351,6 +354,9 @@ impl Station {
             tracing::error!("{problem}");
         }
         let scene = Arc::new(SceneStore::new(scene)?);
+        let fade_after = Duration::from_secs_f64(config.telestration.fade_after_s);
+        let telestration = Telestration::start(scene.clone(), clock.clone(), fade_after)
+            .map_err(|source| StationError::Spawn { name: "scopecast-telestration", source })?;
         let mut threads = Vec::new();
         let mut slots: Vec<Box<dyn SlotReport>> = Vec::new();
         let hud_sources = Arc::new(crate::display::HudSources::default());
@@ -477,6 +483,7 @@ impl Station {
             gpu,
             broadcast,
             display: has_display,
+            telestration,
         })
     }
 

@@ -160,6 +160,8 @@ fn the_timecode_strip_decodes_to_the_capture_time_in_rgba_and_in_i420() {
             scene.annotations.push(AnnotationEntry {
                 author: "t".into(),
                 time_ns: 0,
+                id: 0,
+                expires_ns: None,
                 annotation: Annotation::Stroke {
                     points: vec![Vec2::new(0.0, 0.99), Vec2::new(0.5, 0.99)],
                     colour: [1.0, 0.0, 0.0, 1.0],
@@ -255,6 +257,8 @@ fn golden_images_of_each_pass() {
     let arrow = AnnotationEntry {
         author: "dr-b".into(),
         time_ns: 0,
+        id: 0,
+        expires_ns: None,
         annotation: Annotation::Arrow {
             from: Vec2::new(0.8, 0.15),
             to: Vec2::new(0.6, 0.4),
@@ -265,6 +269,8 @@ fn golden_images_of_each_pass() {
     let label = AnnotationEntry {
         author: "dr-b".into(),
         time_ns: 0,
+        id: 0,
+        expires_ns: None,
         annotation: Annotation::Label {
             at: Vec2::new(0.62, 0.08),
             text: "Margin 5 mm".into(),
@@ -275,6 +281,8 @@ fn golden_images_of_each_pass() {
     let stroke = AnnotationEntry {
         author: "dr-c".into(),
         time_ns: 0,
+        id: 0,
+        expires_ns: None,
         annotation: Annotation::Stroke {
             points: (0..40).map(|i| Vec2::new(0.3 + 0.01 * i as f32, 0.7 + 0.05 * (i as f32 * 0.3).sin())).collect(),
             colour: [0.0, 1.0, 1.0, 0.8],

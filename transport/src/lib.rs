@@ -16,6 +16,8 @@ pub mod fanout;
 pub mod feedback;
 pub mod ice;
 pub mod media;
+pub mod protocol;
+pub mod room;
 pub mod rtp_h264;
 pub mod whep;
 

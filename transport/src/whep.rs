@@ -19,6 +19,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot};
+use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -28,10 +29,12 @@ use webrtc::peer_connection::{
     StatsSelector, register_default_interceptors,
 };
 
+use crate::auth::Role;
 use crate::fanout::{FanOut, ViewerId};
 pub use crate::feedback::ViewerLink;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
 use crate::ice::{IceServer, SdpFragment};
+use crate::room::{CommandSink, Room};
 use crate::rtp_h264::H264RtpStream;
 
 /// The H.264 codec we offer: constrained baseline, packetization mode 1.
@@ -106,6 +109,7 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Whep {
     broadcast: Arc<Broadcast>,
     sessions: Sessions,
+    room: Arc<Room>,
     next_id: AtomicU64,
     settings: WhepSettings,
 }
@@ -115,6 +119,7 @@ struct Events {
     gathered: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     broadcast: Arc<Broadcast>,
     sessions: Sessions,
+    room: Arc<Room>,
     viewer: ViewerId,
     link: Arc<Mutex<ViewerLink>>,
 }
@@ -145,7 +150,12 @@ impl PeerConnectionEventHandler for Events {
             {
                 let _ = stop.send(());
             }
+            self.room.leave(self.viewer.0).await;
         }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        tokio::spawn(self.room.clone().serve(self.viewer.0, channel));
     }
 }
 
@@ -155,9 +165,21 @@ fn ice_ufrag(sdp: &str) -> Option<String> {
 }
 
 impl Whep {
-    /// Sessions fed by `broadcast`.
-    pub fn new(broadcast: Arc<Broadcast>, settings: WhepSettings) -> Self {
-        Self { broadcast, sessions: Arc::new(Mutex::new(HashMap::new())), next_id: AtomicU64::new(1), settings }
+    /// Sessions fed by `broadcast`; the viewers' drawing and layer commands
+    /// go to `commands` (without one they are refused).
+    pub fn new(broadcast: Arc<Broadcast>, settings: WhepSettings, commands: Option<Arc<dyn CommandSink>>) -> Self {
+        Self {
+            broadcast,
+            sessions: Arc::new(Mutex::new(HashMap::new())),
+            room: Arc::new(Room::new(commands)),
+            next_id: AtomicU64::new(1),
+            settings,
+        }
+    }
+
+    /// Who is watching (names from their `hello`), by session id.
+    pub fn participants(&self) -> Vec<crate::protocol::Participant> {
+        self.room.participants()
     }
 
     /// The STUN/TURN servers to announce in `Link` headers.
@@ -224,8 +246,9 @@ impl Whep {
         }
     }
 
-    /// Answers an SDP offer; returns the session id and the SDP answer.
-    pub async fn create(&self, offer_sdp: String) -> Result<(u64, String), WhepError> {
+    /// Answers an SDP offer from a viewer with `role`; returns the session id
+    /// and the SDP answer.
+    pub async fn create(&self, offer_sdp: String, role: Role) -> Result<(u64, String), WhepError> {
         if self.viewer_count() >= self.settings.max_viewers {
             return Err(WhepError::Full { limit: self.settings.max_viewers });
         }
@@ -261,6 +284,7 @@ impl Whep {
             gathered: Arc::new(Mutex::new(Some(gathered_tx))),
             broadcast: self.broadcast.clone(),
             sessions: self.sessions.clone(),
+            room: self.room.clone(),
             viewer,
             link: link.clone(),
         };
@@ -321,6 +345,7 @@ impl Whep {
             .unwrap_or(H264_PAYLOAD_TYPE);
 
         locked(&self.broadcast.fanout).add_viewer(viewer);
+        self.room.join(id, role);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let start = rand_ssrc(id.wrapping_add(0x5c0e));
         let task = SessionTask {
@@ -367,6 +392,7 @@ impl Whep {
             let _ = stop.send(());
         }
         locked(&self.broadcast.fanout).remove_viewer(ViewerId(id));
+        self.room.leave(id).await;
         let _ = session.peer.close().await;
         true
     }

@@ -33,13 +33,21 @@ fn to_px(p: Vec2, size: Vec2) -> [f32; 2] {
     (p * size).to_array()
 }
 
-/// Shapes for every annotation, oldest first (later ones draw on top).
-pub fn instances(entries: &[AnnotationEntry], width: u32, height: u32) -> Vec<ShapeInstance> {
+/// Shapes for every annotation visible at `now_ns` (pipeline clock; fading
+/// ones with their opacity scaled by [`AnnotationEntry::fade`]), oldest first
+/// (later ones draw on top).
+pub fn instances(entries: &[AnnotationEntry], width: u32, height: u32, now_ns: u64) -> Vec<ShapeInstance> {
     let size = Vec2::new(width as f32, height as f32);
     let mut out = Vec::new();
     for entry in entries {
+        let fade = entry.fade(now_ns);
+        if fade <= 0.0 {
+            continue;
+        }
+        let faded = |c: &[f32; 4]| [c[0], c[1], c[2], c[3] * fade];
         match &entry.annotation {
             Annotation::Stroke { points, colour, width_px } => {
+                let colour = &faded(colour);
                 let half = width_px / 2.0;
                 if points.len() == 1 {
                     let p = to_px(points[0], size);
@@ -55,6 +63,7 @@ pub fn instances(entries: &[AnnotationEntry], width: u32, height: u32) -> Vec<Sh
                 }
             }
             Annotation::Arrow { from, to, colour, width_px } => {
+                let colour = &faded(colour);
                 let (a, b) = (*from * size, *to * size);
                 let half = width_px / 2.0;
                 let back = (a - b).normalize_or_zero() * (4.0 * width_px).max(12.0);
@@ -66,6 +75,7 @@ pub fn instances(entries: &[AnnotationEntry], width: u32, height: u32) -> Vec<Sh
                 }
             }
             Annotation::Label { at, text, colour, size_px } => {
+                let colour = &faded(colour);
                 let cell = size_px / GLYPH_HEIGHT as f32;
                 let origin = *at * size;
                 for (i, c) in text.chars().enumerate() {
@@ -97,7 +107,7 @@ mod tests {
     use super::*;
 
     fn entry(annotation: Annotation) -> AnnotationEntry {
-        AnnotationEntry { author: "t".into(), time_ns: 0, annotation }
+        AnnotationEntry { author: "t".into(), time_ns: 0, id: 0, expires_ns: None, annotation }
     }
 
     #[test]
@@ -107,7 +117,7 @@ mod tests {
             colour: [1.0; 4],
             width_px: 6.0,
         };
-        let shapes = instances(&[entry(stroke)], 200, 100);
+        let shapes = instances(&[entry(stroke)], 200, 100, 0);
         assert_eq!(shapes.len(), 2);
         assert_eq!(shapes[0].p1, [100.0, 50.0]);
         assert_eq!(shapes[1].p1, [200.0, 50.0]);
@@ -117,11 +127,26 @@ mod tests {
     #[test]
     fn arrows_have_a_head_and_labels_one_box_per_lit_font_pixel() {
         let arrow = Annotation::Arrow { from: Vec2::ZERO, to: Vec2::new(0.5, 0.0), colour: [1.0; 4], width_px: 2.0 };
-        assert_eq!(instances(&[entry(arrow)], 100, 100).len(), 3);
+        assert_eq!(instances(&[entry(arrow)], 100, 100, 0).len(), 3);
         let label = Annotation::Label { at: Vec2::ZERO, text: "I".into(), colour: [1.0; 4], size_px: 14.0 };
         let lit: u32 = glyph('I').iter().map(|r| r.count_ones()).sum();
-        let shapes = instances(&[entry(label)], 100, 100);
+        let shapes = instances(&[entry(label)], 100, 100, 0);
         assert_eq!(shapes.len() as u32, lit);
         assert!(shapes.iter().all(|s| s.shape[1] == BOX && (s.p1[0] - s.p0[0] - 2.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn expiring_annotations_fade_over_the_last_second_then_vanish() {
+        let mut fading = entry(Annotation::Arrow {
+            from: Vec2::ZERO,
+            to: Vec2::new(0.5, 0.0),
+            colour: [1.0, 0.0, 0.0, 0.8],
+            width_px: 2.0,
+        });
+        fading.expires_ns = Some(10_000_000_000);
+        let alpha = |now| instances(std::slice::from_ref(&fading), 100, 100, now).first().map(|s| s.colour[3]);
+        assert_eq!(alpha(5_000_000_000), Some(0.8));
+        assert!((alpha(9_500_000_000).expect("half faded") - 0.4).abs() < 1e-6);
+        assert_eq!(alpha(10_000_000_000), None);
     }
 }

@@ -566,7 +566,7 @@ impl Compositor {
 
         // 4. Annotations.
         let mut encoder = pending.take().unwrap_or_else(|| new_encoder(self));
-        self.encode_annotations(&mut encoder, scene, size);
+        self.encode_annotations(&mut encoder, scene, size, frame.capture_time_ns);
         let mut pending = step(self, "annotations", encoder);
 
         // 5. Timecode, last over everything.
@@ -798,11 +798,11 @@ impl Compositor {
         self.compose_bind_group = Some((key, bind_group));
     }
 
-    fn encode_annotations(&mut self, encoder: &mut wgpu::CommandEncoder, scene: &Scene, size: (u32, u32)) {
+    fn encode_annotations(&mut self, encoder: &mut wgpu::CommandEncoder, scene: &Scene, size: (u32, u32), now_ns: u64) {
         if !scene.layers.annotations || scene.annotations.is_empty() {
             return;
         }
-        let mut shapes = annotations::instances(&scene.annotations, size.0, size.1);
+        let mut shapes = annotations::instances(&scene.annotations, size.0, size.1, now_ns);
         if shapes.is_empty() {
             return;
         }

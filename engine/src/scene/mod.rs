@@ -94,6 +94,25 @@ pub struct AnnotationEntry {
     pub time_ns: u64,
     /// The drawing.
     pub annotation: Annotation,
+    /// Identifies it for its author's later edits (appending points, undo); 0 when nobody edits it.
+    pub id: u64,
+    /// When it has faded out, ns on the pipeline clock (it fades over the
+    /// [`FADE_OUT_NS`] before); `None`: kept until cleared (pinned).
+    pub expires_ns: Option<u64>,
+}
+
+/// How long an expiring annotation takes to fade out, ns.
+pub const FADE_OUT_NS: u64 = 1_000_000_000;
+
+impl AnnotationEntry {
+    /// Opacity factor in [0, 1] at `now_ns`: 1 until [`FADE_OUT_NS`] before
+    /// it expires, then linearly down to 0.
+    pub fn fade(&self, now_ns: u64) -> f32 {
+        match self.expires_ns {
+            None => 1.0,
+            Some(expires) => (expires.saturating_sub(now_ns) as f64 / FADE_OUT_NS as f64).min(1.0) as f32,
+        }
+    }
 }
 
 /// Layer switches.
@@ -304,6 +323,41 @@ impl SceneStore {
         });
         outcome
     }
+
+    /// Like [`SceneStore::update`], for edits that can refuse: `change` edits
+    /// a copy of the current scene; an `Err` from it (`EditError::Refused`)
+    /// or from validation leaves the scene and its version as they were.
+    pub fn edit<E>(&self, change: impl Fn(&mut Scene) -> Result<(), E>) -> Result<u64, EditError<E>> {
+        let mut outcome = Ok(0);
+        self.current.rcu(|current| {
+            let mut next = (*current.scene).clone();
+            if let Err(e) = change(&mut next) {
+                outcome = Err(EditError::Refused(e));
+                return current.clone();
+            }
+            match next.validate() {
+                Ok(()) => {
+                    let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
+                    outcome = Ok(version);
+                    Arc::new(VersionedScene { version, scene: Arc::new(next) })
+                }
+                Err(e) => {
+                    outcome = Err(EditError::Invalid(e));
+                    current.clone()
+                }
+            }
+        });
+        outcome
+    }
+}
+
+/// Why [`SceneStore::edit`] left the scene alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditError<E> {
+    /// The edit itself refused.
+    Refused(E),
+    /// The edited scene would be invalid.
+    Invalid(SceneError),
 }
 
 #[cfg(test)]
@@ -314,6 +368,8 @@ mod tests {
         AnnotationEntry {
             author: "dr-a".into(),
             time_ns: 1,
+            id: 0,
+            expires_ns: None,
             annotation: Annotation::Stroke { points, colour: [1.0, 1.0, 0.0, 1.0], width_px: 4.0 },
         }
     }

@@ -180,3 +180,18 @@ pub fn play_aiortc(whep_url: &str, token: &str, frames: u32, timeout_s: u32, ext
     assert!(output.status.success(), "aiortc player failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
+
+/// Runs draw.mjs (telestration between an annotator's and a watcher's page)
+/// against `origin`; returns its JSON report.
+pub fn draw(origin: &str, annotator_token: &str, watcher_token: &str, trials: u32) -> serde_json::Value {
+    let modules = node_modules();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/draw.mjs");
+    let output = Command::new("node")
+        .args([script, origin, annotator_token, watcher_token, &trials.to_string(), "60000"])
+        .env("SCOPECAST_NODE_MODULES", modules)
+        .output()
+        .expect("node runs (apt-get install nodejs)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "draw.mjs failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}

@@ -1,0 +1,336 @@
+//! Telestration: the viewers' accepted data-channel commands (strokes,
+//! arrows, the laser pointer, undo, clear, layer toggles) written into the
+//! scene, so the compositor draws them into the video that every viewer, the
+//! station's monitor and the recording see.
+//!
+//! Decisions take the time as an input (`now_ns`, pipeline clock); only the
+//! [`CommandSink`] boundary and the sweeper thread read the clock. Finished
+//! strokes expire `fade_after` after the pen went up (fading out over the
+//! last [`FADE_OUT_NS`]) unless pinned; the sweeper removes expired entries
+//! four times a second, so the scene stays bounded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use glam::Vec2;
+use scopecast_transport::protocol::{Command, Layer, Point, parse_colour};
+use scopecast_transport::room::CommandSink;
+
+use crate::clock::SharedClock;
+use crate::scene::{
+    Annotation, AnnotationEntry, EditError, FADE_OUT_NS, MAX_STROKE_POINTS, Scene, SceneError, SceneStore,
+};
+
+/// How long the laser pointer stays after its last move, ns.
+pub const LASER_NS: u64 = 1_500_000_000;
+/// The laser dot: width (px) and colour (straight RGBA).
+const LASER_WIDTH_PX: f32 = 14.0;
+const LASER_COLOUR: [f32; 4] = [1.0, 0.1, 0.1, 0.9];
+/// How often expired annotations are removed.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A stroke still being drawn.
+#[derive(Debug, Clone, Copy)]
+struct OpenStroke {
+    entry_id: u64,
+    pinned: bool,
+}
+
+/// The viewers' drawings on the scene.
+pub struct Telestration {
+    scene: Arc<SceneStore>,
+    clock: SharedClock,
+    fade_after_ns: u64,
+    next_id: AtomicU64,
+    /// Open strokes by (viewer, the viewer's stroke id).
+    open: Mutex<HashMap<(u64, u32), OpenStroke>>,
+}
+
+fn author(viewer: u64) -> String {
+    format!("viewer-{viewer}")
+}
+
+fn laser_author(viewer: u64) -> String {
+    format!("viewer-{viewer}/laser")
+}
+
+fn vec2(p: Point) -> Vec2 {
+    Vec2::new(p[0], p[1])
+}
+
+fn scene_refusal(e: SceneError) -> String {
+    match e {
+        SceneError::TooManyAnnotations { .. } => format!("{e}: clear some first"),
+        other => other.to_string(),
+    }
+}
+
+impl Telestration {
+    /// Drawings on `scene` that fade `fade_after` after they were finished;
+    /// starts the sweeper thread (it ends when the last `Arc` is dropped).
+    pub fn start(scene: Arc<SceneStore>, clock: SharedClock, fade_after: Duration) -> std::io::Result<Arc<Self>> {
+        let board = Arc::new(Self {
+            scene,
+            clock,
+            fade_after_ns: u64::try_from(fade_after.as_nanos()).unwrap_or(u64::MAX).max(FADE_OUT_NS),
+            next_id: AtomicU64::new(1),
+            open: Mutex::new(HashMap::new()),
+        });
+        let weak: Weak<Self> = Arc::downgrade(&board);
+        std::thread::Builder::new().name("scopecast-telestration".into()).spawn(move || {
+            loop {
+                std::thread::sleep(SWEEP_INTERVAL);
+                let Some(board) = weak.upgrade() else { break };
+                board.sweep(board.clock.now_ns());
+            }
+        })?;
+        Ok(board)
+    }
+
+    fn update(&self, change: impl Fn(&mut Scene) -> Result<(), String>) -> Result<(), String> {
+        self.scene.edit(change).map(|_| ()).map_err(|e| match e {
+            EditError::Refused(reason) => reason,
+            EditError::Invalid(invalid) => scene_refusal(invalid),
+        })
+    }
+
+    fn open_strokes(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u32), OpenStroke>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Carries out `command` from `viewer` at `now_ns`; the error says why not.
+    pub fn apply_at(&self, viewer: u64, command: &Command, now_ns: u64) -> Result<(), String> {
+        match command {
+            Command::Hello { .. } => Ok(()),
+            Command::PenDown { stroke, at, colour, width, pinned } => {
+                let colour = parse_colour(colour).map_err(|e| e.to_string())?;
+                let entry_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let entry = AnnotationEntry {
+                    author: author(viewer),
+                    time_ns: now_ns,
+                    annotation: Annotation::Stroke { points: vec![vec2(*at)], colour, width_px: *width },
+                    id: entry_id,
+                    expires_ns: None,
+                };
+                self.update(|s| {
+                    s.annotations.push(entry.clone());
+                    Ok(())
+                })?;
+                if let Some(previous) =
+                    self.open_strokes().insert((viewer, *stroke), OpenStroke { entry_id, pinned: *pinned })
+                {
+                    // The same id again without pen_up: the old stroke is finished as it is.
+                    self.finish(previous, now_ns);
+                }
+                Ok(())
+            }
+            Command::PenMove { stroke, points } => {
+                let open = self.open_strokes().get(&(viewer, *stroke)).copied();
+                let open = open.ok_or_else(|| format!("no open stroke {stroke}: send pen_down first"))?;
+                self.update(|s| {
+                    let entry = s.annotations.iter_mut().find(|e| e.id == open.entry_id);
+                    let Some(AnnotationEntry { annotation: Annotation::Stroke { points: drawn, .. }, .. }) = entry
+                    else {
+                        return Err(format!("stroke {stroke} was cleared"));
+                    };
+                    if drawn.len() + points.len() > MAX_STROKE_POINTS {
+                        return Err(format!("a stroke has at most {MAX_STROKE_POINTS} points: lift the pen"));
+                    }
+                    drawn.extend(points.iter().copied().map(vec2));
+                    Ok(())
+                })
+            }
+            Command::PenUp { stroke } => {
+                let open = self.open_strokes().remove(&(viewer, *stroke));
+                let open = open.ok_or_else(|| format!("no open stroke {stroke}"))?;
+                self.finish(open, now_ns);
+                Ok(())
+            }
+            Command::Arrow { from, to, colour, width, pinned } => {
+                let colour = parse_colour(colour).map_err(|e| e.to_string())?;
+                let entry = AnnotationEntry {
+                    author: author(viewer),
+                    time_ns: now_ns,
+                    annotation: Annotation::Arrow { from: vec2(*from), to: vec2(*to), colour, width_px: *width },
+                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                    expires_ns: (!pinned).then(|| now_ns.saturating_add(self.fade_after_ns)),
+                };
+                self.update(|s| {
+                    s.annotations.push(entry.clone());
+                    Ok(())
+                })
+            }
+            Command::Laser { at } => {
+                let laser = laser_author(viewer);
+                let dot = AnnotationEntry {
+                    author: laser.clone(),
+                    time_ns: now_ns,
+                    annotation: Annotation::Stroke {
+                        points: vec![vec2(*at)],
+                        colour: LASER_COLOUR,
+                        width_px: LASER_WIDTH_PX,
+                    },
+                    id: 0,
+                    expires_ns: Some(now_ns.saturating_add(LASER_NS)),
+                };
+                self.update(|s| {
+                    s.annotations.retain(|e| e.author != laser);
+                    s.annotations.push(dot.clone());
+                    Ok(())
+                })
+            }
+            Command::UndoMine {} => {
+                let mine = author(viewer);
+                self.update(|s| {
+                    let newest = s.annotations.iter().rposition(|e| e.author == mine);
+                    let newest = newest.ok_or_else(|| "nothing of yours to undo".to_string())?;
+                    s.annotations.remove(newest);
+                    Ok(())
+                })
+            }
+            Command::ClearMine {} => {
+                let (mine, laser) = (author(viewer), laser_author(viewer));
+                self.open_strokes().retain(|(v, _), _| *v != viewer);
+                self.update(|s| {
+                    s.annotations.retain(|e| e.author != mine && e.author != laser);
+                    Ok(())
+                })
+            }
+            Command::ClearAll {} => {
+                self.open_strokes().clear();
+                self.update(|s| {
+                    s.annotations.clear();
+                    Ok(())
+                })
+            }
+            Command::Layer { layer, visible } => self.update(|s| {
+                match layer {
+                    Layer::Anatomy => s.layers.anatomy = *visible,
+                    Layer::Annotations => s.layers.annotations = *visible,
+                    Layer::Model(name) => {
+                        let model = s.models.iter_mut().find(|m| &m.name == name);
+                        model.ok_or_else(|| format!("no model named {name:?}"))?.visible = *visible;
+                    }
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// A finished stroke starts its time to fade (unless pinned).
+    fn finish(&self, open: OpenStroke, now_ns: u64) {
+        if open.pinned {
+            return;
+        }
+        let expires = now_ns.saturating_add(self.fade_after_ns);
+        let _ = self.update(|s| {
+            if let Some(entry) = s.annotations.iter_mut().find(|e| e.id == open.entry_id) {
+                entry.expires_ns = Some(expires);
+            }
+            Ok(())
+        });
+    }
+
+    /// Removes the annotations that have expired by `now_ns`; the scene is
+    /// only replaced when something expired.
+    pub fn sweep(&self, now_ns: u64) {
+        let expired = |e: &AnnotationEntry| e.expires_ns.is_some_and(|t| t <= now_ns);
+        if !self.scene.load().scene.annotations.iter().any(expired) {
+            return;
+        }
+        let _ = self.update(|s| {
+            s.annotations.retain(|e| !expired(e));
+            Ok(())
+        });
+    }
+}
+
+impl CommandSink for Telestration {
+    fn apply(&self, viewer: u64, command: &Command) -> Result<(), String> {
+        self.apply_at(viewer, command, self.clock.now_ns())
+    }
+
+    fn left(&self, viewer: u64) {
+        let now_ns = self.clock.now_ns();
+        let open: Vec<OpenStroke> = {
+            let mut strokes = self.open_strokes();
+            let mine: Vec<(u64, u32)> = strokes.keys().filter(|(v, _)| *v == viewer).copied().collect();
+            mine.iter().filter_map(|k| strokes.remove(k)).collect()
+        };
+        for stroke in open {
+            self.finish(stroke, now_ns);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn board(fade_after_s: u64) -> (Arc<SceneStore>, Arc<Telestration>) {
+        let scene = Arc::new(SceneStore::new(Scene::default()).expect("empty scene"));
+        let clock: SharedClock = Arc::new(SystemClock::new());
+        let board = Telestration::start(scene.clone(), clock, Duration::from_secs(fade_after_s)).expect("sweeper");
+        (scene, board)
+    }
+
+    fn pen_down(stroke: u32, pinned: bool) -> Command {
+        Command::PenDown { stroke, at: [0.1, 0.2], colour: "#00ff00".into(), width: 4.0, pinned }
+    }
+
+    #[test]
+    fn a_stroke_grows_while_drawn_then_fades_unless_pinned() {
+        let (scene, board) = board(10);
+        board.apply_at(1, &pen_down(5, false), 1_000).expect("pen down");
+        board.apply_at(1, &Command::PenMove { stroke: 5, points: vec![[0.3, 0.4], [0.5, 0.6]] }, 2_000).expect("move");
+        let drawn = scene.load().scene.annotations.clone();
+        assert_eq!(drawn.len(), 1);
+        assert!(matches!(&drawn[0].annotation, Annotation::Stroke { points, .. } if points.len() == 3));
+        assert_eq!(drawn[0].expires_ns, None, "an open stroke does not fade");
+        board.apply_at(1, &Command::PenUp { stroke: 5 }, 3_000).expect("pen up");
+        assert_eq!(scene.load().scene.annotations[0].expires_ns, Some(3_000 + 10_000_000_000));
+        board.apply_at(1, &pen_down(6, true), 4_000).expect("pinned");
+        board.apply_at(1, &Command::PenUp { stroke: 6 }, 5_000).expect("pen up");
+        board.sweep(3_000 + 10_000_000_000);
+        let left = scene.load().scene.annotations.clone();
+        assert_eq!(left.len(), 1, "the faded stroke is gone, the pinned one stays");
+        assert_eq!(left[0].expires_ns, None);
+    }
+
+    #[test]
+    fn viewers_undo_and_clear_only_their_own() {
+        let (scene, board) = board(10);
+        for viewer in [1, 2] {
+            board.apply_at(viewer, &pen_down(1, false), 0).expect("down");
+            board.apply_at(viewer, &Command::PenUp { stroke: 1 }, 0).expect("up");
+        }
+        board.apply_at(2, &Command::Laser { at: [0.5, 0.5] }, 0).expect("laser");
+        board.apply_at(1, &Command::UndoMine {}, 0).expect("undo");
+        let authors: Vec<String> = scene.load().scene.annotations.iter().map(|e| e.author.clone()).collect();
+        assert_eq!(authors, ["viewer-2", "viewer-2/laser"]);
+        assert_eq!(board.apply_at(1, &Command::UndoMine {}, 0), Err("nothing of yours to undo".into()));
+        board.apply_at(2, &Command::ClearMine {}, 0).expect("clear mine");
+        assert!(scene.load().scene.annotations.is_empty());
+    }
+
+    #[test]
+    fn bad_edits_are_refused_and_leave_the_scene_alone() {
+        let (scene, board) = board(10);
+        let err = board.apply_at(1, &Command::PenMove { stroke: 9, points: vec![[0.1, 0.1]] }, 0);
+        assert_eq!(err, Err("no open stroke 9: send pen_down first".into()));
+        board.apply_at(1, &pen_down(1, false), 0).expect("down");
+        let long = Command::PenMove { stroke: 1, points: vec![[0.2, 0.2]; 128] };
+        let refused = (0..40).map(|_| board.apply_at(1, &long, 0)).find(Result::is_err);
+        assert!(matches!(refused, Some(Err(e)) if e.contains("at most 4096 points")));
+        let layer = Command::Layer { layer: Layer::Model("spleen".into()), visible: false };
+        assert_eq!(board.apply_at(1, &layer, 0), Err("no model named \"spleen\"".into()));
+        board.apply_at(1, &Command::Layer { layer: Layer::Anatomy, visible: false }, 0).expect("layer");
+        assert!(!scene.load().scene.layers.anatomy);
+        // The viewer leaves mid-stroke: the stroke is finished and fades.
+        board.left(1);
+        assert!(scene.load().scene.annotations[0].expires_ns.is_some());
+    }
+}

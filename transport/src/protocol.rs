@@ -1,0 +1,489 @@
+//! The data-channel protocol between the station and its viewers (version
+//! [`PROTOCOL_VERSION`]): telestration (strokes, arrows, a laser pointer,
+//! undo and clear), layer toggles and presence. Every message is one JSON
+//! object with a `type` tag and the protocol version `v`, in one data-channel
+//! message (UTF-8 text).
+//!
+//! Points are normalised image coordinates of the station's output frame:
+//! (0, 0) is its top-left corner, (1, 1) its bottom-right, whatever size the
+//! viewer shows it at. Colours are `#rrggbb`. Widths are pixels of the output
+//! frame.
+//!
+//! The parser is the trust boundary: it bounds the message size before
+//! parsing, refuses unknown fields and versions, checks every number, and
+//! says what is wrong in an [`ProtocolError`] that goes back to the sender
+//! alone. Which role may send what is [`Command::needs`]; how often is
+//! [`RateLimiter`], which takes the time as an input.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::auth::Role;
+
+/// The protocol version this station speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest message accepted, bytes (before parsing).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+/// Most points in one `pen_move`.
+pub const MAX_POINTS_PER_MESSAGE: usize = 128;
+/// Longest presence name, characters.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Widest stroke, px of the output frame.
+pub const MAX_WIDTH_PX: f32 = 64.0;
+/// How far outside the image a point may lie (a stroke leaving the frame), in
+/// image widths/heights.
+const MARGIN: f32 = 0.25;
+
+/// A point in normalised image coordinates.
+pub type Point = [f32; 2];
+
+/// Layers a viewer may switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// All 3D anatomy models.
+    Anatomy,
+    /// All 2D annotations.
+    Annotations,
+    /// One anatomy model, by its name in the station's config.
+    Model(String),
+}
+
+/// A message from a viewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Who is watching: the name shown to the others.
+    Hello {
+        /// Display name (no patient data: a role or initials).
+        name: String,
+    },
+    /// A stroke starts at `at`.
+    PenDown {
+        /// The sender's own id for this stroke.
+        stroke: u32,
+        /// First point.
+        at: Point,
+        /// `#rrggbb`.
+        colour: String,
+        /// px of the output frame.
+        width: f32,
+        /// Kept until cleared instead of fading.
+        #[serde(default)]
+        pinned: bool,
+    },
+    /// More points of an open stroke.
+    PenMove {
+        /// The stroke's id from `pen_down`.
+        stroke: u32,
+        /// The points, in drawing order.
+        points: Vec<Point>,
+    },
+    /// The stroke ends (it starts to fade unless pinned).
+    PenUp {
+        /// The stroke's id.
+        stroke: u32,
+    },
+    /// An arrow pointing at `to`.
+    Arrow {
+        /// Tail.
+        from: Point,
+        /// Head.
+        to: Point,
+        /// `#rrggbb`.
+        colour: String,
+        /// px.
+        width: f32,
+        /// Kept until cleared.
+        #[serde(default)]
+        pinned: bool,
+    },
+    /// The laser pointer is at `at` (shown briefly, never kept).
+    Laser {
+        /// Where.
+        at: Point,
+    },
+    /// Remove the sender's newest annotation.
+    UndoMine {},
+    /// Remove all of the sender's annotations.
+    ClearMine {},
+    /// Remove everyone's annotations (operator).
+    ClearAll {},
+    /// Show or hide a layer.
+    Layer {
+        /// Which.
+        layer: Layer,
+        /// Shown or hidden.
+        visible: bool,
+    },
+}
+
+/// How often a kind of message may come, per viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateClass {
+    /// Pen and laser movement: many small messages.
+    Pointer,
+    /// Whole shapes.
+    Shape,
+    /// Undo, clear, layers, hello.
+    Control,
+}
+
+impl Command {
+    /// The least role that may send it.
+    pub fn needs(&self) -> Role {
+        match self {
+            Command::Hello { .. } => Role::Viewer,
+            Command::ClearAll {} => Role::Operator,
+            _ => Role::Annotator,
+        }
+    }
+
+    /// Its rate class.
+    pub fn rate_class(&self) -> RateClass {
+        match self {
+            Command::PenDown { .. } | Command::PenMove { .. } | Command::PenUp { .. } | Command::Laser { .. } => {
+                RateClass::Pointer
+            }
+            Command::Arrow { .. } => RateClass::Shape,
+            _ => RateClass::Control,
+        }
+    }
+
+    /// The message name as on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Hello { .. } => "hello",
+            Command::PenDown { .. } => "pen_down",
+            Command::PenMove { .. } => "pen_move",
+            Command::PenUp { .. } => "pen_up",
+            Command::Arrow { .. } => "arrow",
+            Command::Laser { .. } => "laser",
+            Command::UndoMine {} => "undo_mine",
+            Command::ClearMine {} => "clear_mine",
+            Command::ClearAll {} => "clear_all",
+            Command::Layer { .. } => "layer",
+        }
+    }
+}
+
+/// Why a message was refused; sent back to its sender as an `error` message.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum ProtocolError {
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {bytes} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+    /// Not a JSON object of a known type with the right fields.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// A version this station does not speak.
+    #[error("protocol version {got} is not supported (this station speaks {PROTOCOL_VERSION})")]
+    Version {
+        /// What was sent (0 when missing).
+        got: u64,
+    },
+    /// A value out of its range.
+    #[error("{field}: {reason}")]
+    OutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// The sender's role does not allow it.
+    #[error("{command} needs the {needed:?} role; this viewer is {role:?}")]
+    Forbidden {
+        /// The message type.
+        command: &'static str,
+        /// Needed role.
+        needed: Role,
+        /// The sender's role.
+        role: Role,
+    },
+    /// Too many messages of this kind.
+    #[error("too many {class:?} messages: at most {per_second} per second")]
+    RateLimited {
+        /// The class.
+        class: RateClass,
+        /// Sustained rate allowed.
+        per_second: u32,
+    },
+    /// The station refused it (for example: a stroke that was never started).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ProtocolError {
+    /// A short machine-readable code for the viewer page.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::TooLarge { .. } => "too_large",
+            ProtocolError::Malformed(_) => "malformed",
+            ProtocolError::Version { .. } => "version",
+            ProtocolError::OutOfRange { .. } => "out_of_range",
+            ProtocolError::Forbidden { .. } => "forbidden",
+            ProtocolError::RateLimited { .. } => "rate_limited",
+            ProtocolError::Refused(_) => "refused",
+        }
+    }
+}
+
+fn check_point(field: &'static str, p: &Point) -> Result<(), ProtocolError> {
+    let ok = |v: f32| v.is_finite() && (-MARGIN..=1.0 + MARGIN).contains(&v);
+    if ok(p[0]) && ok(p[1]) {
+        Ok(())
+    } else {
+        Err(ProtocolError::OutOfRange { field, reason: "points are finite and within -0.25..=1.25 of the image" })
+    }
+}
+
+fn check_width(width: f32) -> Result<(), ProtocolError> {
+    if width.is_finite() && (0.5..=MAX_WIDTH_PX).contains(&width) {
+        Ok(())
+    } else {
+        Err(ProtocolError::OutOfRange { field: "width", reason: "0.5 to 64 px" })
+    }
+}
+
+/// `#rrggbb` as linear-ish straight RGBA in [0, 1] (alpha 1).
+pub fn parse_colour(colour: &str) -> Result<[f32; 4], ProtocolError> {
+    let bad = ProtocolError::OutOfRange { field: "colour", reason: "#rrggbb" };
+    let hex = colour.strip_prefix('#').filter(|h| h.len() == 6 && h.is_ascii()).ok_or(bad.clone())?;
+    let channel = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map(|v| f32::from(v) / 255.0);
+    match (channel(0), channel(2), channel(4)) {
+        (Ok(r), Ok(g), Ok(b)) => Ok([r, g, b, 1.0]),
+        _ => Err(bad),
+    }
+}
+
+fn check(command: &Command) -> Result<(), ProtocolError> {
+    match command {
+        Command::Hello { name } => {
+            let printable = name.chars().all(|c| !c.is_control());
+            if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS || !printable {
+                return Err(ProtocolError::OutOfRange { field: "name", reason: "1 to 32 printable characters" });
+            }
+        }
+        Command::PenDown { at, colour, width, .. } => {
+            check_point("at", at)?;
+            parse_colour(colour)?;
+            check_width(*width)?;
+        }
+        Command::PenMove { points, .. } => {
+            if points.is_empty() || points.len() > MAX_POINTS_PER_MESSAGE {
+                return Err(ProtocolError::OutOfRange { field: "points", reason: "1 to 128 points per message" });
+            }
+            points.iter().try_for_each(|p| check_point("points", p))?;
+        }
+        Command::Arrow { from, to, colour, width, .. } => {
+            check_point("from", from)?;
+            check_point("to", to)?;
+            parse_colour(colour)?;
+            check_width(*width)?;
+        }
+        Command::Laser { at } => check_point("at", at)?,
+        Command::Layer { layer: Layer::Model(name), .. } if name.is_empty() || name.len() > 64 => {
+            return Err(ProtocolError::OutOfRange { field: "layer", reason: "a model name of 1 to 64 bytes" });
+        }
+        Command::PenUp { .. }
+        | Command::UndoMine {}
+        | Command::ClearMine {}
+        | Command::ClearAll {}
+        | Command::Layer { .. } => {}
+    }
+    Ok(())
+}
+
+/// Parses and checks one message from a viewer. Never panics, whatever the bytes.
+pub fn parse_command(bytes: &[u8]) -> Result<Command, ProtocolError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge { bytes: bytes.len() });
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let object = value.as_object_mut().ok_or_else(|| ProtocolError::Malformed("not a JSON object".into()))?;
+    let version = object.remove("v").and_then(|v| v.as_u64()).unwrap_or(0);
+    if version != u64::from(PROTOCOL_VERSION) {
+        return Err(ProtocolError::Version { got: version });
+    }
+    let command: Command = serde_json::from_value(value).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    check(&command)?;
+    Ok(command)
+}
+
+/// One participant as presence shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The WHEP session id.
+    pub id: u64,
+    /// Their display name.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// A message from the station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notice {
+    /// First message on a channel: who you are and what you may do.
+    Welcome {
+        /// Protocol version.
+        v: u32,
+        /// Your session id.
+        id: u64,
+        /// Your role.
+        role: Role,
+    },
+    /// Everyone watching, on every join, leave or rename.
+    Presence {
+        /// Protocol version.
+        v: u32,
+        /// The participants, by id.
+        viewers: Vec<Participant>,
+    },
+    /// A message of yours was refused.
+    Error {
+        /// Protocol version.
+        v: u32,
+        /// Machine-readable code ([`ProtocolError::code`]).
+        code: String,
+        /// What was wrong, in words.
+        message: String,
+    },
+}
+
+impl Notice {
+    /// The refusal of a message.
+    pub fn error(e: &ProtocolError) -> Self {
+        Notice::Error { v: PROTOCOL_VERSION, code: e.code().into(), message: e.to_string() }
+    }
+
+    /// As JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// A token bucket per [`RateClass`]: `burst` messages at once, `per_second`
+/// sustained. Time comes in as ns on any monotonic clock.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    buckets: [(f64, u64); 3],
+}
+
+/// (sustained per second, burst) per class.
+const fn limits(class: RateClass) -> (u32, u32) {
+    match class {
+        // A pen at 120 Hz (a fast tablet), with room for a burst after a stall.
+        RateClass::Pointer => (120, 240),
+        RateClass::Shape => (10, 20),
+        RateClass::Control => (5, 10),
+    }
+}
+
+fn index(class: RateClass) -> usize {
+    match class {
+        RateClass::Pointer => 0,
+        RateClass::Shape => 1,
+        RateClass::Control => 2,
+    }
+}
+
+impl RateLimiter {
+    /// Full buckets at `now_ns`.
+    pub fn new(now_ns: u64) -> Self {
+        let full = |c| (f64::from(limits(c).1), now_ns);
+        Self { buckets: [full(RateClass::Pointer), full(RateClass::Shape), full(RateClass::Control)] }
+    }
+
+    /// Takes one message of `class` at `now_ns`, or says it is over the limit.
+    pub fn admit(&mut self, class: RateClass, now_ns: u64) -> Result<(), ProtocolError> {
+        let (per_second, burst) = limits(class);
+        let (tokens, last) = &mut self.buckets[index(class)];
+        let elapsed_s = now_ns.saturating_sub(*last) as f64 / 1e9;
+        *tokens = (*tokens + elapsed_s * f64::from(per_second)).min(f64::from(burst));
+        *last = now_ns.max(*last);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(ProtocolError::RateLimited { class, per_second })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strokes_parse_with_their_version_and_checked_values() {
+        let pen =
+            parse_command(br##"{"v":1,"type":"pen_down","stroke":7,"at":[0.5,0.25],"colour":"#00ff80","width":6}"##)
+                .expect("valid pen_down");
+        assert_eq!(
+            pen,
+            Command::PenDown { stroke: 7, at: [0.5, 0.25], colour: "#00ff80".into(), width: 6.0, pinned: false }
+        );
+        assert_eq!(pen.needs(), Role::Annotator);
+        assert_eq!(parse_colour("#00ff80"), Ok([0.0, 1.0, 128.0 / 255.0, 1.0]));
+        let layer =
+            parse_command(br#"{"v":1,"type":"layer","layer":{"model":"liver"},"visible":false}"#).expect("model layer");
+        assert_eq!(layer, Command::Layer { layer: Layer::Model("liver".into()), visible: false });
+        assert_eq!(parse_command(br#"{"v":1,"type":"clear_all"}"#).map(|c| c.needs()), Ok(Role::Operator));
+    }
+
+    #[test]
+    fn bad_messages_say_what_is_wrong() {
+        let err = |bytes: &[u8]| parse_command(bytes).expect_err("refused");
+        assert_eq!(err(br#"{"type":"undo_mine"}"#), ProtocolError::Version { got: 0 });
+        assert_eq!(err(br#"{"v":2,"type":"undo_mine"}"#), ProtocolError::Version { got: 2 });
+        assert!(matches!(err(b"[1,2]"), ProtocolError::Malformed(_)));
+        assert!(matches!(err(b"\xff\xfe"), ProtocolError::Malformed(_)));
+        assert!(matches!(err(br#"{"v":1,"type":"format_disk"}"#), ProtocolError::Malformed(_)));
+        assert!(matches!(err(br#"{"v":1,"type":"undo_mine","extra":1}"#), ProtocolError::Malformed(_)));
+        let far = br##"{"v":1,"type":"laser","at":[3.0,0.5]}"##;
+        assert!(matches!(err(far), ProtocolError::OutOfRange { field: "at", .. }));
+        let colour = br##"{"v":1,"type":"arrow","from":[0,0],"to":[1,1],"colour":"red","width":4}"##;
+        assert!(matches!(err(colour), ProtocolError::OutOfRange { field: "colour", .. }));
+        let wide = br##"{"v":1,"type":"arrow","from":[0,0],"to":[1,1],"colour":"#ffffff","width":1e9}"##;
+        assert!(matches!(err(wide), ProtocolError::OutOfRange { field: "width", .. }));
+        let many = format!(r#"{{"v":1,"type":"pen_move","stroke":1,"points":[{}]}}"#, vec!["[0.1,0.1]"; 129].join(","));
+        assert!(matches!(err(many.as_bytes()), ProtocolError::OutOfRange { field: "points", .. }));
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert_eq!(err(&big), ProtocolError::TooLarge { bytes: MAX_MESSAGE_BYTES + 1 });
+        let name = br#"{"v":1,"type":"hello","name":"a\u0000b"}"#;
+        assert!(matches!(err(name), ProtocolError::OutOfRange { field: "name", .. }));
+        assert_eq!(ProtocolError::Version { got: 2 }.code(), "version");
+    }
+
+    #[test]
+    fn rate_limits_allow_a_burst_then_the_sustained_rate() {
+        let mut limiter = RateLimiter::new(0);
+        for _ in 0..10 {
+            limiter.admit(RateClass::Control, 0).expect("within the burst");
+        }
+        assert!(matches!(limiter.admit(RateClass::Control, 0), Err(ProtocolError::RateLimited { .. })));
+        // Other classes have their own buckets.
+        limiter.admit(RateClass::Pointer, 0).expect("pointer bucket is separate");
+        // 5 per second: one more after 200 ms, not after 100 ms.
+        assert!(limiter.admit(RateClass::Control, 100_000_000).is_err());
+        limiter.admit(RateClass::Control, 200_000_000).expect("refilled");
+    }
+
+    #[test]
+    fn notices_serialise_with_type_and_version() {
+        let text = Notice::error(&ProtocolError::Refused("no open stroke 3".into())).to_json();
+        assert_eq!(text, r#"{"type":"error","v":1,"code":"refused","message":"no open stroke 3"}"#);
+        let presence =
+            Notice::Presence { v: 1, viewers: vec![Participant { id: 2, name: "Dr A".into(), role: Role::Annotator }] };
+        assert_eq!(
+            presence.to_json(),
+            r#"{"type":"presence","v":1,"viewers":[{"id":2,"name":"Dr A","role":"annotator"}]}"#
+        );
+    }
+}
