@@ -21,28 +21,13 @@
 //! `SCOPECAST_G2G_SECONDS` to change the 12 s measured per case.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use scopecast_benches::ServedStation;
+use scopecast_benches::{ServedStation, node_modules, quantile, root};
 use scopecast_engine::config::Config;
 
 const TOKEN: &str = "glass-to-glass-harness-token";
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn node_modules() -> String {
-    let dir = std::env::var("SCOPECAST_NODE_MODULES")
-        .unwrap_or_else(|_| root().join("target/node/node_modules").display().to_string());
-    assert!(
-        PathBuf::from(&dir).join("playwright-core").exists(),
-        "playwright-core not found in {dir}: run the README's test command once (it installs it)"
-    );
-    dir
-}
 
 fn python() -> String {
     std::env::var("SCOPECAST_PYTHON").unwrap_or_else(|_| root().join("target/pyenv/bin/python").display().to_string())
@@ -53,13 +38,6 @@ struct Run {
     frames: u64,
     fps: f64,
     latencies_ms: Vec<f64>,
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 /// Plays `url` in headless Chromium for about `seconds`; the first 2 s (join, first keyframe) are not counted.

@@ -61,9 +61,19 @@ pub struct ServedStation {
 impl ServedStation {
     /// Starts `config` and serves WHEP to `viewer_token` for at most `max_viewers`.
     pub fn start(config: &scopecast_engine::config::Config, viewer_token: &str, max_viewers: usize) -> Self {
+        use scopecast_transport::auth::{Role, Token};
+        Self::start_with_tokens(config, vec![Token::new(viewer_token, Role::Viewer)], max_viewers)
+    }
+
+    /// Starts `config` and serves WHEP to `tokens` for at most `max_viewers`.
+    pub fn start_with_tokens(
+        config: &scopecast_engine::config::Config,
+        tokens: Vec<scopecast_transport::auth::Token>,
+        max_viewers: usize,
+    ) -> Self {
         use std::sync::Arc;
 
-        use scopecast_transport::auth::{Role, Token, Tokens};
+        use scopecast_transport::auth::Tokens;
         use scopecast_transport::whep::{Whep, WhepSettings};
         let clock: scopecast_engine::clock::SharedClock = Arc::new(scopecast_engine::clock::SystemClock::new());
         let station = scopecast_engine::station::Station::start(
@@ -81,7 +91,7 @@ impl ServedStation {
             station.source_status.clone(),
             clock.clone(),
             whep,
-            Tokens::new(vec![Token::new(viewer_token, Role::Viewer)]),
+            Tokens::new(tokens),
             None,
         )
         .expect("the HTTP server starts");
@@ -95,4 +105,29 @@ impl ServedStation {
         self.station.stop(Duration::from_secs(3));
         metrics
     }
+}
+
+/// The repository's root.
+pub fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Node's modules with playwright-core (`SCOPECAST_NODE_MODULES`, else
+/// target/node/node_modules, where the README's test command installs it).
+pub fn node_modules() -> String {
+    let dir = std::env::var("SCOPECAST_NODE_MODULES")
+        .unwrap_or_else(|_| root().join("target/node/node_modules").display().to_string());
+    assert!(
+        std::path::PathBuf::from(&dir).join("playwright-core").exists(),
+        "playwright-core not found in {dir}: run the README's test command once (it installs it)"
+    );
+    dir
+}
+
+/// The `q` quantile of sorted values (nearest rank); NaN when empty.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
