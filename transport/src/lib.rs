@@ -12,13 +12,19 @@
 //! are plain state machines that take time as an input.
 
 pub mod auth;
+#[cfg(feature = "webrtc")]
 pub mod fanout;
+#[cfg(feature = "webrtc")]
 pub mod feedback;
 pub mod ice;
+#[cfg(feature = "webrtc")]
 pub mod media;
 pub mod protocol;
+#[cfg(feature = "webrtc")]
 pub mod room;
+#[cfg(feature = "webrtc")]
 pub mod rtp_h264;
+#[cfg(feature = "webrtc")]
 pub mod whep;
 
 /// The viewer web page (served at `/`): a WHEP player with the lowest-latency
