@@ -195,3 +195,22 @@ pub fn draw(origin: &str, annotator_token: &str, watcher_token: &str, trials: u3
     assert!(output.status.success(), "draw.mjs failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
+
+/// Runs vr.mjs (the page's headset mode under the iwer WebXR emulator)
+/// against `origin`; returns its JSON report.
+pub fn vr(origin: &str, annotator_token: &str) -> serde_json::Value {
+    let modules = node_modules();
+    assert!(
+        std::path::Path::new(&modules).join("iwer/build/iwer.min.js").exists(),
+        "iwer not found in {modules}: the README's test command installs it (npm install --prefix target/node iwer@2)"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/vr.mjs");
+    let output = Command::new("node")
+        .args([script, origin, annotator_token, "60000"])
+        .env("SCOPECAST_NODE_MODULES", modules)
+        .output()
+        .expect("node runs (apt-get install nodejs)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "vr.mjs failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
