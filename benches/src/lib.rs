@@ -82,7 +82,12 @@ impl ServedStation {
             scopecast_engine::shutdown::Shutdown::new(),
         )
         .expect("the station starts");
-        let settings = WhepSettings { bind_ip: "127.0.0.1".parse().expect("ip"), max_viewers, ice_servers: Vec::new() };
+        let settings = WhepSettings {
+            bind_ip: "127.0.0.1".parse().expect("ip"),
+            max_viewers,
+            ice_servers: Vec::new(),
+            initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
+        };
         let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.telestration.clone();
         let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings, Some(drawing))));
         let server = scopecast_engine::http::HttpServer::start(

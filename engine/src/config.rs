@@ -292,11 +292,23 @@ pub struct EncoderConfig {
     pub bitrate_kbps: u32,
     /// An IDR at least this often, s.
     pub keyframe_interval_s: f64,
+    /// Also encode a reduced layer (half the width and height) for viewers
+    /// whose bandwidth estimate does not fit the full one.
+    pub reduced_layer: bool,
+    /// The reduced layer's bitrate, kbit/s.
+    pub reduced_bitrate_kbps: u32,
 }
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        Self { enabled: true, kind: crate::encoder::EncoderKind::X264, bitrate_kbps: 6000, keyframe_interval_s: 1.0 }
+        Self {
+            enabled: true,
+            kind: crate::encoder::EncoderKind::X264,
+            bitrate_kbps: 6000,
+            keyframe_interval_s: 1.0,
+            reduced_layer: true,
+            reduced_bitrate_kbps: 300,
+        }
     }
 }
 
@@ -446,6 +458,12 @@ bitrate_kbps = 6000
 # A keyframe (IDR with SPS/PPS) at least this often, s (0.1..=10): short GOPs
 # let a viewer that joins or loses packets see a picture again quickly.
 keyframe_interval_s = 1.0
+# A second, reduced layer (half width and height, one more encode of each
+# frame) for viewers on poor networks: each viewer's bandwidth estimate (GCC
+# over its TWCC feedback) moves it between the layers at keyframes.
+reduced_layer = true
+# The reduced layer's bitrate, kbit/s (50..=100000, below bitrate_kbps).
+reduced_bitrate_kbps = 300
 
 [http]
 # ADDR:PORT of the station's HTTP server (the viewer page at /, WHEP at /whep,
@@ -635,6 +653,13 @@ impl Config {
             });
         }
         range_check(path, "encoder.bitrate_kbps", self.encoder.bitrate_kbps, 100, 100_000)?;
+        range_check(
+            path,
+            "encoder.reduced_bitrate_kbps",
+            self.encoder.reduced_bitrate_kbps,
+            50,
+            self.encoder.bitrate_kbps,
+        )?;
         range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
         range_check(path, "telestration.fade_after_s", self.telestration.fade_after_s, 1.0, 3600.0)?;

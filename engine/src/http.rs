@@ -191,6 +191,8 @@ async fn list_viewers(State(state): State<AppState>, headers: HeaderMap) -> Resp
                 "connected": l.connected, "rtt_ms": l.rtt_s.map(|s| s * 1e3),
                 "fraction_lost": l.fraction_lost, "packets_lost": l.packets_lost, "packets_sent": l.packets_sent,
                 "bytes_sent": l.bytes_sent, "nacked_packets": l.nacked_packets, "plis": l.plis, "firs": l.firs,
+                "estimate_kbps": l.estimate_bps.map(|b| b / 1e3), "layer": l.layer.name(),
+                "resends_refused": l.resends_refused,
             })
         })
         .collect();

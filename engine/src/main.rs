@@ -321,6 +321,7 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
                 bind_ip: addr.ip(),
                 max_viewers: config.http.max_viewers,
                 ice_servers: config.http.ice_servers.clone(),
+                initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
             };
             let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.telestration.clone();
             let whep = station

@@ -17,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::compositor::gpu::{AdapterPreference, GpuContext};
 use crate::compositor::{Compositor, CompositorSettings};
 use crate::config::Config;
+use crate::encoder::EncodedFrame;
 use crate::encoder::stage::EncoderStage;
 use crate::frame::Frame;
 use crate::metrics::{FpsMeter, MetricsRegistry};
@@ -32,7 +33,6 @@ use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec, SpecError};
 use crate::telestration::Telestration;
 use scopecast_transport::fanout::{FanOut, FanOutPolicy};
-use scopecast_transport::media::AccessUnit;
 use scopecast_transport::whep::Broadcast;
 
 /// Why the station could not start.
@@ -443,7 +443,7 @@ impl Station {
                 fanout: std::sync::Mutex::new(FanOut::new(FanOutPolicy::default())),
                 pushed: tokio::sync::Notify::new(),
             });
-            let (encoder_out, sink_in) = latest_slot::<AccessUnit>("encoder_out");
+            let (encoder_out, sink_in) = latest_slot::<EncodedFrame>("encoder_out");
             slots.push(Box::new(encoder_out.monitor()));
             let stage = EncoderStage::new(
                 config.encoder.clone(),
@@ -455,14 +455,17 @@ impl Station {
             )
             .with_broadcast(broadcast.clone())
             // Without the compositor the strip is stamped on the CPU: viewers still read latency.
-            .with_timecode(config.compositor.timecode && !config.compositor.enabled);
+            .with_timecode(config.compositor.timecode && !config.compositor.enabled, config.compositor.timecode);
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
             let to_viewers = broadcast.clone();
             let viewers = registry.gauge("scopecast_viewers", "Viewers receiving the stream.", &[]);
-            threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |au: &AccessUnit| {
+            threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame| {
                 let mut fanout = to_viewers.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                fanout.push(au);
+                fanout.push(&e.full);
+                if let Some(reduced) = &e.reduced {
+                    fanout.push(reduced);
+                }
                 viewers.set(fanout.viewer_count() as f64);
                 drop(fanout);
                 to_viewers.pushed.notify_waiters();

@@ -8,11 +8,54 @@
 //!   cannot use P-frames after a gap); nobody else is slowed or touched.
 //! - A new viewer waits for a keyframe and asks for one.
 //! - Keyframe requests (PLI/FIR, joins, overflows) from any number of viewers
-//!   become at most one forced IDR per `keyframe_min_interval_ns`, for all.
+//!   become at most one forced IDR per `keyframe_min_interval_ns` and layer,
+//!   for all.
+//! - Two layers (full and reduced, see [`crate::adapt`]): each viewer gets
+//!   one; its [`LayerSelector`] picks which from its bandwidth estimate, and
+//!   a change takes effect at the next keyframe of the new layer (one is
+//!   asked for), so nobody else is touched.
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::adapt::{LayerSelector, VideoLayer};
 use crate::media::AccessUnit;
+
+/// Bytes of one layer over the last second of capture time: its rate.
+#[derive(Debug, Default)]
+struct RateMeter {
+    /// (capture time ns, bytes), oldest first, spanning at most one second.
+    window: VecDeque<(u64, usize)>,
+    bytes: usize,
+}
+
+impl RateMeter {
+    const WINDOW_NS: u64 = 1_000_000_000;
+
+    fn add(&mut self, time_ns: u64, bytes: usize) {
+        self.window.push_back((time_ns, bytes));
+        self.bytes += bytes;
+        while let Some(&(oldest, size)) = self.window.front() {
+            if time_ns.saturating_sub(oldest) < Self::WINDOW_NS {
+                break;
+            }
+            self.window.pop_front();
+            self.bytes -= size;
+        }
+    }
+
+    /// bit/s over the window (0 until it has two units).
+    fn bits_per_second(&self) -> f64 {
+        match (self.window.front(), self.window.back()) {
+            (Some(first), Some(last)) if last.0 > first.0 && self.window.len() >= 2 => {
+                // n units span n − 1 intervals: scale to the mean interval.
+                let span_s =
+                    (last.0 - first.0) as f64 / 1e9 * self.window.len() as f64 / (self.window.len() - 1) as f64;
+                self.bytes as f64 * 8.0 / span_s
+            }
+            _ => 0.0,
+        }
+    }
+}
 
 /// A viewer's identity within one station.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,6 +88,8 @@ pub struct ViewerStats {
     pub overflows: u64,
     /// Bytes handed to the sender.
     pub bytes: u64,
+    /// Times it moved between layers.
+    pub layer_switches: u64,
 }
 
 #[derive(Debug)]
@@ -52,6 +97,9 @@ struct Viewer {
     queue: VecDeque<AccessUnit>,
     waiting_for_keyframe: bool,
     stats: ViewerStats,
+    /// The layer it receives now.
+    layer: VideoLayer,
+    selector: LayerSelector,
 }
 
 /// The fan-out state.
@@ -59,22 +107,37 @@ struct Viewer {
 pub struct FanOut {
     policy: FanOutPolicy,
     viewers: HashMap<ViewerId, Viewer>,
-    keyframe_wanted: bool,
-    last_forced_ns: Option<u64>,
+    /// Per layer ([`VideoLayer::index`]).
+    keyframe_wanted: [bool; 2],
+    last_forced_ns: [Option<u64>; 2],
     forced_keyframes: u64,
+    rates: [RateMeter; 2],
 }
 
 impl FanOut {
     /// An empty fan-out.
     pub fn new(policy: FanOutPolicy) -> Self {
-        Self { policy, viewers: HashMap::new(), keyframe_wanted: false, last_forced_ns: None, forced_keyframes: 0 }
+        Self {
+            policy,
+            viewers: HashMap::new(),
+            keyframe_wanted: [false; 2],
+            last_forced_ns: [None; 2],
+            forced_keyframes: 0,
+            rates: Default::default(),
+        }
     }
 
     /// Adds a viewer; it receives nothing until the next keyframe, which it requests.
     pub fn add_viewer(&mut self, id: ViewerId) {
-        self.viewers
-            .insert(id, Viewer { queue: VecDeque::new(), waiting_for_keyframe: true, stats: ViewerStats::default() });
-        self.keyframe_wanted = true;
+        let viewer = Viewer {
+            queue: VecDeque::new(),
+            waiting_for_keyframe: true,
+            stats: ViewerStats::default(),
+            layer: VideoLayer::Full,
+            selector: LayerSelector::default(),
+        };
+        self.viewers.insert(id, viewer);
+        self.keyframe_wanted[VideoLayer::Full.index()] = true;
     }
 
     /// Removes a viewer and its queue.
@@ -96,7 +159,20 @@ impl FanOut {
     pub fn push(&mut self, au: &AccessUnit) {
         let capacity = self.policy.queue_capacity.max(1);
         let mut overflowed = false;
+        self.rates[au.layer.index()].add(au.capture_time_ns, au.data.len());
         for viewer in self.viewers.values_mut() {
+            let target = viewer.selector.target();
+            if au.layer != viewer.layer {
+                // Another layer: the viewer moves to it at its keyframe, if that is its target.
+                if au.layer != target || !au.keyframe {
+                    continue;
+                }
+                viewer.layer = target;
+                viewer.waiting_for_keyframe = false;
+                viewer.stats.dropped += viewer.queue.len() as u64;
+                viewer.queue.clear();
+                viewer.stats.layer_switches += 1;
+            }
             if viewer.waiting_for_keyframe {
                 if !au.keyframe {
                     viewer.stats.dropped += 1;
@@ -120,7 +196,34 @@ impl FanOut {
             viewer.queue.push_back(au.clone());
         }
         if overflowed {
-            self.keyframe_wanted = true;
+            self.keyframe_wanted[au.layer.index()] = true;
+        }
+    }
+
+    /// Rate of `layer` over the last second of capture time, bit/s.
+    pub fn layer_rate_bps(&self, layer: VideoLayer) -> f64 {
+        self.rates[layer.index()].bits_per_second()
+    }
+
+    /// The layer viewer `id` receives now.
+    pub fn layer(&self, id: ViewerId) -> Option<VideoLayer> {
+        self.viewers.get(&id).map(|v| v.layer)
+    }
+
+    /// Feeds viewer `id`'s bandwidth estimate (bit/s) at `now_ns` (any
+    /// monotonic clock, the same for every call about this viewer); a new
+    /// target layer asks that layer for a keyframe. Without a reduced layer
+    /// being encoded, everyone stays on the full one.
+    pub fn update_estimate(&mut self, id: ViewerId, estimate_bps: f64, now_ns: u64) {
+        if self.rates[VideoLayer::Reduced.index()].window.is_empty() {
+            return;
+        }
+        let full_rate = self.layer_rate_bps(VideoLayer::Full);
+        let Some(viewer) = self.viewers.get_mut(&id) else { return };
+        let before = viewer.selector.target();
+        let after = viewer.selector.update(estimate_bps, full_rate, now_ns);
+        if after != before && after != viewer.layer {
+            self.keyframe_wanted[after.index()] = true;
         }
     }
 
@@ -135,22 +238,23 @@ impl FanOut {
 
     /// A viewer asks for a keyframe (RTCP PLI or FIR).
     pub fn request_keyframe(&mut self, id: ViewerId) {
-        if self.viewers.contains_key(&id) {
-            self.keyframe_wanted = true;
+        if let Some(viewer) = self.viewers.get(&id) {
+            self.keyframe_wanted[viewer.layer.index()] = true;
         }
     }
 
     /// Whether the encoder should force an IDR now: true at most once per
     /// `keyframe_min_interval_ns`, and only when someone needs one.
-    pub fn take_keyframe_request(&mut self, now_ns: u64) -> bool {
-        if !self.keyframe_wanted {
+    pub fn take_keyframe_request(&mut self, layer: VideoLayer, now_ns: u64) -> bool {
+        let i = layer.index();
+        if !self.keyframe_wanted[i] {
             return false;
         }
-        let allowed =
-            self.last_forced_ns.is_none_or(|last| now_ns.saturating_sub(last) >= self.policy.keyframe_min_interval_ns);
+        let allowed = self.last_forced_ns[i]
+            .is_none_or(|last| now_ns.saturating_sub(last) >= self.policy.keyframe_min_interval_ns);
         if allowed {
-            self.keyframe_wanted = false;
-            self.last_forced_ns = Some(now_ns);
+            self.keyframe_wanted[i] = false;
+            self.last_forced_ns[i] = Some(now_ns);
             self.forced_keyframes += 1;
         }
         allowed
@@ -175,6 +279,7 @@ mod tests {
             sequence,
             capture_time_ns: sequence * 16_666_667,
             capture_wall_ms: 0,
+            layer: VideoLayer::Full,
         }
     }
 
@@ -214,7 +319,7 @@ mod tests {
         assert_eq!(slow_stats.overflows, 2);
         let resumed: Vec<u64> = std::iter::from_fn(|| fanout.pop(slow).map(|u| u.sequence)).collect();
         assert_eq!(resumed, vec![60, 61, 62]);
-        assert!(fanout.take_keyframe_request(0), "the overflow asked for a keyframe");
+        assert!(fanout.take_keyframe_request(VideoLayer::Full, 0), "the overflow asked for a keyframe");
     }
 
     #[test]
@@ -237,17 +342,72 @@ mod tests {
         for v in 0..32 {
             fanout.add_viewer(ViewerId(v));
         }
-        assert!(fanout.take_keyframe_request(1_000));
+        assert!(fanout.take_keyframe_request(VideoLayer::Full, 1_000));
         // A PLI storm from every viewer within the interval: no second keyframe yet.
         for v in 0..32 {
             fanout.request_keyframe(ViewerId(v));
         }
-        assert!(!fanout.take_keyframe_request(1_200));
-        assert!(fanout.take_keyframe_request(1_500), "one keyframe for all after the interval");
-        assert!(!fanout.take_keyframe_request(5_000), "nothing wanted, nothing forced");
+        assert!(!fanout.take_keyframe_request(VideoLayer::Full, 1_200));
+        assert!(fanout.take_keyframe_request(VideoLayer::Full, 1_500), "one keyframe for all after the interval");
+        assert!(!fanout.take_keyframe_request(VideoLayer::Full, 5_000), "nothing wanted, nothing forced");
         assert_eq!(fanout.forced_keyframes(), 2);
         fanout.request_keyframe(ViewerId(999));
-        assert!(!fanout.take_keyframe_request(10_000), "an unknown viewer cannot force keyframes");
+        assert!(!fanout.take_keyframe_request(VideoLayer::Full, 10_000), "an unknown viewer cannot force keyframes");
+    }
+
+    #[test]
+    fn a_viewer_moves_to_the_reduced_layer_at_its_keyframe_and_nobody_else_does() {
+        let mut fanout = FanOut::new(FanOutPolicy { queue_capacity: 8, keyframe_min_interval_ns: 0 });
+        let (squeezed, clean) = (ViewerId(1), ViewerId(2));
+        fanout.add_viewer(squeezed);
+        fanout.add_viewer(clean);
+        let reduced =
+            |sequence: u64, keyframe: bool| AccessUnit { layer: VideoLayer::Reduced, ..au(sequence, keyframe) };
+        let got = |fanout: &mut FanOut, id| {
+            std::iter::from_fn(|| fanout.pop(id)).map(|u| (u.sequence, u.layer)).collect::<Vec<_>>()
+        };
+        // 30 frames of both layers; the full layer takes about 2 × 100 kB/s.
+        for i in 0..30 {
+            fanout.push(&au(i, i == 0));
+            fanout.push(&reduced(i, i == 0));
+            let _ = (got(&mut fanout, squeezed), got(&mut fanout, clean));
+        }
+        assert!(fanout.layer_rate_bps(VideoLayer::Full) > 50_000.0);
+        assert!(fanout.take_keyframe_request(VideoLayer::Full, 0), "the joins asked the full layer");
+        assert!(!fanout.take_keyframe_request(VideoLayer::Reduced, 0));
+        // The squeezed viewer's estimate stays far below the full layer's rate for over a second.
+        for t in 0..=12 {
+            fanout.update_estimate(squeezed, 1_000.0, t * 100_000_000);
+            fanout.update_estimate(clean, 1e9, t * 100_000_000);
+        }
+        assert!(fanout.take_keyframe_request(VideoLayer::Reduced, 1), "the new layer was asked for a keyframe");
+        assert!(!fanout.take_keyframe_request(VideoLayer::Full, 1));
+        // Until that keyframe the squeezed viewer stays on the full layer.
+        fanout.push(&au(30, false));
+        fanout.push(&reduced(30, false));
+        assert_eq!(got(&mut fanout, squeezed), [(30, VideoLayer::Full)]);
+        fanout.push(&au(31, false));
+        fanout.push(&reduced(31, true));
+        // The switch drops what was queued of the old layer: the new keyframe is the freshest picture.
+        assert_eq!(got(&mut fanout, squeezed), [(31, VideoLayer::Reduced)]);
+        assert_eq!(got(&mut fanout, clean), [(30, VideoLayer::Full), (31, VideoLayer::Full)]);
+        assert_eq!(fanout.layer(squeezed), Some(VideoLayer::Reduced));
+        assert_eq!(fanout.stats(squeezed).map(|s| s.layer_switches), Some(1));
+        assert_eq!(fanout.layer(clean), Some(VideoLayer::Full));
+    }
+
+    #[test]
+    fn without_a_reduced_layer_everyone_stays_full() {
+        let mut fanout = FanOut::new(FanOutPolicy::default());
+        fanout.add_viewer(ViewerId(1));
+        for i in 0..30 {
+            fanout.push(&au(i, i == 0));
+        }
+        for t in 0..40 {
+            fanout.update_estimate(ViewerId(1), 1.0, t * 100_000_000);
+        }
+        assert!(!fanout.take_keyframe_request(VideoLayer::Reduced, 0));
+        assert_eq!(fanout.layer(ViewerId(1)), Some(VideoLayer::Full));
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //!   forced IDR per interval (see [`crate::fanout`]);
 //! - receiver reports (RFC 3550 §6.4.2) give loss and the round-trip time
 //!   (webrtc-rs 0.21 reports RTT as 0; §6.4.1's formula is computed here);
-//! - NACKs are counted.
+//! - NACKs are counted;
+//! - the send-side bandwidth estimate (GCC over the viewer's TWCC feedback,
+//!   webrtc-rs's congestion-control interceptor, attached to the feedback
+//!   packet as `TargetBitrateChanged`) is kept and handed to the fan-out,
+//!   which picks the viewer's layer from it (see [`crate::adapt`]).
 //!
 //! Inbound RTCP ends here (the interceptors before it have used it); a packet
 //! that is not for our stream, or garbage webrtc-rs could still parse, only
@@ -16,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
@@ -48,6 +52,12 @@ pub struct ViewerLink {
     pub plis: u64,
     /// Full intra requests received.
     pub firs: u64,
+    /// The latest send-side bandwidth estimate, bit/s.
+    pub estimate_bps: Option<f64>,
+    /// The layer the viewer receives.
+    pub layer: crate::adapt::VideoLayer,
+    /// Resends asked for but refused by the retransmission budget.
+    pub resends_refused: u64,
 }
 
 /// RFC 3550 §6.4.1: RTT = A − LSR − DLSR, all in NTP short format (1/65536 s):
@@ -105,7 +115,7 @@ impl ViewerFeedback {
         }
     }
 
-    fn on_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+    fn on_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>], estimate_bps: Option<f64>, now: Instant) {
         let arrival = ntp_short(self.baseline.1 + now.saturating_duration_since(self.baseline.0));
         let mut keyframe_wanted = false;
         let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
@@ -129,10 +139,24 @@ impl ViewerFeedback {
                 keyframe_wanted = true;
             }
         }
+        if estimate_bps.is_some() {
+            link.estimate_bps = estimate_bps;
+        }
+        let estimate = link.estimate_bps;
         drop(link);
+        let mut fanout = self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner);
         if keyframe_wanted {
             tracing::debug!(viewer = self.viewer.0, "keyframe requested");
-            self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).request_keyframe(self.viewer);
+            fanout.request_keyframe(self.viewer);
+        }
+        if let Some(estimate) = estimate {
+            let now_ns = u64::try_from(now.saturating_duration_since(self.baseline.0).as_nanos()).unwrap_or(u64::MAX);
+            fanout.update_estimate(self.viewer, estimate, now_ns);
+        }
+        let layer = fanout.layer(self.viewer);
+        drop(fanout);
+        if let Some(layer) = layer {
+            self.link.lock().unwrap_or_else(PoisonError::into_inner).layer = layer;
         }
     }
 }
@@ -146,7 +170,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ViewerFeedback {
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            self.on_rtcp(packets, msg.now);
+            let estimate = match msg.message.get(&Attribute::TargetBitrateChanged { bits_per_second: 0.0 }) {
+                Some(Attribute::TargetBitrateChanged { bits_per_second }) => Some(*bits_per_second),
+                _ => None,
+            };
+            self.on_rtcp(packets, estimate, msg.now);
             return Ok(());
         }
         self.read_queue.push_back(msg);

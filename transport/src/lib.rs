@@ -11,6 +11,8 @@
 //! other way round. Protocol decisions (fan-out, keyframe requests, pacing)
 //! are plain state machines that take time as an input.
 
+#[cfg(feature = "webrtc")]
+pub mod adapt;
 pub mod auth;
 #[cfg(feature = "webrtc")]
 pub mod fanout;
@@ -19,6 +21,8 @@ pub mod feedback;
 pub mod ice;
 #[cfg(feature = "webrtc")]
 pub mod media;
+#[cfg(feature = "webrtc")]
+pub mod nack_budget;
 pub mod protocol;
 #[cfg(feature = "webrtc")]
 pub mod room;

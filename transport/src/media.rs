@@ -17,6 +17,8 @@ pub struct AccessUnit {
     pub capture_time_ns: u64,
     /// Capture time, Unix ms (the timecode strip carries it too).
     pub capture_wall_ms: u64,
+    /// Which encoded layer it belongs to.
+    pub layer: crate::adapt::VideoLayer,
 }
 
 /// H.264 NAL unit types (ITU-T H.264 table 7-1) the station cares about.

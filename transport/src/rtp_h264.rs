@@ -100,7 +100,14 @@ mod tests {
     use super::*;
 
     fn au(data: Vec<u8>, capture_time_ns: u64) -> AccessUnit {
-        AccessUnit { data: Arc::from(data), keyframe: false, sequence: 0, capture_time_ns, capture_wall_ms: 0 }
+        AccessUnit {
+            data: Arc::from(data),
+            keyframe: false,
+            sequence: 0,
+            capture_time_ns,
+            capture_wall_ms: 0,
+            layer: Default::default(),
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ use crate::fanout::{FanOut, ViewerId};
 pub use crate::feedback::ViewerLink;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
 use crate::ice::{IceServer, SdpFragment};
+use crate::nack_budget::{NACK_BUDGET_SLOT, NackBudget};
 use crate::room::{CommandSink, Room};
 use crate::rtp_h264::H264RtpStream;
 
@@ -90,6 +91,10 @@ pub struct WhepSettings {
     pub max_viewers: usize,
     /// STUN/TURN servers for the station's own gathering, announced to viewers too.
     pub ice_servers: Vec<IceServer>,
+    /// Where each viewer's bandwidth estimate starts, bit/s (about the full
+    /// layer's bitrate: the stream is sent unpaced from the start, and a
+    /// low start would move every new viewer to the reduced layer).
+    pub initial_estimate_bps: f64,
 }
 
 struct Session {
@@ -159,6 +164,37 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+/// Send-side bandwidth estimation for one viewer: transport-wide sequence
+/// numbers on every packet (`transport-cc` header extension and RTCP
+/// feedback negotiated), and webrtc-rs's GCC over the viewer's TWCC reports.
+/// No pacer: frames leave as they are encoded (pacing would add queueing
+/// delay to every frame); the estimate only chooses the viewer's layer.
+fn with_bandwidth_estimation(
+    registry: Registry,
+    media_engine: &mut MediaEngine,
+    initial_bps: f64,
+) -> Result<Registry, WhepError> {
+    use rtc::interceptor::{CongestionControlBuilder, GCC_MIN_BITRATE, Gcc, TwccSenderBuilder};
+    use rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability;
+    use rtc::rtp_transceiver::rtp_sender::TYPE_RTCP_FB_TRANSPORT_CC;
+    media_engine.register_feedback(
+        RTCPFeedback { typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(), parameter: String::new() },
+        RtpCodecKind::Video,
+    );
+    media_engine
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned() },
+            RtpCodecKind::Video,
+            None,
+        )
+        .map_err(webrtc_error)?;
+    let initial = initial_bps.max(GCC_MIN_BITRATE);
+    let gcc = Gcc::new(initial, GCC_MIN_BITRATE, (initial * 20.0).max(GCC_MIN_BITRATE));
+    Ok(registry
+        .with(Slot::CongestionControl, CongestionControlBuilder::new(gcc).build())
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build()))
+}
+
 /// The `a=ice-ufrag` of an SDP (session or first media level).
 fn ice_ufrag(sdp: &str) -> Option<String> {
     sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).map(str::to_string)
@@ -204,7 +240,7 @@ impl Whep {
     pub fn render_metrics(&self, out: &mut String) {
         let links = self.viewer_links();
         type Field = fn(&ViewerLink) -> Option<f64>;
-        let families: [(&str, &str, &str, Field); 8] = [
+        let families: [(&str, &str, &str, Field); 11] = [
             ("scopecast_viewer_connected", "gauge", "1 while the viewer's ICE/DTLS is up.", |l| {
                 Some(if l.connected { 1.0 } else { 0.0 })
             }),
@@ -235,6 +271,21 @@ impl Whep {
             ("scopecast_viewer_keyframe_requests_total", "counter", "PLI and FIR received from the viewer.", |l| {
                 Some((l.plis + l.firs) as f64)
             }),
+            (
+                "scopecast_viewer_estimate_bps",
+                "gauge",
+                "Send-side bandwidth estimate (GCC over the viewer's TWCC feedback), bit/s.",
+                |l| l.estimate_bps,
+            ),
+            ("scopecast_viewer_layer", "gauge", "The layer the viewer receives: 0 full, 1 reduced.", |l| {
+                Some(l.layer.index() as f64)
+            }),
+            (
+                "scopecast_viewer_resends_refused_total",
+                "counter",
+                "NACKed packets not resent: over the viewer's retransmission budget.",
+                |l| Some(l.resends_refused as f64),
+            ),
         ];
         for (name, kind, help, field) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -278,7 +329,9 @@ impl Whep {
         let feedback = ViewerFeedback::new(viewer, self.broadcast.clone(), link.clone(), Instant::now());
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
             .map_err(webrtc_error)?
-            .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback);
+            .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback)
+            .with(Slot::from(NACK_BUDGET_SLOT), NackBudget::new(link.clone()));
+        let registry = with_bandwidth_estimation(registry, &mut media_engine, self.settings.initial_estimate_bps)?;
         let (gathered_tx, gathered_rx) = oneshot::channel();
         let events = Events {
             gathered: Arc::new(Mutex::new(Some(gathered_tx))),

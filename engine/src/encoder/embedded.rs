@@ -104,6 +104,8 @@ impl H264Encoder for EmbeddedH264Encoder {
             sequence: frame.sequence,
             capture_time_ns: frame.capture_time_ns,
             capture_wall_ms: frame.capture_wall_ms,
+            // The stage marks what its second encoder makes.
+            layer: scopecast_transport::adapt::VideoLayer::Full,
         }))
     }
 }

@@ -7,6 +7,7 @@
 //! decodable picture at the next IDR (with SPS/PPS in front, which Chrome
 //! needs), and an IDR every second bounds that wait.
 
+pub mod downscale;
 pub mod embedded;
 pub mod gst_h264;
 pub mod stage;
@@ -137,5 +138,21 @@ mod tests {
         assert_eq!(h264_level_idc(1920, 1080, 30), 40);
         assert_eq!(h264_level_idc(1920, 1080, 60), 42);
         assert_eq!(h264_level_idc(640, 360, 30), 30);
+    }
+}
+
+/// What the encoder stage makes of one frame: the full layer's access unit
+/// and, when the reduced layer is on, the reduced one's.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// The full-size picture.
+    pub full: scopecast_transport::media::AccessUnit,
+    /// Half the size, for viewers on poor networks.
+    pub reduced: Option<scopecast_transport::media::AccessUnit>,
+}
+
+impl crate::slot::Timestamped for EncodedFrame {
+    fn capture_time_ns(&self) -> u64 {
+        self.full.capture_time_ns
     }
 }

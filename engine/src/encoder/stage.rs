@@ -1,13 +1,15 @@
 //! The encoder on its own thread: the newest composited frame in, one access
-//! unit out. Frames that are not I420 (the compositor is off) are converted
-//! on the CPU, and stamped with the timecode strip when it is wanted; a
-//! change of frame size reopens the encoder.
+//! unit per layer out (the full one, and with `reduced_layer` a second encode
+//! of the frame halved on the CPU). Frames that are not I420 (the compositor
+//! is off) are converted on the CPU, and stamped with the timecode strip when
+//! it is wanted; a change of frame size reopens the encoder.
 
 use std::sync::Arc;
 
+use scopecast_transport::adapt::VideoLayer;
 use scopecast_transport::media::AccessUnit;
 
-use super::{EncoderSettings, H264Encoder};
+use super::{EncodedFrame, EncoderSettings, H264Encoder};
 use crate::clock::SharedClock;
 use crate::config::EncoderConfig;
 use crate::frame::{Frame, PixelFormat};
@@ -20,8 +22,9 @@ pub struct EncoderStage {
     config: EncoderConfig,
     fps: u32,
     encoder: Option<(EncoderSettings, Box<dyn H264Encoder>)>,
+    reduced: Option<(EncoderSettings, Box<dyn H264Encoder>)>,
     input: SlotConsumer<Frame>,
-    output: SlotProducer<AccessUnit>,
+    output: SlotProducer<EncodedFrame>,
     clock: SharedClock,
     latency: Arc<LatencyHistogram>,
     frames: Arc<Counter>,
@@ -33,6 +36,9 @@ pub struct EncoderStage {
     broadcast: Option<Arc<scopecast_transport::whep::Broadcast>>,
     /// Stamp the timecode strip into frames converted here.
     stamp_timecode: bool,
+    /// Stamp it afresh into the reduced layer's frames.
+    reduced_timecode: bool,
+    reduced_bytes: Arc<Counter>,
 }
 
 impl EncoderStage {
@@ -41,7 +47,7 @@ impl EncoderStage {
         config: EncoderConfig,
         fps: u32,
         input: SlotConsumer<Frame>,
-        output: SlotProducer<AccessUnit>,
+        output: SlotProducer<EncodedFrame>,
         clock: SharedClock,
         registry: &MetricsRegistry,
     ) -> Self {
@@ -49,6 +55,7 @@ impl EncoderStage {
             config,
             fps,
             encoder: None,
+            reduced: None,
             input,
             output,
             clock,
@@ -60,12 +67,20 @@ impl EncoderStage {
             errors: registry.counter("scopecast_encoder_errors_total", "Frames the encoder could not encode.", &[]),
             broadcast: None,
             stamp_timecode: false,
+            reduced_timecode: false,
+            reduced_bytes: registry.counter(
+                "scopecast_encoder_reduced_bytes_total",
+                "Bytes of H.264 produced for the reduced layer.",
+                &[],
+            ),
         }
     }
 
-    /// Stamps the timecode strip into frames that arrive uncomposited.
-    pub fn with_timecode(mut self, stamp: bool) -> Self {
-        self.stamp_timecode = stamp;
+    /// Stamps the timecode strip into frames that arrive uncomposited
+    /// (`cpu`), and afresh into the reduced layer's (`reduced`).
+    pub fn with_timecode(mut self, cpu: bool, reduced: bool) -> Self {
+        self.stamp_timecode = cpu;
+        self.reduced_timecode = reduced;
         self
     }
 
@@ -85,7 +100,8 @@ impl EncoderStage {
                 Err(TakeError::ProducerGone) => break,
             };
             match self.encode(&frame) {
-                Ok(Some(au)) => {
+                Ok(Some(encoded)) => {
+                    let au = &encoded.full;
                     let now = self.clock.now_ns();
                     self.latency.record_ns(now.saturating_sub(au.capture_time_ns));
                     self.frames.inc();
@@ -94,7 +110,10 @@ impl EncoderStage {
                     if au.keyframe {
                         self.keyframes.inc();
                     }
-                    self.output.put(au);
+                    if let Some(reduced) = &encoded.reduced {
+                        self.reduced_bytes.add(reduced.data.len() as u64);
+                    }
+                    self.output.put(encoded);
                 }
                 Ok(None) => {}
                 Err(message) => {
@@ -104,12 +123,13 @@ impl EncoderStage {
                         last_error = Some(message);
                     }
                     self.encoder = None;
+                    self.reduced = None;
                 }
             }
         }
     }
 
-    fn encode(&mut self, frame: &Frame) -> Result<Option<AccessUnit>, String> {
+    fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, String> {
         let converted;
         let frame = if frame.format() == PixelFormat::I420 {
             frame
@@ -129,16 +149,47 @@ impl EncoderStage {
             bitrate_kbps: self.config.bitrate_kbps,
             keyframe_interval: ((self.config.keyframe_interval_s * f64::from(self.fps)).round() as u32).max(1),
         };
-        if self.encoder.as_ref().is_none_or(|(s, _)| *s != settings) {
-            let encoder = super::open(settings).map_err(|e| e.to_string())?;
-            tracing::info!(kind = ?settings.kind, width = settings.width, height = settings.height, "encoder opened");
-            self.encoder = Some((settings, encoder));
-        }
-        let now = self.clock.now_ns();
-        let keyframe = self.broadcast.as_ref().is_some_and(|b| {
-            b.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take_keyframe_request(now)
-        });
-        let Some((_, encoder)) = self.encoder.as_mut() else { return Ok(None) };
-        encoder.encode(frame, keyframe).map_err(|e| e.to_string())
+        let keyframe = self.keyframe_requested(VideoLayer::Full);
+        let Some(full) = encode_layer(&mut self.encoder, settings, frame, keyframe)? else { return Ok(None) };
+        let reduced = if self.config.reduced_layer {
+            let half = super::downscale::half_i420(frame, self.reduced_timecode)
+                .ok_or_else(|| "the reduced layer needs I420".to_string())?;
+            let settings = EncoderSettings {
+                width: half.width(),
+                height: half.height(),
+                bitrate_kbps: self.config.reduced_bitrate_kbps,
+                ..settings
+            };
+            let keyframe = self.keyframe_requested(VideoLayer::Reduced);
+            encode_layer(&mut self.reduced, settings, &half, keyframe)?
+                .map(|au| AccessUnit { layer: VideoLayer::Reduced, ..au })
+        } else {
+            None
+        };
+        Ok(Some(EncodedFrame { full, reduced }))
     }
+
+    /// Whether a viewer asked `layer` for a keyframe (rate-limited in the fan-out).
+    fn keyframe_requested(&self, layer: VideoLayer) -> bool {
+        let now = self.clock.now_ns();
+        self.broadcast.as_ref().is_some_and(|b| {
+            b.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take_keyframe_request(layer, now)
+        })
+    }
+}
+
+/// Encodes `frame` with `slot`'s encoder, (re)opening it when the settings changed.
+fn encode_layer(
+    slot: &mut Option<(EncoderSettings, Box<dyn H264Encoder>)>,
+    settings: EncoderSettings,
+    frame: &Frame,
+    keyframe: bool,
+) -> Result<Option<AccessUnit>, String> {
+    if slot.as_ref().is_none_or(|(s, _)| *s != settings) {
+        let encoder = super::open(settings).map_err(|e| e.to_string())?;
+        tracing::info!(kind = ?settings.kind, width = settings.width, height = settings.height, "encoder opened");
+        *slot = Some((settings, encoder));
+    }
+    let Some((_, encoder)) = slot.as_mut() else { return Ok(None) };
+    encoder.encode(frame, keyframe).map_err(|e| e.to_string())
 }

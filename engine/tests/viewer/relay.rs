@@ -2,6 +2,11 @@
 //! media path to the station and back, dropping packets at random and
 //! delaying each by a random 0..max_delay (so packets also arrive out of
 //! order). `tc netem` is not available here; this stands in for it.
+//!
+//! `rate BPS` on the control port makes the station → viewer direction a
+//! bottleneck of BPS bit/s (0: none) with a queue of at most
+//! [`BOTTLENECK_QUEUE`] of data; what does not fit is dropped (tail drop),
+//! as at a congested hospital uplink.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -23,6 +28,9 @@ pub struct Impairment {
     pub seed: u64,
 }
 
+/// The most a bottleneck's queue holds, as time to drain it.
+pub const BOTTLENECK_QUEUE: Duration = Duration::from_millis(200);
+
 /// Packets the relay saw.
 #[derive(Debug, Default)]
 pub struct RelayCounters {
@@ -30,6 +38,8 @@ pub struct RelayCounters {
     pub forwarded: AtomicU64,
     /// Dropped on purpose.
     pub dropped: AtomicU64,
+    /// Dropped because the bottleneck's queue was full.
+    pub dropped_at_bottleneck: AtomicU64,
 }
 
 /// A running relay.
@@ -112,10 +122,16 @@ impl LossyRelay {
                 let mut station: Option<SocketAddr> = None;
                 let mut viewer: Option<SocketAddr> = None;
                 let mut buffer = vec![0u8; 65_536];
+                let mut rate_bps = 0u64;
+                let mut link_free_at = Instant::now();
                 while !receiver_stop.load(Ordering::Relaxed) {
                     if let Ok((n, _)) = control.recv_from(&mut buffer) {
                         let text = String::from_utf8_lossy(&buffer[..n]).to_string();
-                        station = text.strip_prefix("target ").and_then(|a| a.trim().parse().ok());
+                        if let Some(target) = text.strip_prefix("target ") {
+                            station = target.trim().parse().ok();
+                        } else if let Some(rate) = text.strip_prefix("rate ") {
+                            rate_bps = rate.trim().parse().unwrap_or(0);
+                        }
                     }
                     let Ok((n, from)) = data.recv_from(&mut buffer) else { continue };
                     let Some(station_addr) = station else { continue };
@@ -132,13 +148,31 @@ impl LossyRelay {
                         receiver_counters.dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
+                    let now = Instant::now();
+                    let mut due = now + impairment.max_delay.mul_f64(rng.next_f64());
+                    if rate_bps > 0 && Some(to) == viewer {
+                        let start = link_free_at.max(now);
+                        if start.saturating_duration_since(now) > BOTTLENECK_QUEUE {
+                            receiver_counters.dropped_at_bottleneck.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        link_free_at = start + Duration::from_secs_f64((n as f64 + 28.0) * 8.0 / rate_bps as f64);
+                        due = due.max(link_free_at);
+                    }
                     receiver_counters.forwarded.fetch_add(1, Ordering::Relaxed);
-                    let delay = impairment.max_delay.mul_f64(rng.next_f64());
-                    let _ = tx.send(Delayed { due: Instant::now() + delay, to, bytes: buffer[..n].to_vec() });
+                    let _ = tx.send(Delayed { due, to, bytes: buffer[..n].to_vec() });
                 }
             })
             .expect("relay receiver thread");
         Self { data_addr, control_addr, counters, stop, threads: vec![sender, receiver] }
+    }
+}
+
+impl LossyRelay {
+    /// Makes the station → viewer direction a bottleneck of `bps` bit/s (0: none).
+    pub fn set_rate(&self, bps: u64) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("binds");
+        socket.send_to(format!("rate {bps}").as_bytes(), self.control_addr).expect("relay control");
     }
 }
 
