@@ -166,6 +166,16 @@ pub struct DisplayConfig {
     pub monitor: usize,
 }
 
+/// `[whip]`: publishing the stream to a WHIP endpoint (an SFU) as well.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhipConfig {
+    /// The endpoint, `http://host:port/path`; empty: no publishing.
+    pub url: String,
+    /// Its bearer token; empty: none.
+    pub token: String,
+}
+
 /// `[telestration]`: remote experts' drawings on the video.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -369,6 +379,8 @@ pub struct Config {
     pub display: DisplayConfig,
     /// Viewers' drawings.
     pub telestration: TelestrationConfig,
+    /// Publishing to an SFU.
+    pub whip: WhipConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -498,6 +510,14 @@ enabled = false
 fullscreen = false
 # Which monitor for fullscreen (0 = the first the display server lists).
 monitor = 0
+
+[whip]
+# Also publish the stream (full layer) to this WHIP endpoint (RFC 9725), for
+# example an SFU's, "http://host:port/path"; empty: do not. On failure it
+# retries after 1 s, doubling up to 30 s.
+url = ""
+# The endpoint's bearer token; empty: none.
+token = ""
 
 [telestration]
 # Seconds a viewer's finished stroke or arrow stays on the video (fading out
@@ -663,6 +683,14 @@ impl Config {
         range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
         range_check(path, "telestration.fade_after_s", self.telestration.fade_after_s, 1.0, 3600.0)?;
+        if !self.whip.url.is_empty() && !self.whip.url.starts_with("http://") {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "whip.url",
+                value: format!("{:?}", self.whip.url),
+                reason: "an http:// endpoint (https:// is not supported yet)".into(),
+            });
+        }
         Ok(())
     }
 }

@@ -133,6 +133,12 @@ struct Overrides {
     /// With --display --fullscreen: which monitor (0 = the first).
     #[arg(long, value_name = "N")]
     monitor: Option<usize>,
+    /// Also publish the stream to this WHIP endpoint (http://host:port/path).
+    #[arg(long, value_name = "URL")]
+    whip: Option<String>,
+    /// The WHIP endpoint's bearer token.
+    #[arg(long, value_name = "TOKEN")]
+    whip_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -150,6 +156,12 @@ impl Overrides {
         }
         if let Some(listen) = &self.listen {
             config.http.listen = listen.clone();
+        }
+        if let Some(url) = &self.whip {
+            config.whip.url = url.clone();
+        }
+        if let Some(token) = &self.whip_token {
+            config.whip.token = token.clone();
         }
         config.display.enabled |= self.display || self.fullscreen;
         config.display.fullscreen |= self.fullscreen;
@@ -369,6 +381,23 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
         }
         Err(_) => None,
     };
+    let whip = match (&station.broadcast, config.whip.url.is_empty()) {
+        (Some(broadcast), false) => {
+            let settings = scopecast_transport::whip::WhipSettings {
+                url: config.whip.url.clone(),
+                token: (!config.whip.token.is_empty()).then(|| config.whip.token.clone()),
+                bind_ip: config.http.listen.parse::<std::net::SocketAddr>().map_or([0, 0, 0, 0].into(), |a| a.ip()),
+                ice_servers: config.http.ice_servers.clone(),
+            };
+            println!("publishing to WHIP endpoint {}", config.whip.url);
+            Some(scopecast_transport::whip::WhipPublisher::start(settings, broadcast.clone())?)
+        }
+        (None, false) => {
+            tracing::warn!("whip.url is set but the encoder is off: nothing to publish");
+            None
+        }
+        _ => None,
+    };
     let started_ns = clock.now_ns();
     let stop_at_ns = stop_after_s.map(|s| started_ns + (s * 1e9) as u64);
     let interval_ns = config.status.interval_ms * NS_PER_MS;
@@ -393,6 +422,9 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
     }
     if terminal {
         println!();
+    }
+    if let Some(publisher) = whip {
+        publisher.stop();
     }
     if let Some(server) = http {
         server.stop();

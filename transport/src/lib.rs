@@ -18,6 +18,8 @@ pub mod auth;
 pub mod fanout;
 #[cfg(feature = "webrtc")]
 pub mod feedback;
+#[cfg(feature = "webrtc")]
+pub mod http_client;
 pub mod ice;
 #[cfg(feature = "webrtc")]
 pub mod media;
@@ -30,6 +32,8 @@ pub mod room;
 pub mod rtp_h264;
 #[cfg(feature = "webrtc")]
 pub mod whep;
+#[cfg(feature = "webrtc")]
+pub mod whip;
 
 /// The viewer web page (served at `/`): a WHEP player with the lowest-latency
 /// playout settings, connection state, size, fps and glass-to-glass latency

@@ -164,6 +164,89 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+/// What a peer connection that sends the stream is made of.
+pub(crate) struct PeerEnds<'a> {
+    /// Its place in the fan-out.
+    pub viewer: ViewerId,
+    /// The stream.
+    pub broadcast: Arc<Broadcast>,
+    /// Its figures.
+    pub link: Arc<Mutex<ViewerLink>>,
+    /// Where ICE gathers host candidates.
+    pub bind_ip: IpAddr,
+    /// STUN/TURN.
+    pub ice_servers: &'a [IceServer],
+    /// With bandwidth estimation (TWCC + GCC) starting here, bit/s.
+    pub estimate_from_bps: Option<f64>,
+}
+
+/// The H.264 codec we send.
+fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/H264".to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
+    }
+}
+
+/// A peer connection sending the stream on one H.264 track (not yet added):
+/// our codec, webrtc-rs's NACK and report interceptors, the retransmission
+/// budget, the viewer's feedback and, when asked, bandwidth estimation.
+pub(crate) async fn build_peer(
+    ends: PeerEnds<'_>,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<(Arc<dyn PeerConnection>, Arc<TrackLocalStaticRTP>, u32), WhepError> {
+    let codec = h264_codec();
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type: H264_PAYLOAD_TYPE },
+            RtpCodecKind::Video,
+        )
+        .map_err(webrtc_error)?;
+    // NACK responder and generator ("nack", "nack pli"), sender/receiver reports, then ours last.
+    let feedback = ViewerFeedback::new(ends.viewer, ends.broadcast.clone(), ends.link.clone(), Instant::now());
+    let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
+        .map_err(webrtc_error)?
+        .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback)
+        .with(Slot::from(NACK_BUDGET_SLOT), NackBudget::new(ends.link.clone()));
+    if let Some(initial) = ends.estimate_from_bps {
+        registry = with_bandwidth_estimation(registry, &mut media_engine, initial)?;
+    }
+    let runtime = webrtc::runtime::default_runtime().ok_or_else(|| webrtc_error("no async runtime"))?;
+    let ice_servers = ends
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+        .collect();
+    let peer = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_runtime(runtime)
+        .with_udp_addrs(vec![format!("{}:0", ends.bind_ip)])
+        .build()
+        .await
+        .map_err(webrtc_error)?;
+    let peer: Arc<dyn PeerConnection> = Arc::new(peer);
+    let ssrc = rand_ssrc(ends.viewer.0);
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "scopecast".to_owned(),
+        "scopecast-video".to_owned(),
+        "endoscope".to_owned(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    )));
+    Ok((peer, track, ssrc))
+}
+
 /// Send-side bandwidth estimation for one viewer: transport-wide sequence
 /// numbers on every packet (`transport-cc` header extension and RTCP
 /// feedback negotiated), and webrtc-rs's GCC over the viewer's TWCC reports.
@@ -308,30 +391,9 @@ impl Whep {
         }
         let remote_ufrag = ice_ufrag(&offer_sdp);
         let offer = RTCSessionDescription::offer(offer_sdp).map_err(|e| WhepError::BadOffer(e.to_string()))?;
-        let codec = RTCRtpCodec {
-            mime_type: "video/H264".to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: H264_FMTP.to_owned(),
-            rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
-        };
-        let mut media_engine = MediaEngine::default();
-        media_engine
-            .register_codec(
-                RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type: H264_PAYLOAD_TYPE },
-                RtpCodecKind::Video,
-            )
-            .map_err(webrtc_error)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let viewer = ViewerId(id);
         let link = Arc::new(Mutex::new(ViewerLink::default()));
-        // NACK responder and generator ("nack", "nack pli"), sender/receiver reports, then ours last.
-        let feedback = ViewerFeedback::new(viewer, self.broadcast.clone(), link.clone(), Instant::now());
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(webrtc_error)?
-            .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback)
-            .with(Slot::from(NACK_BUDGET_SLOT), NackBudget::new(link.clone()));
-        let registry = with_bandwidth_estimation(registry, &mut media_engine, self.settings.initial_estimate_bps)?;
         let (gathered_tx, gathered_rx) = oneshot::channel();
         let events = Events {
             gathered: Arc::new(Mutex::new(Some(gathered_tx))),
@@ -341,40 +403,15 @@ impl Whep {
             viewer,
             link: link.clone(),
         };
-        let runtime = webrtc::runtime::default_runtime().ok_or_else(|| webrtc_error("no async runtime"))?;
-        let ice_servers = self
-            .settings
-            .ice_servers
-            .iter()
-            .map(|s| RTCIceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            })
-            .collect();
-        let peer = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .with_handler(Arc::new(events))
-            .with_runtime(runtime)
-            .with_udp_addrs(vec![format!("{}:0", self.settings.bind_ip)])
-            .build()
-            .await
-            .map_err(webrtc_error)?;
-        let peer: Arc<dyn PeerConnection> = Arc::new(peer);
-        let ssrc = rand_ssrc(id);
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "scopecast".to_owned(),
-            "scopecast-video".to_owned(),
-            "endoscope".to_owned(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                codec,
-                ..Default::default()
-            }],
-        )));
+        let ends = PeerEnds {
+            viewer,
+            broadcast: self.broadcast.clone(),
+            link: link.clone(),
+            bind_ip: self.settings.bind_ip,
+            ice_servers: &self.settings.ice_servers,
+            estimate_from_bps: Some(self.settings.initial_estimate_bps),
+        };
+        let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await?;
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
         if let Err(e) = peer.set_remote_description(offer).await {
             let _ = peer.close().await;
@@ -387,29 +424,11 @@ impl Whep {
         // are not trickled to the viewer.
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
-        let payload_type = sender
-            .get_parameters()
-            .await
-            .map_err(webrtc_error)?
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-            .unwrap_or(H264_PAYLOAD_TYPE);
-
         locked(&self.broadcast.fanout).add_viewer(viewer);
         self.room.join(id, role);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let start = rand_ssrc(id.wrapping_add(0x5c0e));
-        let task = SessionTask {
-            viewer,
-            broadcast: self.broadcast.clone(),
-            peer: peer.clone(),
-            track,
-            stream: H264RtpStream::new(ssrc, payload_type, start as u16, start.rotate_left(16)),
-            link: link.clone(),
-        };
-        tokio::spawn(task.run(stop_rx));
+        let sending =
+            Sending { viewer, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
+        let stop_tx = sending.start(sender.as_ref()).await?;
         locked(&self.sessions).insert(id, Session { peer, stop: Some(stop_tx), remote_ufrag, link });
         Ok((id, local.sdp))
     }
@@ -448,6 +467,54 @@ impl Whep {
         self.room.leave(id).await;
         let _ = session.peer.close().await;
         true
+    }
+}
+
+/// What [`Sending::start`] needs: a negotiated peer and its track.
+pub(crate) struct Sending {
+    /// Its place in the fan-out (already added).
+    pub viewer: ViewerId,
+    /// The stream.
+    pub broadcast: Arc<Broadcast>,
+    /// The connection.
+    pub peer: Arc<dyn PeerConnection>,
+    /// Its H.264 track.
+    pub track: Arc<TrackLocalStaticRTP>,
+    /// The track's SSRC.
+    pub ssrc: u32,
+    /// Its figures.
+    pub link: Arc<Mutex<ViewerLink>>,
+}
+
+impl Sending {
+    /// Starts the task that sends the fan-out's access units on the track
+    /// (with the payload type negotiated for `sender`); the returned sender
+    /// stops it.
+    pub async fn start(
+        self,
+        sender: &dyn webrtc::rtp_transceiver::RtpSender,
+    ) -> Result<oneshot::Sender<()>, WhepError> {
+        let payload_type = sender
+            .get_parameters()
+            .await
+            .map_err(webrtc_error)?
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .unwrap_or(H264_PAYLOAD_TYPE);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let start = rand_ssrc(self.viewer.0.wrapping_add(0x5c0e));
+        let task = SessionTask {
+            viewer: self.viewer,
+            broadcast: self.broadcast,
+            peer: self.peer,
+            track: self.track,
+            stream: H264RtpStream::new(self.ssrc, payload_type, start as u16, start.rotate_left(16)),
+            link: self.link,
+        };
+        tokio::spawn(task.run(stop_rx));
+        Ok(stop_tx)
     }
 }
 
