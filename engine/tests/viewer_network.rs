@@ -44,8 +44,15 @@ fn playback_survives_5_percent_loss_and_20_ms_jitter() {
     println!(
         "through the relay (5 % loss, 0-20 ms jitter): {forwarded} packets forwarded, {dropped} dropped; \
          {frames} frames presented in {} ms, longest gap {max_gap_ms:.0} ms; station saw {} packets NACKed, \
-         {} PLI, loss reported {}, RTT {} ms",
-        stats["elapsed_ms"], viewer["nacked_packets"], viewer["plis"], viewer["packets_lost"], viewer["rtt_ms"]
+         {} PLI, loss reported {}, RTT {} ms; estimate {} kbit/s, layer {}, {} resends refused",
+        stats["elapsed_ms"],
+        viewer["nacked_packets"],
+        viewer["plis"],
+        viewer["packets_lost"],
+        viewer["rtt_ms"],
+        viewer["estimate_kbps"],
+        viewer["layer"],
+        viewer["resends_refused"]
     );
     assert!(dropped > 50, "the relay dropped only {dropped} packets: was the media routed through it?");
     assert!(frames >= 300, "only {frames} frames under loss: {stats}");

@@ -58,6 +58,8 @@ pub struct ViewerLink {
     pub layer: crate::adapt::VideoLayer,
     /// Resends asked for but refused by the retransmission budget.
     pub resends_refused: u64,
+    /// The rate of the layer the viewer receives, bit/s.
+    pub layer_rate_bps: Option<f64>,
 }
 
 /// RFC 3550 §6.4.1: RTT = A − LSR − DLSR, all in NTP short format (1/65536 s):
@@ -153,10 +155,12 @@ impl ViewerFeedback {
             let now_ns = u64::try_from(now.saturating_duration_since(self.baseline.0).as_nanos()).unwrap_or(u64::MAX);
             fanout.update_estimate(self.viewer, estimate, now_ns);
         }
-        let layer = fanout.layer(self.viewer);
+        let layer = fanout.layer(self.viewer).map(|layer| (layer, fanout.layer_rate_bps(layer)));
         drop(fanout);
-        if let Some(layer) = layer {
-            self.link.lock().unwrap_or_else(PoisonError::into_inner).layer = layer;
+        if let Some((layer, rate)) = layer {
+            let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+            link.layer = layer;
+            link.layer_rate_bps = Some(rate);
         }
     }
 }

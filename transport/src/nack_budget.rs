@@ -5,9 +5,11 @@
 //! keyframe. This interceptor sits wire-ward of the responder (slot
 //! [`NACK_BUDGET_SLOT`], between the pacer's 3 000 and the responder's
 //! 4 000) and lets NACKs through only while their packets fit in
-//! [`RESEND_SHARE`] of the viewer's bandwidth estimate; the rest are
-//! dropped (the viewer then asks for a keyframe, which the fan-out
-//! rate-limits).
+//! [`RESEND_SHARE`] of the rate of the layer the viewer receives now; the
+//! rest are dropped (the viewer then asks for a keyframe, which the fan-out
+//! rate-limits). The layer's rate, not the bandwidth estimate: a delay-based
+//! estimate collapses on a jittery path that has room, and a budget tied to
+//! it would then refuse the very resends that keep such a viewer playing.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,12 +24,15 @@ use crate::feedback::ViewerLink;
 
 /// Where the budget sits in webrtc-rs's chain (see `rtc::interceptor::Slot`).
 pub const NACK_BUDGET_SLOT: usize = 3_500;
-/// Share of the estimate retransmissions may use.
-pub const RESEND_SHARE: f64 = 0.25;
+/// Share of the layer's rate retransmissions may use.
+pub const RESEND_SHARE: f64 = 0.5;
+/// Resends always allowed, packets per second (a small layer's few lost
+/// packets, asked for again and again on a reordering path).
+pub const RESEND_FLOOR_PER_SECOND: f64 = 20.0;
 /// What one resent packet is counted as, bytes (a full RTP packet).
 const PACKET_BYTES: f64 = 1_200.0;
-/// The estimate assumed before the first one arrives, bit/s.
-const DEFAULT_ESTIMATE_BPS: f64 = 2_000_000.0;
+/// The layer rate assumed before the first one is known, bit/s.
+const DEFAULT_LAYER_BPS: f64 = 2_000_000.0;
 
 /// A token bucket of resendable packets, one second deep. Time is an input.
 #[derive(Debug, Clone)]
@@ -38,18 +43,18 @@ pub struct ResendBudget {
 
 impl Default for ResendBudget {
     fn default() -> Self {
-        Self { tokens: Self::per_second(DEFAULT_ESTIMATE_BPS), last: None }
+        Self { tokens: Self::per_second(DEFAULT_LAYER_BPS), last: None }
     }
 }
 
 impl ResendBudget {
-    fn per_second(estimate_bps: f64) -> f64 {
-        estimate_bps.max(0.0) * RESEND_SHARE / 8.0 / PACKET_BYTES
+    fn per_second(layer_bps: f64) -> f64 {
+        (layer_bps.max(0.0) * RESEND_SHARE / 8.0 / PACKET_BYTES).max(RESEND_FLOOR_PER_SECOND)
     }
 
-    /// Whether `packets` resends fit at `now` with the viewer's `estimate_bps`.
-    pub fn admit(&mut self, packets: usize, estimate_bps: f64, now: Instant) -> bool {
-        let rate = Self::per_second(estimate_bps);
+    /// Whether `packets` resends fit at `now` for a viewer whose layer sends `layer_bps`.
+    pub fn admit(&mut self, packets: usize, layer_bps: f64, now: Instant) -> bool {
+        let rate = Self::per_second(layer_bps);
         let elapsed = self.last.map_or(0.0, |last| now.saturating_duration_since(last).as_secs_f64());
         self.last = Some(now);
         self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
@@ -71,7 +76,7 @@ pub struct NackBudget {
 }
 
 impl NackBudget {
-    /// A budget for the viewer whose figures (estimate, refused count) are in `link`.
+    /// A budget for the viewer whose figures (layer rate, refused count) are in `link`.
     pub fn new(link: Arc<Mutex<ViewerLink>>) -> Self {
         Self { link, budget: ResendBudget::default(), read_queue: VecDeque::new(), write_queue: VecDeque::new() }
     }
@@ -89,7 +94,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackBudget {
             && packets.iter().any(|p| p.as_any().is::<TransportLayerNack>())
         {
             let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
-            let estimate = link.estimate_bps.unwrap_or(DEFAULT_ESTIMATE_BPS);
+            let layer_bps = link.layer_rate_bps.filter(|r| *r > 0.0).unwrap_or(DEFAULT_LAYER_BPS);
             let before = packets.len();
             let now = msg.now;
             let budget = &mut self.budget;
@@ -97,7 +102,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackBudget {
             packets.retain(|p| match p.as_any().downcast_ref::<TransportLayerNack>() {
                 Some(nack) => {
                     let asked: usize = nack.nacks.iter().map(|pair| pair.packet_list().len()).sum();
-                    let fits = budget.admit(asked, estimate, now);
+                    let fits = budget.admit(asked, layer_bps, now);
                     if !fits {
                         refused += asked as u64;
                     }
@@ -144,14 +149,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resends_fit_in_a_quarter_of_the_estimate() {
+    fn resends_fit_in_a_quarter_of_the_layer_rate() {
         let mut budget = ResendBudget::default();
         let t0 = Instant::now();
-        // 480 kbit/s estimate: 0.25 × 480 000 / 8 / 1200 = 12.5 packets a second.
-        assert!(budget.admit(12, 480_000.0, t0), "a second's worth at once");
-        assert!(!budget.admit(12, 480_000.0, t0), "not twice");
-        assert!(!budget.admit(12, 480_000.0, t0 + Duration::from_millis(500)), "half refilled");
-        assert!(budget.admit(12, 480_000.0, t0 + Duration::from_millis(1_500)));
+        // A 960 kbit/s layer: 0.5 × 960 000 / 8 / 1200 = 50 packets a second.
+        assert!(budget.admit(50, 960_000.0, t0), "a second's worth at once");
+        assert!(!budget.admit(50, 960_000.0, t0), "not twice");
+        assert!(!budget.admit(50, 960_000.0, t0 + Duration::from_millis(500)), "half refilled");
+        assert!(budget.admit(50, 960_000.0, t0 + Duration::from_millis(1_500)));
+        // A small layer still gets the floor.
+        assert!(budget.admit(20, 100_000.0, t0 + Duration::from_secs(3)));
         // A clean, fast path: hundreds a second.
         assert!(budget.admit(100, 6_000_000.0, t0 + Duration::from_secs(5)));
     }
