@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages scopecast needs, when they are missing.
 #   .ci/deps.sh demo   what building and running the station needs
+#   .ci/deps.sh janus  the station and Janus (demos/janus-sfu)
 #   .ci/deps.sh test   what the whole test suite needs (a superset)
 # Debian 12 / Ubuntu 24.04 through apt-get (sudo when not root). Elsewhere it
 # prints what to install and fails, so a missing component is never silent.
@@ -21,11 +22,14 @@ test_packages=(
     python3 python3-venv
     chromium nodejs npm
     xvfb xdotool x11-apps
+    janus
 )
+janus_packages=("${demo_packages[@]}" janus python3)
 case "$purpose" in
     demo) wanted=("${demo_packages[@]}") ;;
     test) wanted=("${test_packages[@]}") ;;
-    *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+    janus) wanted=("${janus_packages[@]}") ;;
+    *) echo "usage: $0 demo|janus|test" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

@@ -386,7 +386,8 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
             let settings = scopecast_transport::whip::WhipSettings {
                 url: config.whip.url.clone(),
                 token: (!config.whip.token.is_empty()).then(|| config.whip.token.clone()),
-                bind_ip: config.http.listen.parse::<std::net::SocketAddr>().map_or([0, 0, 0, 0].into(), |a| a.ip()),
+                // All interfaces: the endpoint may be reachable on any of them.
+                bind_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
                 ice_servers: config.http.ice_servers.clone(),
             };
             println!("publishing to WHIP endpoint {}", config.whip.url);
