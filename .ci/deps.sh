@@ -18,7 +18,7 @@ demo_packages=(
 test_packages=(
     "${demo_packages[@]}"
     libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-    gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-nice
+    gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-nice gstreamer1.0-plugins-base-apps
     python3 python3-venv
     chromium nodejs npm
     xvfb xdotool x11-apps

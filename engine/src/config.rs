@@ -166,6 +166,24 @@ pub struct DisplayConfig {
     pub monitor: usize,
 }
 
+/// `[recording]`: session recordings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Record from the start (otherwise: the R key, or `--record`).
+    pub enabled: bool,
+    /// Where session folders go.
+    pub folder: String,
+    /// Length of each MP4 segment, s (each starts at a keyframe).
+    pub segment_s: f64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self { enabled: false, folder: "recordings".into(), segment_s: 4.0 }
+    }
+}
+
 /// `[whip]`: publishing the stream to a WHIP endpoint (an SFU) as well.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -381,6 +399,8 @@ pub struct Config {
     pub telestration: TelestrationConfig,
     /// Publishing to an SFU.
     pub whip: WhipConfig,
+    /// Session recordings.
+    pub recording: RecordingConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -510,6 +530,16 @@ enabled = false
 fullscreen = false
 # Which monitor for fullscreen (0 = the first the display server lists).
 monitor = 0
+
+[recording]
+# Record the session from the start (else start and stop with R on the
+# monitor or --record). Each session is a folder under `folder` named by its
+# UTC start time: fragmented MP4 segments of what viewers saw, a checksummed
+# timeline of the overlay and annotations, and a manifest.
+enabled = false
+folder = "recordings"
+# Seconds per MP4 segment (1..=60), each starting at a keyframe.
+segment_s = 4.0
 
 [whip]
 # Also publish the stream (full layer) to this WHIP endpoint (RFC 9725), for
@@ -683,6 +713,7 @@ impl Config {
         range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
         range_check(path, "telestration.fade_after_s", self.telestration.fade_after_s, 1.0, 3600.0)?;
+        range_check(path, "recording.segment_s", self.recording.segment_s, 1.0, 60.0)?;
         if !self.whip.url.is_empty() && !self.whip.url.starts_with("http://") {
             return Err(ConfigError::Invalid {
                 path: path.into(),

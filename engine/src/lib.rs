@@ -19,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod pacing;
 pub mod pool;
+pub mod recorder;
 pub mod scene;
 pub mod shutdown;
 pub mod slot;

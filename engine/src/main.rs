@@ -1,6 +1,7 @@
 //! `scopecast`: the capture station's command line.
 
 mod cli_calibrate;
+mod cli_recordings;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: RegisterCommand,
     },
+    /// Session recordings: list a folder, show or verify a session, export it as one archive.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
     /// Work with config files.
     Config {
         #[command(subcommand)]
@@ -87,6 +93,34 @@ enum RegisterCommand {
     Points(cli_calibrate::PointsArgs),
     /// Surface registration by ICP.
     Surface(cli_calibrate::SurfaceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordingsCommand {
+    /// The sessions in a recordings folder.
+    List {
+        /// The folder (`[recording] folder`).
+        #[arg(default_value = "recordings")]
+        folder: PathBuf,
+    },
+    /// Duration, segments, frames, gaps and whether it was repaired.
+    Info {
+        /// The session folder.
+        session: PathBuf,
+    },
+    /// Checks every segment and the timeline; fails when anything is wrong.
+    Verify {
+        /// The session folder.
+        session: PathBuf,
+    },
+    /// Writes the session folder as one tar archive.
+    Export {
+        /// The session folder.
+        session: PathBuf,
+        /// The archive to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +173,12 @@ struct Overrides {
     /// The WHIP endpoint's bearer token.
     #[arg(long, value_name = "TOKEN")]
     whip_token: Option<String>,
+    /// Record the session from the start (into `[recording] folder`).
+    #[arg(long)]
+    record: bool,
+    /// Where recordings go (overrides `[recording] folder`).
+    #[arg(long, value_name = "DIR")]
+    recordings: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -156,6 +196,10 @@ impl Overrides {
         }
         if let Some(listen) = &self.listen {
             config.http.listen = listen.clone();
+        }
+        config.recording.enabled |= self.record;
+        if let Some(folder) = &self.recordings {
+            config.recording.folder = folder.display().to_string();
         }
         if let Some(url) = &self.whip {
             config.whip.url = url.clone();
@@ -236,6 +280,12 @@ fn main() -> ExitCode {
         Command::Register { command } => report(match command {
             RegisterCommand::Points(args) => cli_calibrate::points(&args),
             RegisterCommand::Surface(args) => cli_calibrate::surface(&args),
+        }),
+        Command::Recordings { command } => report(match command {
+            RecordingsCommand::List { folder } => cli_recordings::list(&folder),
+            RecordingsCommand::Info { session } => cli_recordings::info(&session),
+            RecordingsCommand::Verify { session } => cli_recordings::verify(&session),
+            RecordingsCommand::Export { session, out } => cli_recordings::export(&session, &out),
         }),
         Command::Demo(overrides) => station(Config::default(), Path::new("<command line>"), &overrides),
         Command::Run { config, overrides } => match Config::load(&config) {

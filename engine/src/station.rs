@@ -90,6 +90,35 @@ pub struct Station {
     pub display: bool,
     /// The viewers' drawings and layer switches, written into `scene`.
     pub telestration: Arc<Telestration>,
+    /// Session recording (when encoding).
+    pub recorder: Option<Arc<crate::recorder::Recorder>>,
+}
+
+/// What a recording's manifest says about the setup: the calibration (its
+/// contents, not its path) and the models' names.
+fn session_info(config: &Config) -> crate::recorder::SessionInfo {
+    let calibration = match config.compositor.calibration.as_str() {
+        source @ ("synthetic" | "none") => serde_json::json!(source),
+        path => scopecast_calibration::file::CalibrationFile::load(std::path::Path::new(path))
+            .ok()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.to_json()).ok())
+            .unwrap_or(serde_json::Value::Null),
+    };
+    let models: Vec<String> = config
+        .compositor
+        .models
+        .iter()
+        .filter_map(|m| m.path.file_name().map(|n| n.to_string_lossy().to_string()))
+        .collect();
+    crate::recorder::SessionInfo {
+        station: "scopecast capture station".into(),
+        setup: serde_json::json!({ "calibration": calibration, "models": models }),
+        encoder: serde_json::json!({
+            "kind": format!("{:?}", config.encoder.kind), "bitrate_kbps": config.encoder.bitrate_kbps,
+            "keyframe_interval_s": config.encoder.keyframe_interval_s,
+            "width": config.source.width, "height": config.source.height, "fps": config.source.fps,
+        }),
+    }
 }
 
 fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
@@ -438,6 +467,7 @@ impl Station {
 
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
+        let mut recorders = None;
         let broadcast = if config.encoder.enabled {
             let broadcast = Arc::new(Broadcast {
                 fanout: std::sync::Mutex::new(FanOut::new(FanOutPolicy::default())),
@@ -458,6 +488,23 @@ impl Station {
             .with_timecode(config.compositor.timecode && !config.compositor.enabled, config.compositor.timecode);
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
+            let recorder = Arc::new(
+                crate::recorder::Recorder::start(
+                    std::path::PathBuf::from(&config.recording.folder),
+                    config.recording.segment_s,
+                    scene.clone(),
+                    clock.clone(),
+                    session_info(config),
+                    &registry,
+                )
+                .map_err(|source| StationError::Spawn { name: "scopecast-recorder", source })?,
+            );
+            if config.recording.enabled {
+                recorder.start_session();
+            }
+            let to_recorder = recorder.clone();
+            let _ = hud_sources.recorder.set(recorder.clone());
+            recorders = Some(recorder);
             let to_viewers = broadcast.clone();
             let viewers = registry.gauge("scopecast_viewers", "Viewers receiving the stream.", &[]);
             threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame| {
@@ -466,6 +513,7 @@ impl Station {
                 if let Some(reduced) = &e.reduced {
                     fanout.push(reduced);
                 }
+                to_recorder.offer(&e.full);
                 viewers.set(fanout.viewer_count() as f64);
                 drop(fanout);
                 to_viewers.pushed.notify_waiters();
@@ -487,6 +535,7 @@ impl Station {
             broadcast,
             display: has_display,
             telestration,
+            recorder: recorders,
         })
     }
 

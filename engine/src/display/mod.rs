@@ -58,6 +58,8 @@ pub struct HudSources {
     pub source: OnceLock<Arc<Mutex<SourceStatus>>>,
     /// The remote viewers.
     pub broadcast: OnceLock<Arc<scopecast_transport::whep::Broadcast>>,
+    /// The session recorder.
+    pub recorder: OnceLock<Arc<crate::recorder::Recorder>>,
 }
 
 /// The compositor's side: put each frame's texture here and wake the display.
@@ -193,6 +195,12 @@ impl App {
         }
         let now = Instant::now();
         let mut state = HudState { recording: "NOT AVAILABLE".into(), ..Default::default() };
+        if let Some(recorder) = self.parts.sources.recorder.get() {
+            state.recording = if recorder.is_recording() { "ON".into() } else { "OFF".into() };
+            if let Some(alarm) = recorder.status.alarm() {
+                state.alarms.push(alarm.to_uppercase());
+            }
+        }
         if let Some(source) = self.parts.sources.source.get() {
             let status = source.lock().unwrap_or_else(PoisonError::into_inner).clone();
             state.source = match status.size {
@@ -295,7 +303,17 @@ impl App {
             }),
             Action::ClearAnnotations => edit_scene(scene, |s| s.annotations.clear()),
             Action::ToggleRecording => {
-                self.say("RECORDING IS NOT AVAILABLE YET");
+                match self.parts.sources.recorder.get() {
+                    Some(recorder) if recorder.is_recording() => {
+                        recorder.stop_session();
+                        self.say("RECORDING STOPPED");
+                    }
+                    Some(recorder) => {
+                        recorder.start_session();
+                        self.say("RECORDING STARTED");
+                    }
+                    None => self.say("NOTHING TO RECORD: THE ENCODER IS OFF"),
+                }
                 Ok(0)
             }
             Action::Snapshot => {

@@ -33,6 +33,14 @@ pub struct Station {
     pub startup: Vec<String>,
 }
 
+impl Drop for Station {
+    /// A test that fails half-way must not leave a station running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts the demo on loopback with `args`.
 pub fn start_station(args: &[&str]) -> Station {
     start_station_on("127.0.0.1:0", args)

@@ -1,0 +1,178 @@
+//! Session recording with the real station: SIGKILL mid-recording and the
+//! repair on the next start (what survives, what is lost), a disk that fills
+//! up under a recording while a viewer keeps watching, and the recordings CLI
+//! on corrupt and foreign files.
+
+mod viewer;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use scopecast_engine::recorder::{mp4, segment_files, sessions, timeline};
+use viewer::{BIN, addr_and_token, http, play, signal, start_station};
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("JSON manifest")
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let output = Command::new(BIN).args(args).output().expect("scopecast runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// The wall time (Unix ms) up to which a session holds video: the last
+/// segment's start plus its samples' durations.
+fn recorded_until_ms(dir: &Path) -> u64 {
+    let records =
+        timeline::read(&std::fs::read(dir.join("timeline.bin")).expect("timeline")).expect("a timeline").records;
+    let last = records.iter().rev().find(|r| r["kind"] == "segment").expect("a segment record");
+    let index = last["index"].as_u64().expect("index");
+    let path = dir.join(format!("segment-{index:06}.mp4"));
+    let samples = mp4::read_samples(&std::fs::read(&path).expect("segment")).expect("readable segment");
+    let ticks: u64 = samples.iter().map(|(_, s)| u64::from(s.duration)).sum();
+    last["wall_ms"].as_u64().expect("wall_ms") + ticks * 1000 / mp4::TIMESCALE
+}
+
+fn gst_discoverer(path: &Path) -> String {
+    let output = Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("gst-discoverer-1.0 runs (apt-get install gstreamer1.0-plugins-base-apps)");
+    assert!(output.status.success(), "gst-discoverer failed on {}", path.display());
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[test]
+fn a_sigkilled_recording_is_repaired_on_the_next_start_and_loses_at_most_two_seconds() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let recordings = folder.path().display().to_string();
+    let station =
+        start_station(&["--width", "640", "--height", "360", "--fps", "30", "--record", "--recordings", &recordings]);
+    std::thread::sleep(Duration::from_secs(20));
+    let killed_at_ms = wall_ms();
+    let mut station = station;
+    signal(station.child.id(), "KILL");
+    let _ = station.child.wait();
+    let found = sessions(folder.path());
+    assert_eq!(found.len(), 1, "one session");
+    let session: PathBuf = found[0].clone();
+    assert_eq!(manifest(&session)["state"], "recording", "a killed station cannot have finished it");
+
+    // The next start finds it and repairs it.
+    let status = Command::new(BIN)
+        .args(["demo", "--width", "320", "--height", "240", "--recordings", &recordings, "--stop-after", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("restarts");
+    assert!(status.success());
+    let repaired = manifest(&session);
+    assert_eq!(repaired["state"], "repaired", "{repaired}");
+    let session_arg = session.display().to_string();
+    let (ok, verified) = cli(&["recordings", "verify", &session_arg]);
+    assert!(ok, "the repaired session verifies: {verified}");
+    let (ok, info) = cli(&["recordings", "info", &session_arg]);
+    assert!(ok && info.contains("repaired"), "{info}");
+    let lost_ms = killed_at_ms.saturating_sub(recorded_until_ms(&session));
+    let segments = segment_files(&session);
+    for segment in &segments {
+        let discovered = gst_discoverer(segment);
+        assert!(discovered.contains("H.264") && discovered.contains("Width: 640"), "{discovered}");
+    }
+    println!(
+        "SIGKILL after 20 s of recording: {} segment(s) survive, the last {lost_ms} ms before the kill were lost; \
+         repair cut {} bytes; {}",
+        segments.len(),
+        repaired["repair"]["cut_bytes"],
+        verified.trim()
+    );
+    assert!(lost_ms <= 2000, "lost {lost_ms} ms");
+    assert!(segments.len() >= 4, "20 s in 4 s segments");
+}
+
+#[test]
+fn a_full_disk_marks_a_gap_raises_an_alarm_and_the_live_stream_carries_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).expect("mount point");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "mounting a 3 MB tmpfs failed: this test needs root (CAP_SYS_ADMIN) to fill a small disk");
+    let recordings = disk.display().to_string();
+    let station =
+        start_station(&["--width", "640", "--height", "360", "--fps", "30", "--record", "--recordings", &recordings]);
+    let (addr, _) = addr_and_token(&station.viewer_url);
+    let url = station.viewer_url.clone();
+    let player = std::thread::spawn(move || play(&url, 240, 30_000));
+    let metric = |text: &str, name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(f64::NAN)
+    };
+    let (mut alarm_seen, mut gaps, mut min_fps) = (false, 0.0, f64::MAX);
+    for second in 0..12 {
+        std::thread::sleep(Duration::from_secs(1));
+        let metrics = http(&addr, "GET /metrics HTTP/1.1", "");
+        alarm_seen |= metric(&metrics, "scopecast_recording_error ") == 1.0;
+        gaps = metric(&metrics, "scopecast_recording_gaps_total ");
+        if second >= 2 {
+            min_fps = min_fps.min(metric(&metrics, "scopecast_stage_fps{stage=\"encoder\"} "));
+        }
+    }
+    let stats = player.join().expect("player");
+    let mut station = station;
+    signal(station.child.id(), "INT");
+    let exited = station.child.wait().expect("exits");
+    let _ = Command::new("umount").arg(&disk).status();
+    println!(
+        "3 MB disk: alarm raised {alarm_seen}, {gaps} gap(s) recorded; encoder never below {min_fps:.1} fps; viewer {} frames, longest gap {} ms",
+        stats["frames"], stats["max_gap_ms"]
+    );
+    assert!(alarm_seen, "scopecast_recording_error never went to 1");
+    assert!(gaps >= 1.0, "no gap recorded");
+    assert!(min_fps >= 25.0, "the live path slowed to {min_fps} fps");
+    assert!(stats["frames"].as_u64().unwrap_or(0) >= 240, "the viewer kept playing: {stats}");
+    assert!(exited.success(), "the station stops cleanly with a full disk");
+}
+
+#[test]
+fn the_recordings_cli_says_what_is_wrong_with_corrupt_and_foreign_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).expect("dir");
+    std::fs::write(foreign.join("manifest.json"), r#"{"format": "someone-else/3"}"#).expect("write");
+    let (ok, text) = cli(&["recordings", "info", &foreign.display().to_string()]);
+    assert!(!ok && text.contains("foreign manifest"), "{text}");
+
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).expect("dir");
+    std::fs::write(
+        corrupt.join("manifest.json"),
+        r#"{"format": "scopecast-recording/1", "session": "corrupt", "state": "finished"}"#,
+    )
+    .expect("write");
+    std::fs::write(corrupt.join("segment-000001.mp4"), b"this is no mp4 at all, just text").expect("write");
+    std::fs::write(corrupt.join("timeline.bin"), b"SCTL0001\xff\xff\xff\x7f").expect("write");
+    let (ok, text) = cli(&["recordings", "verify", &corrupt.display().to_string()]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("segment-000001.mp4: not a scopecast MP4 segment"), "{text}");
+    assert!(text.contains("timeline.bin") && !text.contains("panicked"), "{text}");
+    let (ok, text) = cli(&["recordings", "info", &dir.path().join("nothing").display().to_string()]);
+    assert!(!ok && text.contains("no manifest.json"), "{text}");
+    let (ok, text) = cli(&["recordings", "list", &dir.path().display().to_string()]);
+    assert!(ok && text.contains("corrupt") && text.contains("foreign"), "{text}");
+    let archive = dir.path().join("corrupt.tar");
+    let (ok, text) =
+        cli(&["recordings", "export", &corrupt.display().to_string(), "--out", &archive.display().to_string()]);
+    assert!(ok, "{text}");
+    let listing = Command::new("tar").arg("tf").arg(&archive).output().expect("tar");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(names.contains("corrupt/manifest.json") && names.contains("corrupt/segment-000001.mp4"), "{names}");
+}
