@@ -311,8 +311,16 @@ fn a_slow_monitor_never_slows_the_stream() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut child, addr) = station(&x, dir.path(), &[("SCOPECAST_TEST_PRESENT_DELAY_MS", "150")]);
     find_window(&x);
-    std::thread::sleep(Duration::from_secs(5));
-    let encoder_fps = metric(&addr, "scopecast_stage_fps{stage=\"encoder\"}");
+    std::thread::sleep(Duration::from_secs(3));
+    // The median of three one-second readings: one busy second on a loaded CI machine is not a slowdown.
+    let mut readings: Vec<f64> = (0..3)
+        .map(|_| {
+            std::thread::sleep(Duration::from_secs(1));
+            metric(&addr, "scopecast_stage_fps{stage=\"encoder\"}")
+        })
+        .collect();
+    readings.sort_by(f64::total_cmp);
+    let encoder_fps = readings[1];
     let display_fps = metric(&addr, "scopecast_stage_fps{stage=\"display\"}");
     let shown = metric(&addr, "scopecast_stage_frames_total{stage=\"display\"}");
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
