@@ -185,6 +185,8 @@ async fn publish_once(
     stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let link = Arc::new(Mutex::new(ViewerLink::default()));
+    // The `Authorization` value for the POST and the DELETE.
+    let bearer = settings.token.as_ref().map(|t| format!("Bearer {t}"));
     let (gathered_tx, gathered_rx) = oneshot::channel();
     let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
     let events = Events { gathered: Arc::new(Mutex::new(Some(gathered_tx))), state: state_tx };
@@ -209,7 +211,6 @@ async fn publish_once(
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let offer = peer.local_description().await.ok_or("no local description")?;
         let mut headers = vec![("Content-Type", "application/sdp")];
-        let bearer = settings.token.as_ref().map(|t| format!("Bearer {t}"));
         if let Some(bearer) = &bearer {
             headers.push(("Authorization", bearer));
         }
@@ -226,14 +227,10 @@ async fn publish_once(
         let answer = String::from_utf8(response.body).map_err(|_| "the SDP answer is not UTF-8")?;
         let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("malformed SDP answer: {e}"))?;
         peer.set_remote_description(answer).await.map_err(|e| format!("SDP answer refused: {e}"))?;
-        Ok::<_, String>((
-            transceiver,
-            resource,
-            headers.into_iter().filter(|(n, _)| *n == "Authorization").map(|(_, v)| v.to_string()).collect::<Vec<_>>(),
-        ))
+        Ok::<_, String>((transceiver, resource))
     }
     .await;
-    let (transceiver, resource, auth) = match result {
+    let (transceiver, resource) = match result {
         Ok(ok) => ok,
         Err(e) => {
             let _ = peer.close().await;
@@ -257,7 +254,7 @@ async fn publish_once(
     };
     broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).remove_viewer(viewer);
     if let Some(resource) = resource {
-        let headers: Vec<(&str, &str)> = auth.iter().map(|v| ("Authorization", v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
         if let Err(e) = request("DELETE", &resource, &headers, b"", HTTP_DEADLINE).await {
             tracing::debug!(error = %e, "WHIP DELETE failed");
         }

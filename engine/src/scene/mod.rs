@@ -306,22 +306,14 @@ impl SceneStore {
     /// Replaces the scene with `f(current)` if the result validates; returns
     /// the new version. Concurrent writers are serialised by retrying.
     pub fn update(&self, f: impl Fn(&Scene) -> Scene) -> Result<u64, SceneError> {
-        let mut outcome = Ok(0);
-        self.current.rcu(|current| {
-            let next = f(&current.scene);
-            match next.validate() {
-                Ok(()) => {
-                    let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
-                    outcome = Ok(version);
-                    Arc::new(VersionedScene { version, scene: Arc::new(next) })
-                }
-                Err(e) => {
-                    outcome = Err(e);
-                    current.clone()
-                }
-            }
-        });
-        outcome
+        self.edit(|s| {
+            *s = f(s);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            EditError::Invalid(invalid) => invalid,
+            EditError::Refused(never) => match never {},
+        })
     }
 
     /// Like [`SceneStore::update`], for edits that can refuse: `change` edits
