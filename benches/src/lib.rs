@@ -88,7 +88,7 @@ impl ServedStation {
             ice_servers: Vec::new(),
             initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
         };
-        let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.telestration.clone();
+        let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
         let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings, Some(drawing))));
         let server = scopecast_engine::http::HttpServer::start(
             "127.0.0.1:0".parse().expect("addr"),

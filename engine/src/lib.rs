@@ -9,6 +9,7 @@
 //! a parameter; threads ask a [`clock::Clock`].
 
 pub mod clock;
+pub mod commands;
 pub mod compositor;
 pub mod config;
 pub mod display;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod pacing;
 pub mod pool;
 pub mod recorder;
+pub mod replay;
 pub mod scene;
 pub mod shutdown;
 pub mod slot;

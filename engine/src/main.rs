@@ -2,6 +2,7 @@
 
 mod cli_calibrate;
 mod cli_recordings;
+mod cli_replay;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,20 @@ enum Command {
     Recordings {
         #[command(subcommand)]
         command: RecordingsCommand,
+    },
+    /// Stream a recorded session over WHEP to the viewer page, with pause, seek and speed for the trainer.
+    Replay {
+        /// The session folder (see `scopecast recordings list`).
+        session: PathBuf,
+        /// Serve the viewer page and WHEP on ADDR:PORT.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Tokens, TLS and ICE servers from this config file (`[http]`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop by itself after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        stop_after: Option<f64>,
     },
     /// Work with config files.
     Config {
@@ -287,6 +302,21 @@ fn main() -> ExitCode {
             RecordingsCommand::Verify { session } => cli_recordings::verify(&session),
             RecordingsCommand::Export { session, out } => cli_recordings::export(&session, &out),
         }),
+        Command::Replay { session, listen, config, stop_after } => {
+            let loaded = match &config {
+                Some(path) => Config::load(path),
+                None => Ok(Config::default()),
+            };
+            match loaded {
+                Ok(mut config) => {
+                    if let Some(listen) = listen {
+                        config.http.listen = listen;
+                    }
+                    report(cli_replay::run(&config, &session, stop_after).map(|()| String::new()))
+                }
+                Err(e) => usage_error(&e.to_string()),
+            }
+        }
         Command::Demo(overrides) => station(Config::default(), Path::new("<command line>"), &overrides),
         Command::Run { config, overrides } => match Config::load(&config) {
             Ok(loaded) => station(loaded, &config, &overrides),
@@ -371,6 +401,56 @@ fn tls_identity(
     Ok(Some(identity))
 }
 
+/// Starts the HTTP(S) server on `addr` with the config's tokens (a viewer and
+/// an operator token generated when none are configured), and prints where
+/// to watch and the tokens, once, on the operator's terminal (never logged).
+fn start_http(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    metrics: scopecast_engine::station::MetricsView,
+    source: scopecast_engine::source::supervisor::SharedSourceStatus,
+    clock: &SharedClock,
+    whep: Option<Arc<scopecast_transport::whep::Whep>>,
+) -> anyhow::Result<scopecast_engine::http::HttpServer> {
+    use scopecast_transport::auth::{Role, Token, Tokens};
+    let mut tokens: Vec<Token> = config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();
+    if tokens.is_empty() {
+        tokens.push(Token::generate(Role::Viewer).context("cannot generate a token")?);
+        tokens.push(Token::generate(Role::Operator).context("cannot generate a token")?);
+    }
+    let viewer_token = tokens.iter().find(|t| t.role == Role::Viewer).map(|t| t.reveal().to_string());
+    let operator_token = tokens.iter().find(|t| t.role == Role::Operator).map(|t| t.reveal().to_string());
+    let tls = tls_identity(config, addr)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(identity) = &tls {
+        let origin = if identity.self_signed { "self-signed, generated now" } else { "from the config" };
+        println!("TLS certificate ({origin}) SHA-256 fingerprint: {}", identity.fingerprint_sha256);
+    }
+    let server = scopecast_engine::http::HttpServer::start(
+        addr,
+        metrics,
+        source,
+        clock.clone(),
+        whep,
+        Tokens::new(tokens),
+        tls,
+    )?;
+    let base = format!("{scheme}://{}", server.local_addr);
+    // The tokens go to the operator's terminal once; they are never logged.
+    match &viewer_token {
+        Some(token) => {
+            println!("{base}/whep token={token}");
+            println!("viewer: {base}/#token={token}");
+        }
+        None => println!("{base}/whep (no viewer token configured)"),
+    }
+    if let Some(token) = &operator_token {
+        println!("operator token: {token}");
+    }
+    println!("metrics: {base}/metrics");
+    Ok(server)
+}
+
 fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
@@ -385,49 +465,12 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
                 ice_servers: config.http.ice_servers.clone(),
                 initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
             };
-            let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.telestration.clone();
+            let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
             let whep = station
                 .broadcast
                 .clone()
                 .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing))));
-            use scopecast_transport::auth::{Role, Token, Tokens};
-            let mut tokens: Vec<Token> =
-                config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();
-            if tokens.is_empty() {
-                tokens.push(Token::generate(Role::Viewer).context("cannot generate a token")?);
-                tokens.push(Token::generate(Role::Operator).context("cannot generate a token")?);
-            }
-            let viewer_token = tokens.iter().find(|t| t.role == Role::Viewer).map(|t| t.reveal().to_string());
-            let operator_token = tokens.iter().find(|t| t.role == Role::Operator).map(|t| t.reveal().to_string());
-            let tls = tls_identity(config, addr)?;
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            if let Some(identity) = &tls {
-                let origin = if identity.self_signed { "self-signed, generated now" } else { "from the config" };
-                println!("TLS certificate ({origin}) SHA-256 fingerprint: {}", identity.fingerprint_sha256);
-            }
-            let server = scopecast_engine::http::HttpServer::start(
-                addr,
-                station.metrics_view(),
-                station.source_status.clone(),
-                clock.clone(),
-                whep,
-                Tokens::new(tokens),
-                tls,
-            )?;
-            let base = format!("{scheme}://{}", server.local_addr);
-            // The tokens go to the operator's terminal once; they are never logged.
-            match &viewer_token {
-                Some(token) => {
-                    println!("{base}/whep token={token}");
-                    println!("viewer: {base}/#token={token}");
-                }
-                None => println!("{base}/whep (no viewer token configured)"),
-            }
-            if let Some(token) = &operator_token {
-                println!("operator token: {token}");
-            }
-            println!("metrics: {base}/metrics");
-            Some(server)
+            Some(start_http(config, addr, station.metrics_view(), station.source_status.clone(), &clock, whep)?)
         }
         Err(_) => None,
     };

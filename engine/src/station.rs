@@ -92,6 +92,8 @@ pub struct Station {
     pub telestration: Arc<Telestration>,
     /// Session recording (when encoding).
     pub recorder: Option<Arc<crate::recorder::Recorder>>,
+    /// Where the viewers' accepted data-channel commands go (drawing, layers, recording).
+    pub commands: Arc<crate::commands::StationCommands>,
 }
 
 /// What a recording's manifest says about the setup: the calibration (its
@@ -276,6 +278,11 @@ pub struct MetricsView {
 }
 
 impl MetricsView {
+    /// A view of `registry` alone (no pipeline slots: a replay).
+    pub fn of_registry(registry: Arc<MetricsRegistry>) -> Self {
+        Self { registry, slots: Arc::new(Vec::new()) }
+    }
+
     /// Prometheus text with the slots' depth, drops and waiting age at `now_ns`.
     pub fn render(&self, now_ns: u64) -> String {
         for slot in self.slots.iter() {
@@ -534,6 +541,11 @@ impl Station {
             gpu,
             broadcast,
             display: has_display,
+            commands: Arc::new(crate::commands::StationCommands::new(
+                telestration.clone(),
+                recorders.clone(),
+                clock.clone(),
+            )),
             telestration,
             recorder: recorders,
         })

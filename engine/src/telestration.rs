@@ -4,7 +4,7 @@
 //! station's monitor and the recording see.
 //!
 //! Decisions take the time as an input (`now_ns`, pipeline clock); only the
-//! [`CommandSink`] boundary and the sweeper thread read the clock. Finished
+//! station's command sink (`commands.rs`) and the sweeper thread read the clock. Finished
 //! strokes expire `fade_after` after the pen went up (fading out over the
 //! last [`FADE_OUT_NS`]) unless pinned; the sweeper removes expired entries
 //! four times a second, so the scene stays bounded.
@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use glam::Vec2;
 use scopecast_transport::protocol::{Command, Layer, Point, parse_colour};
-use scopecast_transport::room::CommandSink;
 
 use crate::clock::SharedClock;
 use crate::scene::{
@@ -104,6 +103,11 @@ impl Telestration {
     pub fn apply_at(&self, viewer: u64, command: &Command, now_ns: u64) -> Result<(), String> {
         match command {
             Command::Hello { .. } => Ok(()),
+            Command::Record { .. }
+            | Command::Pause {}
+            | Command::Play {}
+            | Command::Seek { .. }
+            | Command::Speed { .. } => Err(format!("{} is not a drawing command", command.name())),
             Command::PenDown { stroke, at, colour, width, pinned } => {
                 let colour = parse_colour(colour).map_err(|e| e.to_string())?;
                 let entry_id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +223,19 @@ impl Telestration {
         }
     }
 
+    /// Viewer `viewer` left: its open strokes end (and start to fade).
+    pub fn left(&self, viewer: u64) {
+        let now_ns = self.clock.now_ns();
+        let open: Vec<OpenStroke> = {
+            let mut strokes = self.open_strokes();
+            let mine: Vec<(u64, u32)> = strokes.keys().filter(|(v, _)| *v == viewer).copied().collect();
+            mine.iter().filter_map(|k| strokes.remove(k)).collect()
+        };
+        for stroke in open {
+            self.finish(stroke, now_ns);
+        }
+    }
+
     /// A finished stroke starts its time to fade (unless pinned).
     fn finish(&self, open: OpenStroke, now_ns: u64) {
         if open.pinned {
@@ -244,24 +261,6 @@ impl Telestration {
             s.annotations.retain(|e| !expired(e));
             Ok(())
         });
-    }
-}
-
-impl CommandSink for Telestration {
-    fn apply(&self, viewer: u64, command: &Command) -> Result<(), String> {
-        self.apply_at(viewer, command, self.clock.now_ns())
-    }
-
-    fn left(&self, viewer: u64) {
-        let now_ns = self.clock.now_ns();
-        let open: Vec<OpenStroke> = {
-            let mut strokes = self.open_strokes();
-            let mine: Vec<(u64, u32)> = strokes.keys().filter(|(v, _)| *v == viewer).copied().collect();
-            mine.iter().filter_map(|k| strokes.remove(k)).collect()
-        };
-        for stroke in open {
-            self.finish(stroke, now_ns);
-        }
     }
 }
 

@@ -116,7 +116,34 @@ pub enum Command {
         /// Shown or hidden.
         visible: bool,
     },
+    /// Start (`on`) or stop recording the session (operator, live station).
+    Record {
+        /// Recording wanted.
+        on: bool,
+    },
+    /// Replay: hold the picture (the trainer, with an operator token).
+    Pause {},
+    /// Replay: go on playing from where it was held.
+    Play {},
+    /// Replay: go to `to_ms` of the recording's timeline (lands on the
+    /// keyframe at or before it).
+    Seek {
+        /// Target, ms from the recording's first frame.
+        to_ms: u64,
+    },
+    /// Replay: play at `factor` × the recorded pace.
+    Speed {
+        /// [`MIN_SPEED`] to [`MAX_SPEED`].
+        factor: f32,
+    },
 }
+
+/// Slowest replay speed, × recorded pace.
+pub const MIN_SPEED: f32 = 0.25;
+/// Fastest replay speed, × recorded pace.
+pub const MAX_SPEED: f32 = 4.0;
+/// Furthest seek target accepted, ms (one week: longer than any session).
+pub const MAX_SEEK_MS: u64 = 7 * 24 * 3_600_000;
 
 /// How often a kind of message may come, per viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,7 +161,12 @@ impl Command {
     pub fn needs(&self) -> Role {
         match self {
             Command::Hello { .. } => Role::Viewer,
-            Command::ClearAll {} => Role::Operator,
+            Command::ClearAll {}
+            | Command::Record { .. }
+            | Command::Pause {}
+            | Command::Play {}
+            | Command::Seek { .. }
+            | Command::Speed { .. } => Role::Operator,
             _ => Role::Annotator,
         }
     }
@@ -163,6 +195,11 @@ impl Command {
             Command::ClearMine {} => "clear_mine",
             Command::ClearAll {} => "clear_all",
             Command::Layer { .. } => "layer",
+            Command::Record { .. } => "record",
+            Command::Pause {} => "pause",
+            Command::Play {} => "play",
+            Command::Seek { .. } => "seek",
+            Command::Speed { .. } => "speed",
         }
     }
 }
@@ -288,7 +325,18 @@ fn check(command: &Command) -> Result<(), ProtocolError> {
         Command::Layer { layer: Layer::Model(name), .. } if name.is_empty() || name.len() > 64 => {
             return Err(ProtocolError::OutOfRange { field: "layer", reason: "a model name of 1 to 64 bytes" });
         }
+        Command::Seek { to_ms } if *to_ms > MAX_SEEK_MS => {
+            return Err(ProtocolError::OutOfRange { field: "to_ms", reason: "at most one week" });
+        }
+        Command::Speed { factor } if !(factor.is_finite() && (MIN_SPEED..=MAX_SPEED).contains(factor)) => {
+            return Err(ProtocolError::OutOfRange { field: "factor", reason: "0.25 to 4" });
+        }
         Command::PenUp { .. }
+        | Command::Record { .. }
+        | Command::Pause {}
+        | Command::Play {}
+        | Command::Seek { .. }
+        | Command::Speed { .. }
         | Command::UndoMine {}
         | Command::ClearMine {}
         | Command::ClearAll {}
@@ -353,6 +401,29 @@ pub enum Notice {
         code: String,
         /// What was wrong, in words.
         message: String,
+    },
+    /// Whether the station is recording: on joining and on every change.
+    Recording {
+        /// Protocol version.
+        v: u32,
+        /// A session is being recorded.
+        on: bool,
+    },
+    /// Where a replay is: on joining and on every change, to everyone (the
+    /// trainees' pages follow the trainer's).
+    Playback {
+        /// Protocol version.
+        v: u32,
+        /// Held by the trainer.
+        paused: bool,
+        /// Played past the last frame.
+        ended: bool,
+        /// The position, ms of the recording's timeline.
+        position_ms: u64,
+        /// The recording's length, ms.
+        duration_ms: u64,
+        /// × recorded pace.
+        speed: f32,
     },
 }
 
@@ -459,6 +530,34 @@ mod tests {
         let name = br#"{"v":1,"type":"hello","name":"a\u0000b"}"#;
         assert!(matches!(err(name), ProtocolError::OutOfRange { field: "name", .. }));
         assert_eq!(ProtocolError::Version { got: 2 }.code(), "version");
+    }
+
+    #[test]
+    fn recording_and_replay_control_is_for_operators_with_checked_values() {
+        let ok = |bytes: &[u8]| parse_command(bytes).expect("valid");
+        assert_eq!(ok(br#"{"v":1,"type":"record","on":true}"#), Command::Record { on: true });
+        assert_eq!(ok(br#"{"v":1,"type":"seek","to_ms":61000}"#), Command::Seek { to_ms: 61_000 });
+        assert_eq!(ok(br#"{"v":1,"type":"speed","factor":0.25}"#), Command::Speed { factor: 0.25 });
+        for command in
+            [&br#"{"v":1,"type":"pause"}"#[..], br#"{"v":1,"type":"play"}"#, br#"{"v":1,"type":"record","on":false}"#]
+        {
+            assert_eq!(ok(command).needs(), Role::Operator, "{}", String::from_utf8_lossy(command));
+        }
+        let err = |bytes: &[u8]| parse_command(bytes).expect_err("refused");
+        assert!(matches!(
+            err(br#"{"v":1,"type":"speed","factor":8}"#),
+            ProtocolError::OutOfRange { field: "factor", .. }
+        ));
+        assert!(matches!(err(br#"{"v":1,"type":"speed","factor":0.1}"#), ProtocolError::OutOfRange { .. }));
+        assert!(matches!(err(br#"{"v":1,"type":"seek","to_ms":-5}"#), ProtocolError::Malformed(_)));
+        assert!(matches!(err(br#"{"v":1,"type":"seek","to_ms":1e30}"#), ProtocolError::Malformed(_)));
+        assert!(matches!(err(br#"{"v":1,"type":"seek","to_ms":999999999999}"#), ProtocolError::OutOfRange { .. }));
+        let state =
+            Notice::Playback { v: 1, paused: true, ended: false, position_ms: 1500, duration_ms: 20000, speed: 2.0 };
+        assert_eq!(
+            state.to_json(),
+            r#"{"type":"playback","v":1,"paused":true,"ended":false,"position_ms":1500,"duration_ms":20000,"speed":2.0}"#
+        );
     }
 
     #[test]

@@ -19,12 +19,18 @@ pub const CHANNEL_LABEL: &str = "scopecast";
 /// Most error replies per viewer and second.
 pub const ERROR_REPLIES_PER_SECOND: u32 = 10;
 
-/// Where accepted commands go: the station's scene (telestration, layers).
+/// Where accepted commands go: the station's scene (telestration, layers,
+/// recording) or a replay's player.
 pub trait CommandSink: Send + Sync {
-    /// Carries out `command` from viewer `viewer`; an `Err` is sent back to it.
-    fn apply(&self, viewer: u64, command: &Command) -> Result<(), String>;
+    /// Carries out `command` from viewer `viewer`; an `Err` is sent back to
+    /// it, an `Ok(Some(notice))` goes to everyone (a changed state all pages show).
+    fn apply(&self, viewer: u64, command: &Command) -> Result<Option<Notice>, String>;
     /// The viewer left: its open strokes end.
     fn left(&self, viewer: u64);
+    /// What a viewer hears right after its welcome (the recording or playback state).
+    fn greeting(&self) -> Option<Notice> {
+        None
+    }
 }
 
 struct Member {
@@ -95,7 +101,12 @@ impl Room {
     }
 
     async fn announce_presence(&self) {
-        let text = Notice::Presence { v: PROTOCOL_VERSION, viewers: self.participants() }.to_json();
+        self.announce(&Notice::Presence { v: PROTOCOL_VERSION, viewers: self.participants() }).await;
+    }
+
+    /// Sends `notice` to everyone whose channel is open.
+    async fn announce(&self, notice: &Notice) {
+        let text = notice.to_json();
         let channels: Vec<Arc<dyn DataChannel>> =
             locked(&self.members).values().filter_map(|m| m.channel.clone()).collect();
         for channel in channels {
@@ -127,6 +138,9 @@ impl Room {
                         member.channel = Some(channel.clone());
                     }
                     let _ = channel.send_text(&Notice::Welcome { v: PROTOCOL_VERSION, id, role }.to_json()).await;
+                    if let Some(greeting) = self.sink.as_ref().and_then(|s| s.greeting()) {
+                        let _ = channel.send_text(&greeting.to_json()).await;
+                    }
                     self.announce_presence().await;
                 }
                 DataChannelEvent::OnMessage(message) => {
@@ -169,7 +183,10 @@ impl Room {
             return Ok(());
         }
         let sink = self.sink.as_ref().ok_or_else(|| ProtocolError::Refused("this station takes no drawing".into()))?;
-        sink.apply(id, &command).map_err(ProtocolError::Refused)
+        if let Some(notice) = sink.apply(id, &command).map_err(ProtocolError::Refused)? {
+            self.announce(&notice).await;
+        }
+        Ok(())
     }
 }
 

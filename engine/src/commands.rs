@@ -1,0 +1,65 @@
+//! What the live station does with its viewers' accepted data-channel
+//! commands: drawing and layer switches go to the telestration board,
+//! `record` starts or stops the session recording (operator role, checked by
+//! the room). Replay controls are refused here: they belong to `scopecast
+//! replay`.
+
+use std::sync::Arc;
+
+use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
+use scopecast_transport::room::CommandSink;
+
+use crate::clock::SharedClock;
+use crate::recorder::Recorder;
+use crate::telestration::Telestration;
+
+/// The live station's [`CommandSink`].
+pub struct StationCommands {
+    telestration: Arc<Telestration>,
+    recorder: Option<Arc<Recorder>>,
+    clock: SharedClock,
+}
+
+impl StationCommands {
+    /// Drawing into `telestration`; recording through `recorder` (none when the station does not encode).
+    pub fn new(telestration: Arc<Telestration>, recorder: Option<Arc<Recorder>>, clock: SharedClock) -> Self {
+        Self { telestration, recorder, clock }
+    }
+
+    fn recording_notice(&self) -> Option<Notice> {
+        let recorder = self.recorder.as_ref()?;
+        Some(Notice::Recording { v: PROTOCOL_VERSION, on: recorder.is_recording() })
+    }
+}
+
+impl CommandSink for StationCommands {
+    fn apply(&self, viewer: u64, command: &Command) -> Result<Option<Notice>, String> {
+        match command {
+            Command::Record { on } => {
+                let recorder = self
+                    .recorder
+                    .as_ref()
+                    .ok_or_else(|| "this station is not encoding, so it cannot record".to_string())?;
+                if *on {
+                    recorder.start_session();
+                } else {
+                    recorder.stop_session();
+                }
+                tracing::info!(viewer, on, "recording switched from a viewer page");
+                Ok(Some(Notice::Recording { v: PROTOCOL_VERSION, on: *on }))
+            }
+            Command::Pause {} | Command::Play {} | Command::Seek { .. } | Command::Speed { .. } => {
+                Err(format!("{} works on a replay (scopecast replay), not on the live station", command.name()))
+            }
+            _ => self.telestration.apply_at(viewer, command, self.clock.now_ns()).map(|()| None),
+        }
+    }
+
+    fn left(&self, viewer: u64) {
+        self.telestration.left(viewer);
+    }
+
+    fn greeting(&self) -> Option<Notice> {
+        self.recording_notice()
+    }
+}

@@ -1,0 +1,26 @@
+//! Replay of a recorded session to the same viewer page as live
+//! (`scopecast replay SESSION`): the recording's frames go into a fan-out
+//! at their recorded pace, and WHEP viewers watch them exactly as they
+//! watched the live station, overlays and annotations included, because the
+//! recording is the composited stream everyone saw.
+//!
+//! - `session.rs`: the session folder read for replay (never modified).
+//! - `schedule.rs`: when each frame goes out: pause, seek, speed (pure).
+//! - `player.rs`: the thread that sends them, and the trainer's controls.
+
+pub mod player;
+pub mod schedule;
+pub mod session;
+
+use std::sync::Arc;
+
+use scopecast_transport::fanout::{FanOut, FanOutPolicy};
+use scopecast_transport::whep::Broadcast;
+
+/// The fan-out for a replay: one layer (what was recorded), and queues long
+/// enough for the burst a joining viewer gets while the replay is held (the
+/// pictures from the last keyframe to the held one: one GOP, ≤ 1 s at 60 fps).
+pub fn replay_broadcast() -> Arc<Broadcast> {
+    let policy = FanOutPolicy { queue_capacity: 128, ..FanOutPolicy::default() };
+    Arc::new(Broadcast { fanout: std::sync::Mutex::new(FanOut::new(policy)), pushed: tokio::sync::Notify::new() })
+}

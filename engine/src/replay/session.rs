@@ -1,0 +1,230 @@
+//! A recorded session opened for replay: every frame's place on the replay
+//! timeline and its recorded capture time, and the frames' bytes read a
+//! segment at a time.
+//!
+//! Read only: an unfinished session (a station that is still recording, or
+//! crashed and has not restarted) is read up to its last whole fragment and
+//! record, never cut, so replay can never damage a recording.
+//!
+//! Times: a segment's first frame has the capture time of its `segment`
+//! timeline record (`t_ns`, monotonic; `wall_ms`, Unix ms); a sample's MP4
+//! decode time is its capture time after that, in 90 kHz ticks. So a
+//! frame's recorded capture time is `wall_ms + ticks / 90` ms, the value its
+//! timecode strip shows (±1 ms of rounding). The replay timeline follows the
+//! capture times, except that a gap longer than [`MAX_GAP_NS`] (the disk was
+//! full, the recording was interrupted) is played as one frame interval.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::schedule::FrameTime;
+use crate::recorder::{FORMAT, mp4, segment_files, timeline};
+
+/// Longest pause between two frames kept on the replay timeline, ns.
+pub const MAX_GAP_NS: u64 = 1_000_000_000;
+/// The frame interval assumed where the recording does not say, ns (30 fps).
+const DEFAULT_INTERVAL_NS: u64 = 33_333_333;
+
+/// Why a session cannot be replayed.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    /// No manifest: not a session folder.
+    #[error("{path} is not a scopecast recording (no readable manifest.json): {reason}")]
+    NotASession {
+        /// The folder.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A manifest of another format.
+    #[error("{path}: a foreign manifest (format {found}, expected {FORMAT})")]
+    Foreign {
+        /// The manifest.
+        path: PathBuf,
+        /// Its format field.
+        found: String,
+    },
+    /// Not one whole frame.
+    #[error("{path}: no playable frames (no segment starts with a keyframe and its SPS/PPS)")]
+    Empty {
+        /// The session folder.
+        path: PathBuf,
+    },
+    /// A segment could not be read while playing.
+    #[error("cannot read {path}: {reason}")]
+    Segment {
+        /// The segment file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// One recorded frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedFrame {
+    /// Where it plays, ns from the first frame.
+    pub play_ns: u64,
+    /// Its capture time, Unix ms (what its timecode strip shows).
+    pub wall_ms: u64,
+    /// An IDR picture.
+    pub keyframe: bool,
+    /// Which segment (index into [`RecordedSession::segments`]).
+    pub segment: usize,
+    /// Which sample of that segment.
+    pub sample: usize,
+}
+
+/// One segment file and its parameter sets.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its SPS and PPS (from `avcC`), put in front of each of its keyframes.
+    pub sps: Vec<u8>,
+    /// See `sps`.
+    pub pps: Vec<u8>,
+}
+
+/// A session ready to replay.
+#[derive(Debug, Clone)]
+pub struct RecordedSession {
+    /// The folder's name (a UTC stamp and a random suffix: no patient data).
+    pub name: String,
+    /// `finished`, `repaired` or `recording` (unfinished).
+    pub state: String,
+    /// Every frame, in order.
+    pub frames: Vec<RecordedFrame>,
+    /// The segment files the frames are in.
+    pub segments: Vec<SegmentFile>,
+    /// Segments left out because they were unreadable, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// The timeline's `segment` records by segment number: (t_ns, wall_ms).
+fn segment_starts(dir: &Path) -> HashMap<u64, (u64, u64)> {
+    let bytes = std::fs::read(dir.join("timeline.bin")).unwrap_or_default();
+    let Some(contents) = timeline::read(&bytes) else { return HashMap::new() };
+    contents
+        .records
+        .iter()
+        .filter(|r| r["kind"] == "segment")
+        .filter_map(|r| Some((r["index"].as_u64()?, (r["t_ns"].as_u64()?, r["wall_ms"].as_u64()?))))
+        .collect()
+}
+
+/// The number in `segment-000042.mp4`.
+fn segment_number(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_prefix("segment-")?.strip_suffix(".mp4")?.parse().ok()
+}
+
+impl RecordedSession {
+    /// Reads the session folder `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ReplayError> {
+        let manifest_path = dir.join("manifest.json");
+        let not_a_session = |reason: String| ReplayError::NotASession { path: dir.to_path_buf(), reason };
+        let bytes = std::fs::read(&manifest_path).map_err(|e| not_a_session(e.to_string()))?;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| not_a_session(format!("manifest.json: {e}")))?;
+        if manifest["format"] != FORMAT {
+            return Err(ReplayError::Foreign { path: manifest_path, found: manifest["format"].to_string() });
+        }
+        let starts = segment_starts(dir);
+        let mut session = Self {
+            name: dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+            state: manifest["state"].as_str().unwrap_or("unknown").to_string(),
+            frames: Vec::new(),
+            segments: Vec::new(),
+            skipped: Vec::new(),
+        };
+        // (capture t_ns, wall_ms) of the previous frame, and the interval before it.
+        let mut previous: Option<(u64, u64)> = None;
+        let mut interval_ns = DEFAULT_INTERVAL_NS;
+        let mut play_ns = 0u64;
+        for path in segment_files(dir) {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let read = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| {
+                let (sps, pps) = mp4::stored_parameter_sets(&bytes).ok_or("no SPS/PPS in its avcC")?;
+                let samples = mp4::read_samples(&bytes).map_err(|e| e.to_string())?;
+                Ok((sps, pps, samples))
+            });
+            let (sps, pps, samples) = match read {
+                Ok(read) if !read.2.is_empty() => read,
+                Ok(_) => {
+                    session.skipped.push(format!("{name}: no whole fragment"));
+                    continue;
+                }
+                Err(reason) => {
+                    session.skipped.push(format!("{name}: {reason}"));
+                    continue;
+                }
+            };
+            // Without its timeline record (a torn timeline), the segment follows the previous one.
+            let start = segment_number(&path).and_then(|n| starts.get(&n).copied()).unwrap_or_else(|| {
+                previous.map_or((0, 0), |(t, wall)| (t + interval_ns, wall + interval_ns / 1_000_000))
+            });
+            let segment = session.segments.len();
+            for (sample_index, (ticks, sample)) in samples.iter().enumerate() {
+                let offset_ns = ticks * 1_000_000_000 / mp4::TIMESCALE;
+                let t_ns = start.0 + offset_ns;
+                let wall_ms = start.1 + (ticks * 1000 + mp4::TIMESCALE / 2) / mp4::TIMESCALE;
+                if let Some((before, _)) = previous {
+                    let step = t_ns.saturating_sub(before);
+                    if step > 0 && step <= MAX_GAP_NS {
+                        interval_ns = step;
+                    }
+                    play_ns += if step > 0 && step <= MAX_GAP_NS { step } else { interval_ns };
+                }
+                previous = Some((t_ns, wall_ms));
+                session.frames.push(RecordedFrame {
+                    play_ns,
+                    wall_ms,
+                    keyframe: sample.keyframe,
+                    segment,
+                    sample: sample_index,
+                });
+            }
+            session.segments.push(SegmentFile { path, sps, pps });
+        }
+        if !session.frames.iter().any(|f| f.keyframe) {
+            return Err(ReplayError::Empty { path: dir.to_path_buf() });
+        }
+        Ok(session)
+    }
+
+    /// The frames' places for the schedule.
+    pub fn frame_times(&self) -> Vec<FrameTime> {
+        self.frames.iter().map(|f| FrameTime { play_ns: f.play_ns, keyframe: f.keyframe }).collect()
+    }
+}
+
+/// The samples of the segment last read, so a frame costs a file read only
+/// at each segment's start (or a seek into another one).
+#[derive(Debug, Default)]
+pub struct SegmentCache {
+    loaded: Option<(usize, Vec<mp4::Sample>)>,
+}
+
+impl SegmentCache {
+    /// Frame `frame` of `session` as Annex B (SPS/PPS in front of a keyframe).
+    pub fn annex_b(&mut self, session: &RecordedSession, frame: &RecordedFrame) -> Result<Vec<u8>, ReplayError> {
+        let file = session.segments.get(frame.segment).ok_or_else(|| ReplayError::Segment {
+            path: PathBuf::from(format!("segment {}", frame.segment)),
+            reason: "no such segment".into(),
+        })?;
+        if self.loaded.as_ref().is_none_or(|(index, _)| *index != frame.segment) {
+            let fail = |reason: String| ReplayError::Segment { path: file.path.clone(), reason };
+            let bytes = std::fs::read(&file.path).map_err(|e| fail(e.to_string()))?;
+            let samples = mp4::read_samples(&bytes).map_err(|e| fail(e.to_string()))?;
+            self.loaded = Some((frame.segment, samples.into_iter().map(|(_, s)| s).collect()));
+        }
+        let samples = self.loaded.as_ref().map(|(_, s)| s.as_slice()).unwrap_or_default();
+        let sample = samples.get(frame.sample).ok_or_else(|| ReplayError::Segment {
+            path: file.path.clone(),
+            reason: format!("sample {} is gone (the file shrank)", frame.sample),
+        })?;
+        Ok(mp4::annex_b(sample, &file.sps, &file.pps))
+    }
+}
