@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use scopecast_engine::recorder::{mp4, segment_files, sessions, timeline};
-use viewer::{BIN, addr_and_token, http, play, signal, start_station};
+use scopecast_engine::replay::schedule::Playback;
+use scopecast_engine::replay::session::RecordedSession;
+use viewer::{BIN, addr_and_token, http, node_script, play, send_steps, signal, start_serving, start_station};
 
 fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -94,6 +96,116 @@ fn a_sigkilled_recording_is_repaired_on_the_next_start_and_loses_at_most_two_sec
     );
     assert!(lost_ms <= 2000, "lost {lost_ms} ms");
     assert!(segments.len() >= 4, "20 s in 4 s segments");
+    replays_to_a_trainer_and_a_trainee(&session);
+}
+
+/// The timecodes a page presented: [[Date.now() ms, low 36 bits of the recorded Unix ms], …].
+fn timecodes(value: &serde_json::Value) -> Vec<(f64, u64)> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| Some((pair[0].as_f64()?, pair[1].as_u64()?)))
+        .collect()
+}
+
+/// Recorded ms per wall ms over a phase (least squares), and how many frames it had.
+fn pace(presented: &[(f64, u64)]) -> (f64, usize) {
+    let n = presented.len() as f64;
+    let (t0, v0) = presented.first().map_or((0.0, 0), |p| *p);
+    let xs: Vec<f64> = presented.iter().map(|(t, _)| t - t0).collect();
+    let ys: Vec<f64> = presented.iter().map(|(_, v)| *v as f64 - v0 as f64).collect();
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    (sxy / sxx, presented.len())
+}
+
+/// `scopecast replay` of `session` to a trainer's and a trainee's page in
+/// headless Chromium: what the trainee sees is the recording (timecodes
+/// match the recorded capture times), and the trainer's seek, speed and
+/// pause change it; the trainee cannot.
+fn replays_to_a_trainer_and_a_trainee(session: &Path) {
+    const MASK: u64 = (1 << 36) - 1;
+    let recorded = RecordedSession::open(session).expect("the repaired session opens for replay");
+    let recorded_times: Vec<u64> = recorded.frames.iter().map(|f| f.wall_ms & MASK).collect();
+    let seek_ms = 1_500;
+    let key = Playback::new(recorded.frame_times(), 0).keyframe_at_or_before(seek_ms * 1_000_000).expect("a keyframe");
+    let key_wall = recorded.frames[key].wall_ms;
+    let session_arg = session.display().to_string();
+    let replay = start_serving(&["replay", &session_arg, "--listen", "127.0.0.1:0"]);
+    let (origin, trainee_token) = replay.viewer_url.split_once("/#token=").expect("viewer URL with a token");
+    let report = node_script(
+        "replay.mjs",
+        &[origin, &replay.operator_token, trainee_token, &seek_ms.to_string(), &key_wall.to_string()],
+    );
+    drop(replay);
+    let summary: serde_json::Value = report
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_array().map_or(v.clone(), |a| a.len().into()))).collect())
+        .unwrap_or_default();
+    eprintln!("replay report (phases as frame counts): {summary}");
+    assert_eq!(report["trainer_role"], "operator");
+    assert_eq!(report["trainee_role"], "viewer");
+    assert_eq!(report["bar_shown"], true, "the trainee's page shows where the replay is");
+    assert_eq!(report["trainee_controls_disabled"], true);
+
+    let normal = timecodes(&report["normal"]);
+    assert!(normal.len() >= 40, "2 s of 30 fps frames decoded: {}", normal.len());
+    for (_, shown) in &normal {
+        let nearest = recorded_times.iter().map(|r| r.abs_diff(*shown)).min().unwrap_or(u64::MAX);
+        assert!(nearest <= 2, "timecode {shown} is not a recorded capture time (nearest {nearest} ms away)");
+    }
+    let (normal_pace, _) = pace(&normal);
+    assert!((0.85..=1.15).contains(&normal_pace), "1×: recorded time advanced {normal_pace:.2}× wall time");
+    let errors: Vec<&str> =
+        report["trainee_errors"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
+    assert!(errors.contains(&"forbidden"), "the trainee cannot seek: {errors:?}");
+    let seek_latency = report["seek_latency_ms"].as_f64().unwrap_or_else(|| panic!("the seek never showed: {report}"));
+    let (fast, fast_frames) = pace(&timecodes(&report["fast"]));
+    let (slow, slow_frames) = pace(&timecodes(&report["slow"]));
+    eprintln!(
+        "replay in Chromium: seek to {seek_ms} ms shown (keyframe at {key_wall}) {seek_latency:.0} ms after the \
+         trainer sent it; 1× pace {normal_pace:.2}, 2× {fast:.2} ({fast_frames} frames in 2 s), 0.5× {slow:.2} \
+         ({slow_frames} frames)"
+    );
+    assert!(seek_latency < 1000.0, "seek shown after {seek_latency} ms");
+    assert!((1.7..=2.3).contains(&fast), "2×: recorded time advanced {fast:.2}× wall time");
+    assert!((0.4..=0.6).contains(&slow), "0.5×: recorded time advanced {slow:.2}× wall time");
+    assert_eq!(report["trainee_speed"], 0.5, "the trainee's page follows the speed");
+    assert_eq!(report["trainee_paused"], true, "and the hold");
+    let held: std::collections::BTreeSet<u64> = timecodes(&report["held"]).iter().map(|(_, v)| *v).collect();
+    assert!(held.len() <= 1, "nothing moves while held: {held:?}");
+    let resumed = timecodes(&report["resumed"]);
+    assert!(resumed.len() >= 10 && pace(&resumed).0 > 0.3, "playing again after the hold: {resumed:?}");
+}
+
+#[test]
+fn the_operator_starts_and_stops_recording_from_the_viewer_page() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let recordings = folder.path().display().to_string();
+    let station = start_station(&["--width", "320", "--height", "240", "--fps", "30", "--recordings", &recordings]);
+    let (origin, viewer_token) = station.viewer_url.split_once("/#token=").expect("viewer URL with a token");
+    let record = |on: bool| serde_json::json!({ "type": "record", "on": on });
+    let viewer = send_steps(origin, viewer_token, &serde_json::json!([[0, record(true)]]));
+    assert_eq!(viewer["record_button"], false, "a viewer has no record button");
+    assert_eq!(viewer["after"][0]["errors"], serde_json::json!(["forbidden"]), "{viewer}");
+    assert!(sessions(folder.path()).is_empty(), "a viewer cannot start a recording");
+    let operator =
+        send_steps(origin, &station.operator_token, &serde_json::json!([[0, record(true)], [3000, record(false)]]));
+    drop(station);
+    assert_eq!(operator["role"], "operator");
+    assert_eq!(operator["record_button"], true, "{operator}");
+    assert_eq!(operator["after"][0]["recording"], true, "{operator}");
+    assert_eq!(operator["after"][1]["recording"], false, "{operator}");
+    let found = sessions(folder.path());
+    assert_eq!(found.len(), 1, "one session recorded");
+    assert_eq!(manifest(&found[0])["state"], "finished");
+    let recorded = RecordedSession::open(&found[0]).expect("it replays");
+    let seconds = recorded.frames.last().map_or(0, |f| f.play_ns) as f64 / 1e9;
+    eprintln!("recorded from the operator's page: {} frames, {seconds:.1} s", recorded.frames.len());
+    // The 3.3 s between start and stop, less up to one GOP (1 s): a recording starts at a keyframe.
+    assert!((2.0..=4.0).contains(&seconds), "about the 3.3 s between start and stop: {seconds:.1} s");
 }
 
 #[test]

@@ -48,13 +48,20 @@ pub fn start_station(args: &[&str]) -> Station {
 
 /// Starts the demo listening on `listen` with `args`.
 pub fn start_station_on(listen: &str, args: &[&str]) -> Station {
+    let mut all = vec!["demo", "--listen", listen];
+    all.extend_from_slice(args);
+    start_serving(&all)
+}
+
+/// Runs `scopecast ARGS` (a station or a replay that serves the viewer page)
+/// until it printed its viewer URL and operator token.
+pub fn start_serving(args: &[&str]) -> Station {
     let mut child = Command::new(BIN)
-        .args(["demo", "--listen", listen])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("demo starts");
+        .expect("scopecast starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     let mut startup = Vec::new();
@@ -189,19 +196,27 @@ pub fn play_aiortc(whep_url: &str, token: &str, frames: u32, timeout_s: u32, ext
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-/// Runs draw.mjs (telestration between an annotator's and a watcher's page)
-/// against `origin`; returns its JSON report.
-pub fn draw(origin: &str, annotator_token: &str, watcher_token: &str, trials: u32) -> serde_json::Value {
+
+/// Runs the script `name` (in tests/viewer/) with `args` under node with
+/// playwright-core; returns the JSON object it prints last.
+pub fn node_script(name: &str, args: &[&str]) -> serde_json::Value {
     let modules = node_modules();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/draw.mjs");
+    let script = format!("{}/tests/viewer/{name}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("node")
-        .args([script, origin, annotator_token, watcher_token, &trials.to_string(), "60000"])
+        .arg(&script)
+        .args(args)
         .env("SCOPECAST_NODE_MODULES", modules)
         .output()
         .expect("node runs (apt-get install nodejs)");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "draw.mjs failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{name} failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Runs draw.mjs (telestration between an annotator's and a watcher's page)
+/// against `origin`; returns its JSON report.
+pub fn draw(origin: &str, annotator_token: &str, watcher_token: &str, trials: u32) -> serde_json::Value {
+    node_script("draw.mjs", &[origin, annotator_token, watcher_token, &trials.to_string(), "60000"])
 }
 
 /// Runs vr.mjs (the page's headset mode under the iwer WebXR emulator)
@@ -212,13 +227,11 @@ pub fn vr(origin: &str, annotator_token: &str) -> serde_json::Value {
         std::path::Path::new(&modules).join("iwer/build/iwer.min.js").exists(),
         "iwer not found in {modules}: the README's test command installs it (npm install --prefix target/node iwer@2)"
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/viewer/vr.mjs");
-    let output = Command::new("node")
-        .args([script, origin, annotator_token, "60000"])
-        .env("SCOPECAST_NODE_MODULES", modules)
-        .output()
-        .expect("node runs (apt-get install nodejs)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "vr.mjs failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    node_script("vr.mjs", &[origin, annotator_token, "60000"])
+}
+
+/// Runs send.mjs: one page with `token` sends `steps` (`[[wait_ms, message], …]`)
+/// on its data channel; returns the page's state after each step.
+pub fn send_steps(origin: &str, token: &str, steps: &serde_json::Value) -> serde_json::Value {
+    node_script("send.mjs", &[origin, token, &steps.to_string()])
 }
