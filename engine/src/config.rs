@@ -170,7 +170,9 @@ pub struct DisplayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingConfig {
-    /// Record from the start (otherwise: the R key, or `--record`).
+    /// Record from the start (otherwise: the R key, the operator's page, or
+    /// `--record`). `record = true` is accepted for it.
+    #[serde(alias = "record")]
     pub enabled: bool,
     /// Where session folders go.
     pub folder: String,
@@ -533,7 +535,8 @@ monitor = 0
 
 [recording]
 # Record the session from the start (else start and stop with R on the
-# monitor or --record). Each session is a folder under `folder` named by its
+# monitor, the record button of an operator's viewer page, or --record;
+# `record = true` means the same). Each session is a folder under `folder` named by its
 # UTC start time: fragmented MP4 segments of what viewers saw, a checksummed
 # timeline of the overlay and annotations, and a manifest.
 enabled = false
@@ -774,6 +777,12 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { field: "source.synthetic.distortion", .. }), "{err:?}");
         let err = parse("[source]\nuri = \"ftp://x\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "source.uri", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn record_true_starts_recording() {
+        assert!(parse("[recording]\nrecord = true\n").expect("valid").recording.enabled);
+        assert!(parse("[recording]\nenabled = true\n").expect("valid").recording.enabled);
     }
 
     #[test]

@@ -101,12 +101,7 @@ fn a_sigkilled_recording_is_repaired_on_the_next_start_and_loses_at_most_two_sec
 
 /// The timecodes a page presented: [[Date.now() ms, low 36 bits of the recorded Unix ms], …].
 fn timecodes(value: &serde_json::Value) -> Vec<(f64, u64)> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|pair| Some((pair[0].as_f64()?, pair[1].as_u64()?)))
-        .collect()
+    value.as_array().into_iter().flatten().filter_map(|pair| Some((pair[0].as_f64()?, pair[1].as_u64()?))).collect()
 }
 
 /// Recorded ms per wall ms over a phase (least squares), and how many frames it had.

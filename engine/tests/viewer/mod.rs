@@ -56,12 +56,8 @@ pub fn start_station_on(listen: &str, args: &[&str]) -> Station {
 /// Runs `scopecast ARGS` (a station or a replay that serves the viewer page)
 /// until it printed its viewer URL and operator token.
 pub fn start_serving(args: &[&str]) -> Station {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("scopecast starts");
+    let mut child =
+        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("scopecast starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     let mut startup = Vec::new();
@@ -195,7 +191,6 @@ pub fn play_aiortc(whep_url: &str, token: &str, frames: u32, timeout_s: u32, ext
     assert!(output.status.success(), "aiortc player failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
-
 
 /// Runs the script `name` (in tests/viewer/) with `args` under node with
 /// playwright-core; returns the JSON object it prints last.
