@@ -2,6 +2,14 @@
 //! streamed over WHEP to the same viewer page (and headset mode) as live.
 //! The trainer (an operator token) pauses, seeks and changes the speed from
 //! the page; every trainee watching follows.
+//!
+//! Two ways, chosen by what the session holds:
+//! - with clean video (`record_clean`): the station's own pipeline runs on
+//!   it — compositor (overlays drawn afresh from the recorded timeline),
+//!   encoder, WHEP — so the trainer can switch layers and draw; nothing is
+//!   written to the recording;
+//! - otherwise (or `--as-recorded`): the composited stream as it was
+//!   recorded goes out without a decode or an encode.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,30 +19,41 @@ use anyhow::{Context, bail};
 use scopecast_engine::clock::{SharedClock, SystemClock};
 use scopecast_engine::config::Config;
 use scopecast_engine::metrics::MetricsRegistry;
-use scopecast_engine::replay::player::Player;
+use scopecast_engine::recorder::Track;
+use scopecast_engine::replay::player::{Player, PlayerControls, Shared};
 use scopecast_engine::replay::replay_broadcast;
-use scopecast_engine::replay::session::RecordedSession;
+use scopecast_engine::replay::scene_track::scene_track;
+use scopecast_engine::replay::session::{RecordedSession, timeline_records};
+use scopecast_engine::replay::source::ReplaySource;
 use scopecast_engine::shutdown::{POLL_INTERVAL, Shutdown};
 use scopecast_engine::source::supervisor::SourceStatus;
-use scopecast_engine::station::MetricsView;
+use scopecast_engine::station::{MetricsView, Station};
 use scopecast_transport::protocol::Notice;
+use scopecast_transport::room::CommandSink;
 use scopecast_transport::whep::{Whep, WhepSettings};
 
 /// Serves `dir` until Ctrl-C or `stop_after_s`.
-pub fn run(config: &Config, dir: &Path, stop_after_s: Option<f64>) -> anyhow::Result<()> {
+pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<f64>) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = match config.http.listen.parse() {
         Ok(addr) => addr,
         Err(_) => bail!("a replay is watched over WHEP: give --listen ADDR:PORT (or [http] listen in --config)"),
     };
-    let session = RecordedSession::open(dir)?;
+    let recomposite = !as_recorded && RecordedSession::has_clean_video(dir);
+    let track = if recomposite { Track::Clean } else { Track::Composited };
+    let session = RecordedSession::open_track(dir, track)?;
     let last = session.frames.last().map_or(0, |f| f.play_ns);
     println!(
-        "replaying {} ({}): {} frames, {:.1} s, {} segment(s)",
+        "replaying {} ({}): {} frames, {:.1} s, {} segment(s); {}",
         session.name,
         session.state,
         session.frames.len(),
         last as f64 / 1e9,
-        session.segments.len()
+        session.segments.len(),
+        if recomposite {
+            "clean video, overlays drawn afresh (layers and drawing work; the recording is not altered)"
+        } else {
+            "the composited stream as recorded"
+        }
     );
     if session.state == "recording" {
         println!("unfinished session (the station crashed or still records it): playing up to its last whole fragment");
@@ -46,49 +65,102 @@ pub fn run(config: &Config, dir: &Path, stop_after_s: Option<f64>) -> anyhow::Re
     let on_signal = shutdown.clone();
     ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
     let clock: SharedClock = Arc::new(SystemClock::new());
-    let source = Arc::new(Mutex::new(SourceStatus {
-        description: format!("replay of {}", session.name),
-        ..SourceStatus::default()
-    }));
-    let broadcast = replay_broadcast();
-    let player = Player::start(session, broadcast.clone(), clock.clone()).context("cannot start the player")?;
     let settings = WhepSettings {
         bind_ip: addr.ip(),
         max_viewers: config.http.max_viewers,
         ice_servers: config.http.ice_servers.clone(),
         initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
     };
-    let controls: Arc<dyn scopecast_transport::room::CommandSink> = player.controls();
-    let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
-    let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
-    let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()))?;
+    if recomposite {
+        let scenes = scene_track(&timeline_records(dir));
+        let mut config = config.clone();
+        config.source.fps = recorded_fps(&session);
+        config.recording.enabled = false;
+        let shared = Shared::new(session.frame_times(), clock.clone());
+        let (for_source, source_clock) = (shared.clone(), clock.clone());
+        let repeat_ns = 1_000_000_000 / u64::from(config.source.fps.max(1));
+        let station = Station::start_with_source(
+            &config,
+            clock.clone(),
+            shutdown.clone(),
+            Box::new(move |scene| {
+                Box::new(ReplaySource::new(session, for_source, scenes, scene, source_clock, repeat_ns))
+            }),
+        )
+        .context("cannot start the replay's pipeline")?;
+        let broadcast = station.broadcast.clone().context("a replay needs the encoder (encoder.enabled = true)")?;
+        let drawing: Arc<dyn CommandSink> = station.commands.clone();
+        let controls: Arc<dyn CommandSink> = Arc::new(PlayerControls::new(shared.clone(), Some(drawing)));
+        let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
+        let server = crate::start_http(
+            &config,
+            addr,
+            station.metrics_view(),
+            station.source_status.clone(),
+            &clock,
+            Some(whep.clone()),
+        )?;
+        report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), whep.viewer_count()));
+        server.stop();
+        shared.stop();
+        station.stop(std::time::Duration::from_millis(800));
+    } else {
+        let source = Arc::new(Mutex::new(SourceStatus {
+            description: format!("replay of {}", session.name),
+            ..SourceStatus::default()
+        }));
+        let broadcast = replay_broadcast();
+        let player = Player::start(session, broadcast.clone(), clock.clone()).context("cannot start the player")?;
+        let controls: Arc<dyn CommandSink> = player.controls();
+        let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
+        let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
+        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()))?;
+        report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), whep.viewer_count()));
+        server.stop();
+        player.stop();
+    }
+    Ok(())
+}
+
+/// The recording's frame rate (from its median frame interval), 1 to 240.
+fn recorded_fps(session: &RecordedSession) -> u32 {
+    let mut intervals: Vec<u64> =
+        session.frames.windows(2).map(|w| w[1].play_ns.saturating_sub(w[0].play_ns)).collect();
+    intervals.sort_unstable();
+    let median = intervals.get(intervals.len() / 2).copied().unwrap_or(33_333_333).max(1);
+    (1e9 / median as f64).round().clamp(1.0, 240.0) as u32
+}
+
+/// Prints where the replay is once a second until Ctrl-C or `stop_after_s`.
+fn report_until_stopped(
+    shutdown: &Shutdown,
+    clock: &SharedClock,
+    stop_after_s: Option<f64>,
+    state: impl Fn() -> (Notice, usize),
+) {
     let started = clock.now_ns();
     let stop_at = stop_after_s.map(|s| started + (s * 1e9) as u64);
     let mut next_status = started;
     while !shutdown.is_triggered() && stop_at.is_none_or(|at| clock.now_ns() < at) {
         std::thread::sleep(POLL_INTERVAL);
-        if clock.now_ns() >= next_status {
-            next_status += 1_000_000_000;
-            if let Notice::Playback { paused, ended, position_ms, duration_ms, speed, .. } = player.state() {
-                let state = if ended {
-                    "ended"
-                } else if paused {
-                    "held"
-                } else {
-                    "playing"
-                };
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(
-                    out,
-                    "replay {:.1} / {:.1} s  {state}  ×{speed}  {} viewer(s)",
-                    position_ms as f64 / 1e3,
-                    duration_ms as f64 / 1e3,
-                    whep.viewer_count()
-                );
-            }
+        if clock.now_ns() < next_status {
+            continue;
+        }
+        next_status += 1_000_000_000;
+        if let (Notice::Playback { paused, ended, position_ms, duration_ms, speed, .. }, viewers) = state() {
+            let shown = if ended {
+                "ended"
+            } else if paused {
+                "held"
+            } else {
+                "playing"
+            };
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "replay {:.1} / {:.1} s  {shown}  ×{speed}  {viewers} viewer(s)",
+                position_ms as f64 / 1e3,
+                duration_ms as f64 / 1e3,
+            );
         }
     }
-    server.stop();
-    player.stop();
-    Ok(())
 }

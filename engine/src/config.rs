@@ -178,11 +178,14 @@ pub struct RecordingConfig {
     pub folder: String,
     /// Length of each MP4 segment, s (each starts at a keyframe).
     pub segment_s: f64,
+    /// Also keep the endoscope's video before the overlay (one more encode),
+    /// so a replay can draw the overlays afresh.
+    pub record_clean: bool,
 }
 
 impl Default for RecordingConfig {
     fn default() -> Self {
-        Self { enabled: false, folder: "recordings".into(), segment_s: 4.0 }
+        Self { enabled: false, folder: "recordings".into(), segment_s: 4.0, record_clean: false }
     }
 }
 
@@ -543,6 +546,11 @@ enabled = false
 folder = "recordings"
 # Seconds per MP4 segment (1..=60), each starting at a keyframe.
 segment_s = 4.0
+# Also keep the clean endoscope video (the frame before the overlay; one
+# more H.264 encode on the CPU) as clean-NNNNNN.mp4, so `scopecast replay`
+# can draw the overlays afresh: layers switched and new annotations drawn
+# by a trainer, the recording itself never altered.
+record_clean = false
 
 [whip]
 # Also publish the stream (full layer) to this WHIP endpoint (RFC 9725), for

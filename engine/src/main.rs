@@ -84,6 +84,9 @@ enum Command {
         /// Stop by itself after this many seconds.
         #[arg(long, value_name = "SECONDS")]
         stop_after: Option<f64>,
+        /// Play the composited stream as recorded even when the clean video was kept.
+        #[arg(long)]
+        as_recorded: bool,
     },
     /// Work with config files.
     Config {
@@ -191,6 +194,9 @@ struct Overrides {
     /// Record the session from the start (into `[recording] folder`).
     #[arg(long)]
     record: bool,
+    /// Also record the clean video (before the overlay), for replays that draw the overlays afresh.
+    #[arg(long)]
+    record_clean: bool,
     /// Where recordings go (overrides `[recording] folder`).
     #[arg(long, value_name = "DIR")]
     recordings: Option<PathBuf>,
@@ -213,6 +219,7 @@ impl Overrides {
             config.http.listen = listen.clone();
         }
         config.recording.enabled |= self.record;
+        config.recording.record_clean |= self.record_clean;
         if let Some(folder) = &self.recordings {
             config.recording.folder = folder.display().to_string();
         }
@@ -302,7 +309,7 @@ fn main() -> ExitCode {
             RecordingsCommand::Verify { session } => cli_recordings::verify(&session),
             RecordingsCommand::Export { session, out } => cli_recordings::export(&session, &out),
         }),
-        Command::Replay { session, listen, config, stop_after } => {
+        Command::Replay { session, listen, config, stop_after, as_recorded } => {
             let loaded = match &config {
                 Some(path) => Config::load(path),
                 None => Ok(Config::default()),
@@ -312,7 +319,7 @@ fn main() -> ExitCode {
                     if let Some(listen) = listen {
                         config.http.listen = listen;
                     }
-                    report(cli_replay::run(&config, &session, stop_after).map(|()| String::new()))
+                    report(cli_replay::run(&config, &session, as_recorded, stop_after).map(|()| String::new()))
                 }
                 Err(e) => usage_error(&e.to_string()),
             }

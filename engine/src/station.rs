@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::clock::SharedClock;
 use crate::compositor::gpu::{AdapterPreference, GpuContext};
 use crate::compositor::{Compositor, CompositorSettings};
-use crate::config::Config;
+use crate::config::{Config, EncoderConfig};
 use crate::encoder::EncodedFrame;
 use crate::encoder::stage::EncoderStage;
 use crate::frame::Frame;
@@ -190,6 +190,9 @@ struct CompositorStage {
     errors: Arc<crate::metrics::Counter>,
     /// The station's monitor, when it has one.
     display: Option<crate::display::DisplayLink>,
+    /// `record_clean`: while recording, each frame before the overlay goes
+    /// here too (to the clean encoder).
+    clean: Option<(SlotProducer<Frame>, Arc<crate::recorder::Recorder>)>,
 }
 
 impl CompositorStage {
@@ -208,6 +211,11 @@ impl CompositorStage {
             let wait = if self.compositor.readback_pending() { Duration::from_millis(1) } else { POLL_INTERVAL };
             match self.input.take(wait) {
                 Ok(frame) => {
+                    if let Some((clean, recorder)) = &self.clean
+                        && recorder.is_recording()
+                    {
+                        clean.put(frame.clone());
+                    }
                     let scene = self.scene.load();
                     let rendered = self.compositor.render(&frame, &scene.scene);
                     if let (Some(display), Some(shown)) = (&self.display, self.compositor.take_display_frame()) {
@@ -243,6 +251,31 @@ impl CompositorStage {
 
 /// The end of the live path: records each item's capture-to-delivery latency
 /// and rate, and hands it to `deliver` (the viewers' fan-out).
+/// `record_clean`: a second encoder for the frames before the overlay (no
+/// timecode strip: a replay's compositor stamps it afresh), whose access
+/// units go to the recorder's clean track. Its figures stay out of the
+/// station's metrics (they would mix with the live encoder's).
+fn spawn_clean_encoder(
+    config: &Config,
+    input: SlotConsumer<Frame>,
+    recorder: Arc<crate::recorder::Recorder>,
+    clock: &SharedClock,
+    shutdown: &Shutdown,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<(), StationError> {
+    let registry = MetricsRegistry::new();
+    let (encoder_out, sink_in) = latest_slot::<EncodedFrame>("clean_encoder_out");
+    let encoder_config = EncoderConfig { reduced_layer: false, ..config.encoder.clone() };
+    let stage = EncoderStage::new(encoder_config, config.source.fps, input, encoder_out, clock.clone(), &registry)
+        .with_timecode(false, false);
+    let stop = shutdown.clone();
+    threads.push(spawn("scopecast-clean-encoder", move || stage.run(&stop))?);
+    threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame| {
+        recorder.offer_clean(&e.full);
+    })?);
+    Ok(())
+}
+
 fn spawn_sink<T: Timestamped + Send + 'static>(
     input: SlotConsumer<T>,
     clock: SharedClock,
@@ -380,9 +413,34 @@ pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u6
     })
 }
 
+/// Builds a frame source on the station's scene (see [`Station::start_with_source`]).
+pub type SourceOnScene = Box<dyn FnOnce(Arc<SceneStore>) -> Box<dyn FrameSource>>;
+
 impl Station {
     /// Starts the station described by `config` (already validated).
     pub fn start(config: &Config, clock: SharedClock, shutdown: Shutdown) -> Result<Self, StationError> {
+        Self::start_inner(config, clock, shutdown, None)
+    }
+
+    /// Starts a station whose frames come from the source `make` builds on
+    /// the station's scene (a replay drawing the overlays afresh), instead of
+    /// `config.source.uri`. It never records: the recording being replayed
+    /// is not altered, and no other one is made.
+    pub fn start_with_source(
+        config: &Config,
+        clock: SharedClock,
+        shutdown: Shutdown,
+        make: SourceOnScene,
+    ) -> Result<Self, StationError> {
+        Self::start_inner(config, clock, shutdown, Some(make))
+    }
+
+    fn start_inner(
+        config: &Config,
+        clock: SharedClock,
+        shutdown: Shutdown,
+        make_source_on_scene: Option<SourceOnScene>,
+    ) -> Result<Self, StationError> {
         let registry = Arc::new(MetricsRegistry::new());
         let settings = supervisor_settings(config);
         let (scene, problems) = scene_from_config(config);
@@ -393,6 +451,21 @@ impl Station {
         let fade_after = Duration::from_secs_f64(config.telestration.fade_after_s);
         let telestration = Telestration::start(scene.clone(), clock.clone(), fade_after)
             .map_err(|source| StationError::Spawn { name: "scopecast-telestration", source })?;
+        let recorder = if config.encoder.enabled && make_source_on_scene.is_none() {
+            Some(Arc::new(
+                crate::recorder::Recorder::start(
+                    std::path::PathBuf::from(&config.recording.folder),
+                    config.recording.segment_s,
+                    scene.clone(),
+                    clock.clone(),
+                    session_info(config),
+                    &registry,
+                )
+                .map_err(|source| StationError::Spawn { name: "scopecast-recorder", source })?,
+            ))
+        } else {
+            None
+        };
         let mut threads = Vec::new();
         let mut slots: Vec<Box<dyn SlotReport>> = Vec::new();
         let hud_sources = Arc::new(crate::display::HudSources::default());
@@ -443,7 +516,17 @@ impl Station {
                 compositor.enable_display();
                 has_display = true;
             }
+            let clean = match &recorder {
+                Some(recorder) if config.recording.record_clean => {
+                    let (clean_out, clean_in) = latest_slot::<Frame>("clean_to_encoder");
+                    slots.push(Box::new(clean_out.monitor()));
+                    spawn_clean_encoder(config, clean_in, recorder.clone(), &clock, &shutdown, &mut threads)?;
+                    Some((clean_out, recorder.clone()))
+                }
+                _ => None,
+            };
             let stage = CompositorStage {
+                clean,
                 display,
                 compositor,
                 input: compositor_in,
@@ -467,14 +550,16 @@ impl Station {
             slots.push(Box::new(source_out.monitor()));
             (source_out, frames_out, None)
         };
-        let source = make_source(config, &clock)?;
+        let source = match make_source_on_scene {
+            Some(make) => make(scene.clone()),
+            None => make_source(config, &clock)?,
+        };
         let supervisor = Supervisor::new(source, settings, clock.clone(), source_out, &registry);
         let source_status = supervisor.status();
         let _ = hud_sources.source.set(source_status.clone());
 
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
-        let mut recorders = None;
         let broadcast = if config.encoder.enabled {
             let broadcast = Arc::new(Broadcast {
                 fanout: std::sync::Mutex::new(FanOut::new(FanOutPolicy::default())),
@@ -495,23 +580,13 @@ impl Station {
             .with_timecode(config.compositor.timecode && !config.compositor.enabled, config.compositor.timecode);
             let stop = shutdown.clone();
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
-            let recorder = Arc::new(
-                crate::recorder::Recorder::start(
-                    std::path::PathBuf::from(&config.recording.folder),
-                    config.recording.segment_s,
-                    scene.clone(),
-                    clock.clone(),
-                    session_info(config),
-                    &registry,
-                )
-                .map_err(|source| StationError::Spawn { name: "scopecast-recorder", source })?,
-            );
-            if config.recording.enabled {
-                recorder.start_session();
+            if let Some(recorder) = &recorder {
+                if config.recording.enabled {
+                    recorder.start_session();
+                }
+                let _ = hud_sources.recorder.set(recorder.clone());
             }
             let to_recorder = recorder.clone();
-            let _ = hud_sources.recorder.set(recorder.clone());
-            recorders = Some(recorder);
             let to_viewers = broadcast.clone();
             let viewers = registry.gauge("scopecast_viewers", "Viewers receiving the stream.", &[]);
             threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame| {
@@ -520,7 +595,9 @@ impl Station {
                 if let Some(reduced) = &e.reduced {
                     fanout.push(reduced);
                 }
-                to_recorder.offer(&e.full);
+                if let Some(recorder) = &to_recorder {
+                    recorder.offer(&e.full);
+                }
                 viewers.set(fanout.viewer_count() as f64);
                 drop(fanout);
                 to_viewers.pushed.notify_waiters();
@@ -543,11 +620,11 @@ impl Station {
             display: has_display,
             commands: Arc::new(crate::commands::StationCommands::new(
                 telestration.clone(),
-                recorders.clone(),
+                recorder.clone(),
                 clock.clone(),
             )),
             telestration,
-            recorder: recorders,
+            recorder,
         })
     }
 

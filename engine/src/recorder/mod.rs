@@ -5,6 +5,9 @@
 //! - `segment-NNNNNN.mp4`: fragmented MP4 segments of about `segment_s`, each
 //!   starting at a keyframe, fragments of at most [`FRAGMENT_NS`] written
 //!   and synced whole ([`mp4`]);
+//! - `clean-NNNNNN.mp4` (with `record_clean`): the same for the endoscope's
+//!   frames before the overlay (one extra encode), so a replay can draw the
+//!   overlays afresh ([`Track::Clean`]);
 //! - `timeline.bin`: length-prefixed, checksummed records ([`timeline`]):
 //!   start, each segment's first capture time, every scene change (layers,
 //!   model poses, annotations) with the capture time of the first frame that
@@ -50,6 +53,43 @@ pub const QUEUE_FRAMES: usize = 240;
 const RETRY_AFTER_NS: u64 = 1_000_000_000;
 /// The manifest's format name.
 pub const FORMAT: &str = "scopecast-recording/1";
+
+/// Which stream of a session a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// What the viewers saw: overlays and annotations drawn in.
+    Composited,
+    /// The endoscope's frames before the overlay (`record_clean`).
+    Clean,
+}
+
+impl Track {
+    /// Both, composited first.
+    pub const ALL: [Track; 2] = [Track::Composited, Track::Clean];
+
+    /// How its segment files' names start.
+    pub fn file_prefix(self) -> &'static str {
+        match self {
+            Track::Composited => "segment-",
+            Track::Clean => "clean-",
+        }
+    }
+
+    /// The `kind` of its segments' timeline records.
+    pub fn record_kind(self) -> &'static str {
+        match self {
+            Track::Composited => "segment",
+            Track::Clean => "clean_segment",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Track::Composited => 0,
+            Track::Clean => 1,
+        }
+    }
+}
 
 /// What the recorder is doing, for the status line, the HUD and `/metrics`.
 pub struct RecorderStatus {
@@ -114,7 +154,7 @@ impl RecorderStatus {
 }
 
 enum Message {
-    Frame(AccessUnit),
+    Frame(Track, AccessUnit),
     Start,
     Stop,
 }
@@ -168,13 +208,22 @@ impl Recorder {
         Ok(Self { tx, status, thread: Some(thread) })
     }
 
-    /// Hands a frame to the writer without ever blocking; drops it (counted)
-    /// when the queue is full.
+    /// Hands a frame of what viewers saw to the writer without ever
+    /// blocking; drops it (counted) when the queue is full.
     pub fn offer(&self, au: &AccessUnit) {
+        self.offer_on(Track::Composited, au);
+    }
+
+    /// [`Recorder::offer`] for the clean video (the frame before the overlay).
+    pub fn offer_clean(&self, au: &AccessUnit) {
+        self.offer_on(Track::Clean, au);
+    }
+
+    fn offer_on(&self, track: Track, au: &AccessUnit) {
         if !self.status.recording.load(Ordering::Relaxed) {
             return;
         }
-        match self.tx.try_send(Message::Frame(au.clone())) {
+        match self.tx.try_send(Message::Frame(track, au.clone())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.status.dropped.inc();
@@ -236,19 +285,31 @@ struct Segment {
     ticks: u64,
 }
 
+/// One track's open segment and counters.
+struct TrackState {
+    segment: Option<Segment>,
+    segments: u32,
+    /// After a gap: frames are skipped until a keyframe.
+    need_keyframe: bool,
+    last_interval_ns: u64,
+}
+
+impl TrackState {
+    fn new() -> Self {
+        Self { segment: None, segments: 0, need_keyframe: false, last_interval_ns: 16_666_667 }
+    }
+}
+
 struct Session {
     dir: PathBuf,
     name: String,
     timeline: timeline::TimelineWriter,
-    segment: Option<Segment>,
-    segments: u32,
+    /// By [`Track::index`].
+    tracks: [TrackState; 2],
     scene_version: Option<u64>,
     /// After a failure: no writing before this capture time.
     retry_at_ns: Option<u64>,
-    /// After a gap: frames are skipped until a keyframe.
-    need_keyframe: bool,
     started_wall_ms: u64,
-    last_interval_ns: u64,
 }
 
 struct Writer {
@@ -360,7 +421,7 @@ impl Writer {
                     }
                 }
                 Message::Stop => self.close_session(),
-                Message::Frame(au) => self.frame(&au),
+                Message::Frame(track, au) => self.frame(track, &au),
             }
         }
         self.close_session();
@@ -390,40 +451,38 @@ impl Writer {
             dir,
             name,
             timeline,
-            segment: None,
-            segments: 0,
+            tracks: [TrackState::new(), TrackState::new()],
             scene_version: None,
             retry_at_ns: None,
-            need_keyframe: false,
             started_wall_ms: started,
-            last_interval_ns: 16_666_667,
         })
     }
 
-    fn frame(&mut self, au: &AccessUnit) {
+    fn frame(&mut self, track: Track, au: &AccessUnit) {
         let Some(session) = self.session.as_mut() else { return };
         if self.status.gap_pending.swap(false, Ordering::Relaxed) {
-            // Frames were dropped before the queue: the stream resumes at a keyframe.
+            // Frames were dropped before the queue: each track resumes at a keyframe.
             self.status.gaps.inc();
-            session.need_keyframe = true;
+            session.tracks.iter_mut().for_each(|t| t.need_keyframe = true);
             let _ =
                 session.timeline.append(&json!({ "kind": "gap", "t_ns": au.capture_time_ns, "reason": "queue full" }));
         }
+        let state = &mut session.tracks[track.index()];
         let waiting =
-            session.retry_at_ns.is_some_and(|t| au.capture_time_ns < t) || (session.need_keyframe && !au.keyframe);
+            session.retry_at_ns.is_some_and(|t| au.capture_time_ns < t) || (state.need_keyframe && !au.keyframe);
         if waiting {
             self.status.dropped.inc();
             return;
         }
-        session.need_keyframe = false;
-        if let Err(e) = Self::write_frame(session, au, self.segment_ns, &self.scene, &self.status) {
+        state.need_keyframe = false;
+        if let Err(e) = Self::write_frame(session, track, au, self.segment_ns, &self.scene, &self.status) {
             let message = format!("recording write failed ({}): gap until the disk takes data again", e.kind());
             self.status.gaps.inc();
             self.status.dropped.inc();
             self.failed(&message);
             if let Some(session) = self.session.as_mut() {
                 // The segment keeps what was synced; the next one starts at a keyframe.
-                session.segment = None;
+                session.tracks[track.index()].segment = None;
                 session.retry_at_ns = Some(au.capture_time_ns + RETRY_AFTER_NS);
                 let _ = session
                     .timeline
@@ -436,12 +495,14 @@ impl Writer {
 
     fn write_frame(
         session: &mut Session,
+        track: Track,
         au: &AccessUnit,
         segment_ns: u64,
         scene: &SceneStore,
         status: &RecorderStatus,
     ) -> std::io::Result<()> {
-        let starts_segment = match &session.segment {
+        let state = &mut session.tracks[track.index()];
+        let starts_segment = match &state.segment {
             None => true,
             Some(s) => au.keyframe && au.capture_time_ns.saturating_sub(s.first_capture_ns) >= segment_ns,
         };
@@ -451,25 +512,30 @@ impl Writer {
                 status.dropped.inc();
                 return Ok(());
             }
-            Self::close_segment(session)?;
+            if track == Track::Composited {
+                Self::close_segment(state)?;
+            } else if let Err(e) = Self::close_segment(state) {
+                // The clean video is a bonus: its failure never costs a frame of what viewers saw.
+                tracing::warn!(error = %e, "closing a clean-video segment failed");
+            }
             let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "keyframe without SPS/PPS");
             let (sps, pps) = mp4::parameter_sets(&au.data).ok_or_else(invalid)?;
             let (width, height) = sps::picture_size(&sps).ok_or_else(invalid)?;
-            session.segments += 1;
-            let path = session.dir.join(format!("segment-{:06}.mp4", session.segments));
+            state.segments += 1;
+            let path = session.dir.join(format!("{}{:06}.mp4", track.file_prefix(), state.segments));
             let mut file = File::options().create_new(true).write(true).open(&path)?;
             let init = mp4::init_segment(width, height, &sps, &pps);
             if let Err(e) = mp4::write_durably(&mut file, &init) {
                 drop(file);
                 let _ = std::fs::remove_file(&path);
-                session.segments -= 1;
+                state.segments -= 1;
                 return Err(e);
             }
             session.timeline.append(&json!({
-                "kind": "segment", "index": session.segments, "t_ns": au.capture_time_ns,
+                "kind": track.record_kind(), "index": state.segments, "t_ns": au.capture_time_ns,
                 "wall_ms": au.capture_wall_ms, "width": width, "height": height,
             }))?;
-            session.segment = Some(Segment {
+            state.segment = Some(Segment {
                 file,
                 first_capture_ns: au.capture_time_ns,
                 sequence: 0,
@@ -480,18 +546,19 @@ impl Writer {
             });
         }
         let current = scene.load();
-        if session.scene_version != Some(current.version) {
+        if track == Track::Composited && session.scene_version != Some(current.version) {
             session.timeline.append(&json!({
                 "kind": "scene", "t_ns": au.capture_time_ns, "wall_ms": au.capture_wall_ms,
                 "version": current.version, "scene": scene_json(&current.scene),
             }))?;
             session.scene_version = Some(current.version);
         }
-        let Some(segment) = session.segment.as_mut() else { return Ok(()) };
+        let state = &mut session.tracks[track.index()];
+        let Some(segment) = state.segment.as_mut() else { return Ok(()) };
         if let Some((last_time, last)) = segment.pending.last_mut() {
             let interval = au.capture_time_ns.saturating_sub(*last_time).max(1);
             last.duration = ticks(interval).max(1) as u32;
-            session.last_interval_ns = interval;
+            state.last_interval_ns = interval;
         }
         segment.pending.push((
             au.capture_time_ns,
@@ -500,7 +567,9 @@ impl Writer {
         let span = au.capture_time_ns.saturating_sub(segment.pending[0].0);
         if span >= FRAGMENT_NS {
             let (frames, bytes) = Self::flush(segment, false)?;
-            status.frames.add(frames);
+            if track == Track::Composited {
+                status.frames.add(frames);
+            }
             status.bytes.add(bytes);
         }
         Ok(())
@@ -530,10 +599,10 @@ impl Writer {
         Ok((samples.len() as u64, bytes.len() as u64))
     }
 
-    fn close_segment(session: &mut Session) -> std::io::Result<(u64, u64)> {
-        let Some(mut segment) = session.segment.take() else { return Ok((0, 0)) };
+    fn close_segment(state: &mut TrackState) -> std::io::Result<(u64, u64)> {
+        let Some(mut segment) = state.segment.take() else { return Ok((0, 0)) };
         if let Some((_, last)) = segment.pending.last_mut() {
-            last.duration = ticks(session.last_interval_ns).max(1) as u32;
+            last.duration = ticks(state.last_interval_ns).max(1) as u32;
         }
         let written = Self::flush(&mut segment, true)?;
         use std::os::unix::fs::FileExt;
@@ -549,9 +618,12 @@ impl Writer {
             self.status.set_recording(false);
             return;
         };
-        let closed = Self::close_segment(&mut session);
+        let closed = Self::close_segment(&mut session.tracks[Track::Composited.index()]);
         if let Ok((frames, bytes)) = closed {
             self.status.frames.add(frames);
+            self.status.bytes.add(bytes);
+        }
+        if let Ok((_, bytes)) = Self::close_segment(&mut session.tracks[Track::Clean.index()]) {
             self.status.bytes.add(bytes);
         }
         let stopped = wall_ms();
@@ -564,7 +636,8 @@ impl Writer {
         manifest["state"] = json!("finished");
         manifest["finished_wall_ms"] = json!(stopped);
         manifest["duration_ms"] = json!(stopped.saturating_sub(session.started_wall_ms));
-        manifest["segments"] = json!(session.segments);
+        manifest["segments"] = json!(session.tracks[Track::Composited.index()].segments);
+        manifest["clean_segments"] = json!(session.tracks[Track::Clean.index()].segments);
         manifest["dropped_frames"] = json!(self.status.dropped.get());
         manifest["gaps"] = json!(self.status.gaps.get());
         if closed.is_err() || write_json_atomically(&manifest_path, &manifest).is_err() {
@@ -600,15 +673,21 @@ pub fn sessions(folder: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The segment files of a session, in order.
+/// The segment files of a session (what viewers saw), in order.
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    track_files(dir, Track::Composited)
+}
+
+/// The segment files of one track of a session, in order.
+pub fn track_files(dir: &Path, track: Track) -> Vec<PathBuf> {
+    let prefix = track.file_prefix();
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("segment-") && n.ends_with(".mp4"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".mp4"))
         })
         .collect();
     out.sort();
@@ -639,8 +718,9 @@ pub fn repair_unfinished(folder: &Path) -> Vec<RepairReport> {
         }
         let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let mut report = RepairReport { session: name, cut_bytes: 0, removed_segments: 0 };
-        let mut segments = 0u32;
-        for segment in segment_files(&dir) {
+        let mut segments = [0u32; 2];
+        for (track, segment) in Track::ALL.iter().flat_map(|t| track_files(&dir, *t).into_iter().map(move |f| (*t, f)))
+        {
             let bytes = std::fs::read(&segment).unwrap_or_default();
             let valid = mp4::valid_length(&bytes);
             if valid == 0 {
@@ -649,7 +729,7 @@ pub fn repair_unfinished(folder: &Path) -> Vec<RepairReport> {
                 report.cut_bytes += bytes.len() as u64;
             } else {
                 report.cut_bytes += truncate(&segment, valid).unwrap_or(0);
-                segments += 1;
+                segments[track.index()] += 1;
             }
         }
         let timeline_path = dir.join("timeline.bin");
@@ -660,7 +740,8 @@ pub fn repair_unfinished(folder: &Path) -> Vec<RepairReport> {
         manifest["state"] = json!("repaired");
         manifest["repaired_wall_ms"] = json!(wall_ms());
         manifest["repair"] = json!({ "cut_bytes": report.cut_bytes, "removed_segments": report.removed_segments });
-        manifest["segments"] = json!(segments);
+        manifest["segments"] = json!(segments[Track::Composited.index()]);
+        manifest["clean_segments"] = json!(segments[Track::Clean.index()]);
         if write_json_atomically(&manifest_path, &manifest).is_ok() {
             reports.push(report);
         }

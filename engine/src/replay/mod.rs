@@ -8,9 +8,12 @@
 //! - `schedule.rs`: when each frame goes out: pause, seek, speed (pure).
 //! - `player.rs`: the thread that sends them, and the trainer's controls.
 
+pub mod decoder;
 pub mod player;
+pub mod scene_track;
 pub mod schedule;
 pub mod session;
+pub mod source;
 
 use std::sync::Arc;
 

@@ -28,8 +28,10 @@ use crate::clock::SharedClock;
 /// Longest the thread sleeps before looking at keyframe requests again.
 const POLL: Duration = Duration::from_millis(20);
 
-/// What the data channel and the thread share.
-struct Shared {
+/// The playback state, shared by the data channel (the trainer's controls)
+/// and whatever sends the frames (the player thread, or the source of a
+/// replay that draws the overlays afresh).
+pub struct Shared {
     playback: Mutex<Playback>,
     changed: Condvar,
     stop: AtomicBool,
@@ -37,8 +39,48 @@ struct Shared {
 }
 
 impl Shared {
+    /// Playing `frames` from the first keyframe, now.
+    pub fn new(frames: Vec<super::schedule::FrameTime>, clock: SharedClock) -> Arc<Self> {
+        let playback = Playback::new(frames, clock.now_ns());
+        Arc::new(Self { playback: Mutex::new(playback), changed: Condvar::new(), stop: AtomicBool::new(false), clock })
+    }
+
     fn playback(&self) -> MutexGuard<'_, Playback> {
         self.playback.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits at most `max_wait` for the next frame due; its index. `refresh`
+    /// is asked first whether a viewer needs a keyframe.
+    pub fn next_due(&self, max_wait: Duration, refresh: impl FnOnce(u64) -> bool) -> Option<usize> {
+        let mut playback = self.playback();
+        let now = self.clock.now_ns();
+        if refresh(now) {
+            playback.refresh(now);
+        }
+        if let Some(index) = playback.take_due(now) {
+            return Some(index);
+        }
+        let wait =
+            playback.due_ns().map_or(max_wait, |due| Duration::from_nanos(due.saturating_sub(now)).min(max_wait));
+        playback = self.changed.wait_timeout(playback, wait).unwrap_or_else(PoisonError::into_inner).0;
+        playback.take_due(self.clock.now_ns())
+    }
+
+    /// Asks the sender to stop (wakes it).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.changed.notify_all();
+    }
+
+    /// Whether [`Shared::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The state as the pages see it.
+    pub fn state(&self) -> Notice {
+        let now = self.clock.now_ns();
+        self.notice(&self.playback(), now)
     }
 
     fn notice(&self, playback: &Playback, now_ns: u64) -> Notice {
@@ -59,21 +101,26 @@ pub struct Player {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The trainer's controls, as the room's [`CommandSink`].
+/// The trainer's controls, as the room's [`CommandSink`]: pause, play,
+/// seek and speed; drawing and layer switches go to `drawing` when the
+/// replay draws the overlays afresh, and are refused when it plays the
+/// composited stream as recorded.
 pub struct PlayerControls {
     shared: Arc<Shared>,
+    drawing: Option<Arc<dyn CommandSink>>,
+}
+
+impl PlayerControls {
+    /// Controls of `shared`, passing drawing to `drawing`.
+    pub fn new(shared: Arc<Shared>, drawing: Option<Arc<dyn CommandSink>>) -> Self {
+        Self { shared, drawing }
+    }
 }
 
 impl Player {
     /// Starts playing `session` into `broadcast` from its first keyframe.
     pub fn start(session: RecordedSession, broadcast: Arc<Broadcast>, clock: SharedClock) -> std::io::Result<Self> {
-        let playback = Playback::new(session.frame_times(), clock.now_ns());
-        let shared = Arc::new(Shared {
-            playback: Mutex::new(playback),
-            changed: Condvar::new(),
-            stop: AtomicBool::new(false),
-            clock,
-        });
+        let shared = Shared::new(session.frame_times(), clock);
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("scopecast-replay".into())
@@ -83,13 +130,12 @@ impl Player {
 
     /// The controls for the viewers' data channels.
     pub fn controls(&self) -> Arc<PlayerControls> {
-        Arc::new(PlayerControls { shared: self.shared.clone() })
+        Arc::new(PlayerControls::new(self.shared.clone(), None))
     }
 
     /// The state as the pages see it.
     pub fn state(&self) -> Notice {
-        let now = self.shared.clock.now_ns();
-        self.shared.notice(&self.shared.playback(), now)
+        self.shared.state()
     }
 
     /// Stops the thread.
@@ -98,8 +144,7 @@ impl Player {
     }
 
     fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        self.shared.changed.notify_all();
+        self.shared.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -116,23 +161,11 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
     let mut cache = SegmentCache::default();
     let mut sequence = 0u64;
     let mut failed_frames = 0u64;
-    let mut playback = shared.playback();
-    while !shared.stop.load(Ordering::Relaxed) {
-        let now = shared.clock.now_ns();
-        let wanted = broadcast
-            .fanout
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take_keyframe_request(VideoLayer::Full, now);
-        if wanted {
-            playback.refresh(now);
-        }
-        let Some(index) = playback.take_due(now) else {
-            let wait = playback.due_ns().map_or(POLL, |due| Duration::from_nanos(due.saturating_sub(now)).min(POLL));
-            playback = shared.changed.wait_timeout(playback, wait).unwrap_or_else(PoisonError::into_inner).0;
-            continue;
-        };
-        drop(playback);
+    let keyframe_wanted = |now| {
+        broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).take_keyframe_request(VideoLayer::Full, now)
+    };
+    while !shared.stopped() {
+        let Some(index) = shared.next_due(POLL, keyframe_wanted) else { continue };
         let frame = session.frames[index];
         match cache.annex_b(session, &frame) {
             Ok(data) => {
@@ -156,7 +189,6 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
                 }
             }
         }
-        playback = shared.playback();
     }
 }
 
@@ -173,6 +205,10 @@ impl CommandSink for PlayerControls {
             Command::Speed { factor } => playback.set_speed(f64::from(*factor), now),
             Command::Hello { .. } => return Ok(None),
             Command::Record { .. } => return Err("a replay does not record".into()),
+            _ if self.drawing.is_some() => {
+                drop(playback);
+                return self.drawing.as_ref().map_or(Ok(None), |d| d.apply(viewer, command));
+            }
             _ => {
                 return Err(format!(
                     "{} is refused: this replay plays the composited stream as recorded, which is never altered",
@@ -187,7 +223,11 @@ impl CommandSink for PlayerControls {
         Ok(Some(notice))
     }
 
-    fn left(&self, _viewer: u64) {}
+    fn left(&self, viewer: u64) {
+        if let Some(drawing) = &self.drawing {
+            drawing.left(viewer);
+        }
+    }
 
     fn greeting(&self) -> Option<Notice> {
         let now = self.shared.clock.now_ns();

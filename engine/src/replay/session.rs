@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::schedule::FrameTime;
-use crate::recorder::{FORMAT, mp4, segment_files, timeline};
+use crate::recorder::{FORMAT, Track, mp4, timeline, track_files};
 
 /// Longest pause between two frames kept on the replay timeline, ns.
 pub const MAX_GAP_NS: u64 = 1_000_000_000;
@@ -69,6 +69,9 @@ pub struct RecordedFrame {
     pub play_ns: u64,
     /// Its capture time, Unix ms (what its timecode strip shows).
     pub wall_ms: u64,
+    /// Its capture time on the recording station's monotonic clock, ns
+    /// (what the timeline's scene records are stamped with).
+    pub capture_ns: u64,
     /// An IDR picture.
     pub keyframe: bool,
     /// Which segment (index into [`RecordedSession::segments`]).
@@ -103,26 +106,39 @@ pub struct RecordedSession {
     pub skipped: Vec<String>,
 }
 
-/// The timeline's `segment` records by segment number: (t_ns, wall_ms).
-fn segment_starts(dir: &Path) -> HashMap<u64, (u64, u64)> {
+/// The timeline's whole records (none when it is missing or foreign).
+pub fn timeline_records(dir: &Path) -> Vec<serde_json::Value> {
     let bytes = std::fs::read(dir.join("timeline.bin")).unwrap_or_default();
-    let Some(contents) = timeline::read(&bytes) else { return HashMap::new() };
-    contents
-        .records
+    timeline::read(&bytes).map(|c| c.records).unwrap_or_default()
+}
+
+/// The timeline's segment records of `track` by segment number: (t_ns, wall_ms).
+fn segment_starts(dir: &Path, track: Track) -> HashMap<u64, (u64, u64)> {
+    timeline_records(dir)
         .iter()
-        .filter(|r| r["kind"] == "segment")
+        .filter(|r| r["kind"] == track.record_kind())
         .filter_map(|r| Some((r["index"].as_u64()?, (r["t_ns"].as_u64()?, r["wall_ms"].as_u64()?))))
         .collect()
 }
 
-/// The number in `segment-000042.mp4`.
-fn segment_number(path: &Path) -> Option<u64> {
-    path.file_name()?.to_str()?.strip_prefix("segment-")?.strip_suffix(".mp4")?.parse().ok()
+/// The number in `segment-000042.mp4` (`clean-000042.mp4` for the clean track).
+fn segment_number(path: &Path, track: Track) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_prefix(track.file_prefix())?.strip_suffix(".mp4")?.parse().ok()
 }
 
 impl RecordedSession {
-    /// Reads the session folder `dir`.
+    /// Reads the session folder `dir`: what the viewers saw.
     pub fn open(dir: &Path) -> Result<Self, ReplayError> {
+        Self::open_track(dir, Track::Composited)
+    }
+
+    /// Whether `dir` holds clean video (`record_clean`).
+    pub fn has_clean_video(dir: &Path) -> bool {
+        !track_files(dir, Track::Clean).is_empty()
+    }
+
+    /// Reads one track of the session folder `dir`.
+    pub fn open_track(dir: &Path, track: Track) -> Result<Self, ReplayError> {
         let manifest_path = dir.join("manifest.json");
         let not_a_session = |reason: String| ReplayError::NotASession { path: dir.to_path_buf(), reason };
         let bytes = std::fs::read(&manifest_path).map_err(|e| not_a_session(e.to_string()))?;
@@ -131,7 +147,7 @@ impl RecordedSession {
         if manifest["format"] != FORMAT {
             return Err(ReplayError::Foreign { path: manifest_path, found: manifest["format"].to_string() });
         }
-        let starts = segment_starts(dir);
+        let starts = segment_starts(dir, track);
         let mut session = Self {
             name: dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
             state: manifest["state"].as_str().unwrap_or("unknown").to_string(),
@@ -143,7 +159,7 @@ impl RecordedSession {
         let mut previous: Option<(u64, u64)> = None;
         let mut interval_ns = DEFAULT_INTERVAL_NS;
         let mut play_ns = 0u64;
-        for path in segment_files(dir) {
+        for path in track_files(dir, track) {
             let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             let read = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| {
                 let (sps, pps) = mp4::stored_parameter_sets(&bytes).ok_or("no SPS/PPS in its avcC")?;
@@ -162,7 +178,7 @@ impl RecordedSession {
                 }
             };
             // Without its timeline record (a torn timeline), the segment follows the previous one.
-            let start = segment_number(&path).and_then(|n| starts.get(&n).copied()).unwrap_or_else(|| {
+            let start = segment_number(&path, track).and_then(|n| starts.get(&n).copied()).unwrap_or_else(|| {
                 previous.map_or((0, 0), |(t, wall)| (t + interval_ns, wall + interval_ns / 1_000_000))
             });
             let segment = session.segments.len();
@@ -181,6 +197,7 @@ impl RecordedSession {
                 session.frames.push(RecordedFrame {
                     play_ns,
                     wall_ms,
+                    capture_ns: t_ns,
                     keyframe: sample.keyframe,
                     segment,
                     sample: sample_index,

@@ -230,57 +230,61 @@ impl GstSource {
     }
 
     fn frame_from_sample(&self, running: &Running, sample: &gst::Sample) -> Result<Frame, SourceError> {
-        let unsupported = |reason: String| SourceError::Unsupported { reason };
-        let caps = sample.caps().ok_or_else(|| unsupported("sample without caps".into()))?;
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| unsupported(format!("caps {caps}: {e}")))?;
-        let format = match info.format() {
-            gst_video::VideoFormat::I420 => PixelFormat::I420,
-            gst_video::VideoFormat::Nv12 => PixelFormat::Nv12,
-            gst_video::VideoFormat::Rgba => PixelFormat::Rgba8,
-            other => return Err(unsupported(format!("pixel format {other:?}"))),
-        };
-        let buffer = sample.buffer_owned().ok_or_else(|| unsupported("sample without buffer".into()))?;
-        let (offsets, strides): (Vec<usize>, Vec<i32>) = match buffer.meta::<gst_video::VideoMeta>() {
-            Some(meta) => (meta.offset().to_vec(), meta.stride().to_vec()),
-            None => (info.offset().to_vec(), info.stride().to_vec()),
-        };
-        let planes = offsets
-            .iter()
-            .zip(&strides)
-            .take(format.plane_count())
-            .map(|(&offset, &stride)| {
-                usize::try_from(stride)
-                    .map(|stride| Plane { offset, stride })
-                    .map_err(|_| unsupported(format!("negative stride {stride}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let now_ns = self.clock.now_ns();
-        let age_ns = buffer
-            .pts()
-            .zip(sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()))
-            .and_then(|(pts, segment)| segment.to_running_time(pts))
-            .zip(running.pipeline.clock())
-            .map(|(running_time, clock)| {
-                let clock_time = running.pipeline.base_time().unwrap_or(gst::ClockTime::ZERO) + running_time;
-                clock.time().nseconds().saturating_sub(clock_time.nseconds())
-            })
-            .unwrap_or(0)
-            // A timestamp from further back than a second is not a capture time we trust.
-            .min(1_000_000_000);
-        let capture_time_ns = now_ns.saturating_sub(age_ns);
-        let capture_wall_ms = self.clock.wall_ms().saturating_sub(age_ns / 1_000_000);
-        let mapped = buffer.into_mapped_buffer_readable().map_err(|_| unsupported("buffer not readable".into()))?;
-        let stamp = FrameStamp { sequence: 0, capture_time_ns, capture_wall_ms };
-        Ok(Frame::new(
-            format,
-            info.width(),
-            info.height(),
-            planes,
-            Arc::new(GstBytes(mapped)),
-            stamp,
-            FrameContent::Live,
-        )?)
+        frame_of_sample(sample, |buffer| {
+            let now_ns = self.clock.now_ns();
+            let age_ns = buffer
+                .pts()
+                .zip(sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()))
+                .and_then(|(pts, segment)| segment.to_running_time(pts))
+                .zip(running.pipeline.clock())
+                .map(|(running_time, clock)| {
+                    let clock_time = running.pipeline.base_time().unwrap_or(gst::ClockTime::ZERO) + running_time;
+                    clock.time().nseconds().saturating_sub(clock_time.nseconds())
+                })
+                .unwrap_or(0)
+                // A timestamp from further back than a second is not a capture time we trust.
+                .min(1_000_000_000);
+            let capture_time_ns = now_ns.saturating_sub(age_ns);
+            let capture_wall_ms = self.clock.wall_ms().saturating_sub(age_ns / 1_000_000);
+            FrameStamp { sequence: 0, capture_time_ns, capture_wall_ms }
+        })
     }
+}
+
+/// A decoded sample (I420, NV12 or RGBA) as a frame stamped by `stamp`
+/// (which sees the buffer, for its timestamps). No copy: the frame holds
+/// the mapped buffer, with its planes' offsets and strides.
+pub fn frame_of_sample(
+    sample: &gst::Sample,
+    stamp: impl FnOnce(&gst::Buffer) -> FrameStamp,
+) -> Result<Frame, SourceError> {
+    let unsupported = |reason: String| SourceError::Unsupported { reason };
+    let caps = sample.caps().ok_or_else(|| unsupported("sample without caps".into()))?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| unsupported(format!("caps {caps}: {e}")))?;
+    let format = match info.format() {
+        gst_video::VideoFormat::I420 => PixelFormat::I420,
+        gst_video::VideoFormat::Nv12 => PixelFormat::Nv12,
+        gst_video::VideoFormat::Rgba => PixelFormat::Rgba8,
+        other => return Err(unsupported(format!("pixel format {other:?}"))),
+    };
+    let buffer = sample.buffer_owned().ok_or_else(|| unsupported("sample without buffer".into()))?;
+    let (offsets, strides): (Vec<usize>, Vec<i32>) = match buffer.meta::<gst_video::VideoMeta>() {
+        Some(meta) => (meta.offset().to_vec(), meta.stride().to_vec()),
+        None => (info.offset().to_vec(), info.stride().to_vec()),
+    };
+    let planes = offsets
+        .iter()
+        .zip(&strides)
+        .take(format.plane_count())
+        .map(|(&offset, &stride)| {
+            usize::try_from(stride)
+                .map(|stride| Plane { offset, stride })
+                .map_err(|_| unsupported(format!("negative stride {stride}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let stamp = stamp(&buffer);
+    let mapped = buffer.into_mapped_buffer_readable().map_err(|_| unsupported("buffer not readable".into()))?;
+    Ok(Frame::new(format, info.width(), info.height(), planes, Arc::new(GstBytes(mapped)), stamp, FrameContent::Live)?)
 }
 
 /// Sets an enum property from its nick, or says which nicks exist.
