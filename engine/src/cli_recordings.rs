@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
-use scopecast_engine::recorder::{FORMAT, mp4, segment_files, sessions, timeline};
+use scopecast_engine::recorder::{FORMAT, Track, mp4, segment_files, sessions, timeline, track_files};
 
 fn manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
     let path = dir.join("manifest.json");
@@ -29,6 +29,8 @@ struct Figures {
     bytes: u64,
     gaps: usize,
     scene_changes: usize,
+    /// The clean video (`record_clean`): segments, frames.
+    clean: (usize, usize),
     problems: Vec<String>,
 }
 
@@ -41,8 +43,19 @@ fn figures(dir: &Path) -> anyhow::Result<Figures> {
         bytes: 0,
         gaps: 0,
         scene_changes: 0,
+        clean: (0, 0),
         problems: Vec::new(),
     };
+    for segment in track_files(dir, Track::Clean) {
+        let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let bytes = std::fs::read(&segment).with_context(|| format!("cannot read {name}"))?;
+        f.clean.0 += 1;
+        f.bytes += bytes.len() as u64;
+        match mp4::read_samples(&bytes) {
+            Ok(samples) => f.clean.1 += samples.len(),
+            Err(e) => f.problems.push(format!("{name}: {e}")),
+        }
+    }
     for segment in segment_files(dir) {
         let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&segment).with_context(|| format!("cannot read {name}"))?;
@@ -123,6 +136,12 @@ pub fn info(dir: &Path) -> anyhow::Result<String> {
         f.gaps,
         f.scene_changes,
     );
+    if f.clean.0 > 0 {
+        out.push_str(&format!(
+            "clean video {} segment(s), {} frames (replay draws the overlays afresh)\n",
+            f.clean.0, f.clean.1
+        ));
+    }
     for problem in &f.problems {
         out.push_str(&format!("problem: {problem}\n"));
     }

@@ -144,6 +144,8 @@ fn replays_to_a_trainer_and_a_trainee(session: &Path) {
     assert_eq!(report["trainee_role"], "viewer");
     assert_eq!(report["bar_shown"], true, "the trainee's page shows where the replay is");
     assert_eq!(report["trainee_controls_disabled"], true);
+    assert_eq!(report["trainer_tools_shown"], false, "nothing can be drawn over the stream as recorded");
+    assert_eq!(report["trainer_draw_errors"], serde_json::json!(["refused"]), "and drawing is refused in words");
 
     let normal = timecodes(&report["normal"]);
     assert!(normal.len() >= 40, "2 s of 30 fps frames decoded: {}", normal.len());
@@ -157,6 +159,13 @@ fn replays_to_a_trainer_and_a_trainee(session: &Path) {
         report["trainee_errors"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
     assert!(errors.contains(&"forbidden"), "the trainee cannot seek: {errors:?}");
     let seek_latency = report["seek_latency_ms"].as_f64().unwrap_or_else(|| panic!("the seek never showed: {report}"));
+    let first_shown = report["seek_first_shown"].as_u64().unwrap_or(0);
+    let key_masked = key_wall & MASK;
+    assert!(
+        (key_masked..key_masked + 100).contains(&first_shown),
+        "the seek landed on the keyframe at or before the target ({key_masked}) or the frames right after it: \
+         {first_shown}"
+    );
     let (fast, fast_frames) = pace(&timecodes(&report["fast"]));
     let (slow, slow_frames) = pace(&timecodes(&report["slow"]));
     eprintln!(
@@ -288,4 +297,12 @@ fn the_recordings_cli_says_what_is_wrong_with_corrupt_and_foreign_files() {
     let listing = Command::new("tar").arg("tf").arg(&archive).output().expect("tar");
     let names = String::from_utf8_lossy(&listing.stdout);
     assert!(names.contains("corrupt/manifest.json") && names.contains("corrupt/segment-000001.mp4"), "{names}");
+
+    // Replay refuses them in words too, before serving anything.
+    for (session, expected) in
+        [(&foreign, "foreign manifest"), (&corrupt, "no playable frames"), (&dir.path().join("nothing"), "no readable manifest")]
+    {
+        let (ok, text) = cli(&["replay", &session.display().to_string(), "--listen", "127.0.0.1:0"]);
+        assert!(!ok && text.contains(expected) && !text.contains("panicked"), "{text}");
+    }
 }

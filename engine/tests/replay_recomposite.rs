@@ -4,7 +4,7 @@
 //! shows where it was drawn; the trainer switches the annotations layer off
 //! and on and draws a stroke of their own over the held replay; the replayed
 //! timecodes are the recorded capture times; and not one byte of the
-//! recording changed.
+//! recording changed. gst-discoverer opens the clean segments.
 
 mod viewer;
 
@@ -63,6 +63,18 @@ fn a_clean_recording_replays_with_overlays_drawn_afresh_that_the_trainer_can_cha
     let clean = RecordedSession::open_track(&session, Track::Clean).expect("the clean track opens");
     let recorded_times: Vec<u64> = clean.frames.iter().map(|f| f.wall_ms & ((1 << 36) - 1)).collect();
     let before = contents(&session);
+    for segment in scopecast_engine::recorder::track_files(&session, Track::Clean) {
+        let output = std::process::Command::new("gst-discoverer-1.0").arg(&segment).output().expect("gst-discoverer-1.0");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && text.contains("H.264") && text.contains("Width: 640"), "{text}");
+    }
+    let info = std::process::Command::new(viewer::BIN)
+        .args(["recordings", "info"])
+        .arg(&session)
+        .output()
+        .expect("recordings info");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("clean video"), "{info}");
 
     let session_arg = session.display().to_string();
     let replay = start_serving(&["replay", &session_arg, "--listen", "127.0.0.1:0"]);

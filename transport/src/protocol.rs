@@ -424,6 +424,9 @@ pub enum Notice {
         duration_ms: u64,
         /// × recorded pace.
         speed: f32,
+        /// The overlays are drawn afresh: layers switch and drawing works
+        /// (otherwise the composited stream plays as recorded).
+        drawing: bool,
     },
 }
 
@@ -556,7 +559,7 @@ mod tests {
             Notice::Playback { v: 1, paused: true, ended: false, position_ms: 1500, duration_ms: 20000, speed: 2.0 };
         assert_eq!(
             state.to_json(),
-            r#"{"type":"playback","v":1,"paused":true,"ended":false,"position_ms":1500,"duration_ms":20000,"speed":2.0}"#
+            r#"{"type":"playback","v":1,"paused":true,"ended":false,"position_ms":1500,"duration_ms":20000,"speed":2.0,"drawing":false}"#
         );
     }
 

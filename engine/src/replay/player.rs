@@ -80,10 +80,10 @@ impl Shared {
     /// The state as the pages see it.
     pub fn state(&self) -> Notice {
         let now = self.clock.now_ns();
-        self.notice(&self.playback(), now)
+        self.notice(&self.playback(), now, false)
     }
 
-    fn notice(&self, playback: &Playback, now_ns: u64) -> Notice {
+    fn notice(&self, playback: &Playback, now_ns: u64, drawing: bool) -> Notice {
         Notice::Playback {
             v: PROTOCOL_VERSION,
             paused: playback.paused(),
@@ -91,6 +91,7 @@ impl Shared {
             position_ms: playback.position_ns(now_ns) / 1_000_000,
             duration_ms: playback.duration_ns() / 1_000_000,
             speed: playback.speed() as f32,
+            drawing,
         }
     }
 }
@@ -217,7 +218,7 @@ impl CommandSink for PlayerControls {
             }
         }
         tracing::info!(viewer, command = command.name(), "replay control");
-        let notice = self.shared.notice(&playback, now);
+        let notice = self.shared.notice(&playback, now, self.drawing.is_some());
         drop(playback);
         self.shared.changed.notify_all();
         Ok(Some(notice))
@@ -231,6 +232,6 @@ impl CommandSink for PlayerControls {
 
     fn greeting(&self) -> Option<Notice> {
         let now = self.shared.clock.now_ns();
-        Some(self.shared.notice(&self.shared.playback(), now))
+        Some(self.shared.notice(&self.shared.playback(), now, self.drawing.is_some()))
     }
 }

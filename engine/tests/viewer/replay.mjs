@@ -9,7 +9,8 @@
 // 3. The trainee tries to seek: refused (forbidden), nothing changes.
 // 4. The trainer seeks to SEEK_MS; seek_latency_ms is the time from sending
 //    to the trainee presenting the keyframe whose recorded time is
-//    SEEK_KEYFRAME_WALL (masked to 36 bits).
+//    SEEK_KEYFRAME_WALL (masked to 36 bits), or a frame within 200 ms after
+//    it (seek_first_shown: which).
 // 5. fast: 2× for 2 s; slow: 0.5× for 2 s; held: paused for 1.5 s;
 //    resumed: 1 s after play.
 import { createRequire } from 'node:module';
@@ -51,6 +52,12 @@ try {
   result.trainee_role = await trainee.evaluate(() => window.scopecastStats.role);
   result.bar_shown = await trainee.evaluate(() => getComputedStyle(document.getElementById('playback')).display !== 'none');
   result.trainee_controls_disabled = await trainee.evaluate(() => document.getElementById('seekBar').disabled);
+  result.trainer_tools_shown = await trainer.evaluate(() => getComputedStyle(document.getElementById('tools')).display !== 'none');
+  result.trainer_draw_errors = await trainer.evaluate(async () => {
+    window.scopecast.send({ type: 'laser', at: [0.5, 0.5] });
+    await new Promise((r) => setTimeout(r, 300));
+    return window.scopecastStats.errors.map((e) => e.code);
+  });
 
   result.normal = await phase(2000);
 
@@ -60,12 +67,15 @@ try {
 
   const sentAt = Date.now();
   await send(trainer, { type: 'seek', to_ms: seekMs });
-  const mask = 2 ** 36;
+  // The picture the seek landed on: the keyframe, or (when the browser
+  // presents two frames in one display refresh) one of the frames just after it.
+  const landed = (v) => v >= seekKeyframeWall % 2 ** 36 && v < seekKeyframeWall % 2 ** 36 + 200;
   try {
-    await trainee.waitForFunction(([since, wall, m]) => window.scopecastStats.timecodes.some(([t, v]) => t >= since && v === wall % m),
-      [sentAt, seekKeyframeWall, mask], { timeout: 5000, polling: 5 });
-    const hit = (await timecodes()).find(([t, v]) => t >= sentAt && v === seekKeyframeWall % mask);
+    await trainee.waitForFunction(([since, key]) => window.scopecastStats.timecodes.some(([t, v]) => t >= since && v >= key && v < key + 200),
+      [sentAt, seekKeyframeWall % 2 ** 36], { timeout: 5000, polling: 5 });
+    const hit = (await timecodes()).find(([t, v]) => t >= sentAt && landed(v));
     result.seek_latency_ms = hit[0] - sentAt;
+    result.seek_first_shown = hit[1];
   } catch (e) {
     result.seek_latency_ms = null;
     result.after_seek = (await timecodes()).filter(([t]) => t >= sentAt).slice(0, 10);
