@@ -299,9 +299,11 @@ fn the_recordings_cli_says_what_is_wrong_with_corrupt_and_foreign_files() {
     assert!(names.contains("corrupt/manifest.json") && names.contains("corrupt/segment-000001.mp4"), "{names}");
 
     // Replay refuses them in words too, before serving anything.
-    for (session, expected) in
-        [(&foreign, "foreign manifest"), (&corrupt, "no playable frames"), (&dir.path().join("nothing"), "no readable manifest")]
-    {
+    for (session, expected) in [
+        (&foreign, "foreign manifest"),
+        (&corrupt, "no playable frames"),
+        (&dir.path().join("nothing"), "no readable manifest"),
+    ] {
         let (ok, text) = cli(&["replay", &session.display().to_string(), "--listen", "127.0.0.1:0"]);
         assert!(!ok && text.contains(expected) && !text.contains("panicked"), "{text}");
     }

@@ -4,7 +4,8 @@
 //! shows where it was drawn; the trainer switches the annotations layer off
 //! and on and draws a stroke of their own over the held replay; the replayed
 //! timecodes are the recorded capture times; and not one byte of the
-//! recording changed. gst-discoverer opens the clean segments.
+//! recording changed. gst-discoverer opens the clean segments; Chromium's
+//! <video> plays a segment of each track from its file.
 
 mod viewer;
 
@@ -64,9 +65,26 @@ fn a_clean_recording_replays_with_overlays_drawn_afresh_that_the_trainer_can_cha
     let recorded_times: Vec<u64> = clean.frames.iter().map(|f| f.wall_ms & ((1 << 36) - 1)).collect();
     let before = contents(&session);
     for segment in scopecast_engine::recorder::track_files(&session, Track::Clean) {
-        let output = std::process::Command::new("gst-discoverer-1.0").arg(&segment).output().expect("gst-discoverer-1.0");
+        let output =
+            std::process::Command::new("gst-discoverer-1.0").arg(&segment).output().expect("gst-discoverer-1.0");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success() && text.contains("H.264") && text.contains("Width: 640"), "{text}");
+    }
+    // Chromium's own <video> plays a segment of each track from its file.
+    let files: Vec<String> = [Track::Composited, Track::Clean]
+        .iter()
+        .filter_map(|t| scopecast_engine::recorder::track_files(&session, *t).first().map(|p| p.display().to_string()))
+        .collect();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let played = node_script("mp4play.mjs", &args);
+    for file in &files {
+        let v = &played[file.as_str()];
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(360)), "{file}: {v}");
+        assert!(
+            v["duration"].as_f64().unwrap_or(0.0) > 1.0 && v["played"].as_f64().unwrap_or(0.0) > 0.5,
+            "{file}: {v}"
+        );
+        assert!(v["error"].is_null(), "{file}: {v}");
     }
     let info = std::process::Command::new(viewer::BIN)
         .args(["recordings", "info"])

@@ -245,3 +245,56 @@ impl SegmentCache {
         Ok(mp4::annex_b(sample, &file.sps, &file.pps))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::timeline::TimelineWriter;
+
+    /// A segment of `count` samples 3000 ticks (33.3 ms) apart, the first a keyframe.
+    fn write_segment(dir: &Path, name: &str, count: usize) {
+        let samples: Vec<mp4::Sample> = (0..count)
+            .map(|i| mp4::Sample {
+                data: vec![0, 0, 0, 1, if i == 0 { 0x65 } else { 0x41 }],
+                duration: 3000,
+                keyframe: i == 0,
+            })
+            .collect();
+        let mut bytes = mp4::init_segment(64, 48, &[0x67, 0x42, 0xc0, 0x1f], &[0x68, 0xce, 0x3c, 0x80]);
+        bytes.extend(mp4::fragment(1, 0, &samples));
+        std::fs::write(dir.join(name), bytes).expect("segment");
+    }
+
+    #[test]
+    fn frames_get_their_recorded_times_long_gaps_shrink_and_a_lost_segment_record_is_bridged() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path();
+        std::fs::write(path.join("manifest.json"), format!(r#"{{"format":"{FORMAT}","state":"repaired"}}"#))
+            .expect("manifest");
+        let mut timeline = TimelineWriter::create(&path.join("timeline.bin")).expect("timeline");
+        let segment = |index: u64, t_ns: u64, wall_ms: u64| serde_json::json!({ "kind": "segment", "index": index, "t_ns": t_ns, "wall_ms": wall_ms });
+        timeline.append(&segment(1, 1_000_000_000, 5_000)).expect("record");
+        // Segment 2 starts 5 s after segment 1 ended (a full disk); segment 3's record was lost.
+        timeline.append(&segment(2, 6_100_000_000, 10_100)).expect("record");
+        write_segment(path, "segment-000001.mp4", 3);
+        write_segment(path, "segment-000002.mp4", 2);
+        write_segment(path, "segment-000003.mp4", 2);
+        std::fs::write(path.join("segment-000004.mp4"), b"torn beyond repair").expect("broken");
+
+        let session = RecordedSession::open(path).expect("opens");
+        assert_eq!(session.state, "repaired");
+        let walls: Vec<u64> = session.frames.iter().map(|f| f.wall_ms).collect();
+        assert_eq!(walls, [5_000, 5_033, 5_067, 10_100, 10_133, 10_166, 10_199], "recorded capture times, ms");
+        let plays: Vec<u64> = session.frames.iter().map(|f| f.play_ns / 1_000_000).collect();
+        assert_eq!(plays, [0, 33, 66, 99, 133, 166, 199], "the 5 s gap plays as one frame interval");
+        let keys: Vec<usize> = (0..7).filter(|&i| session.frames[i].keyframe).collect();
+        assert_eq!(keys, [0, 3, 5]);
+        assert_eq!(session.skipped.len(), 1, "the broken segment is left out: {:?}", session.skipped);
+        let mut cache = SegmentCache::default();
+        let annex_b = cache.annex_b(&session, &session.frames[3]).expect("frame bytes");
+        assert_eq!(&annex_b[..8], &[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f], "SPS/PPS in front of a keyframe");
+
+        std::fs::write(path.join("manifest.json"), r#"{"format":"other/1"}"#).expect("manifest");
+        assert!(matches!(RecordedSession::open(path), Err(ReplayError::Foreign { .. })));
+    }
+}

@@ -1,0 +1,29 @@
+// Opens recorded MP4 segments directly in headless Chromium (a file:// URL:
+// the browser's own <video> player) and reports, for each after 1.5 s, its
+// size, duration, how far it played and any media error.
+// Usage: node mp4play.mjs FILE...
+import { createRequire } from 'node:module';
+const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
+const { chromium } = require('playwright-core');
+
+const browser = await chromium.launch({
+  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
+});
+const result = {};
+try {
+  for (const file of process.argv.slice(2)) {
+    const page = await browser.newPage();
+    await page.goto('file://' + file);
+    await page.waitForTimeout(1500);
+    result[file] = await page.evaluate(() => {
+      const v = document.querySelector('video');
+      return v ? { width: v.videoWidth, height: v.videoHeight, duration: v.duration, played: v.currentTime, error: v.error && v.error.code } : null;
+    });
+    await page.close();
+  }
+  console.log(JSON.stringify(result));
+} finally {
+  await browser.close();
+}
