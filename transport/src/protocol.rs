@@ -555,8 +555,15 @@ mod tests {
         assert!(matches!(err(br#"{"v":1,"type":"seek","to_ms":-5}"#), ProtocolError::Malformed(_)));
         assert!(matches!(err(br#"{"v":1,"type":"seek","to_ms":1e30}"#), ProtocolError::Malformed(_)));
         assert!(matches!(err(br#"{"v":1,"type":"seek","to_ms":999999999999}"#), ProtocolError::OutOfRange { .. }));
-        let state =
-            Notice::Playback { v: 1, paused: true, ended: false, position_ms: 1500, duration_ms: 20000, speed: 2.0 };
+        let state = Notice::Playback {
+            v: 1,
+            paused: true,
+            ended: false,
+            position_ms: 1500,
+            duration_ms: 20000,
+            speed: 2.0,
+            drawing: false,
+        };
         assert_eq!(
             state.to_json(),
             r#"{"type":"playback","v":1,"paused":true,"ended":false,"position_ms":1500,"duration_ms":20000,"speed":2.0,"drawing":false}"#
