@@ -597,6 +597,9 @@ impl Station {
                 }
                 if let Some(recorder) = &to_recorder {
                     recorder.offer(&e.full);
+                    if recorder.take_keyframe_wish() {
+                        fanout.want_keyframe(scopecast_transport::adapt::VideoLayer::Full);
+                    }
                 }
                 viewers.set(fanout.viewer_count() as f64);
                 drop(fanout);

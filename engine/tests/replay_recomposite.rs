@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scopecast_engine::recorder::{Track, sessions};
+use scopecast_engine::replay::schedule::Playback;
 use scopecast_engine::replay::session::RecordedSession;
 use viewer::{node_script, send_steps, signal, start_serving, start_station};
 
@@ -102,7 +103,11 @@ fn a_clean_recording_replays_with_overlays_drawn_afresh_that_the_trainer_can_cha
         replay.startup
     );
     let (origin, _) = replay.viewer_url.split_once("/#token=").expect("viewer URL");
-    let report = node_script("recompose.mjs", &[origin, &replay.operator_token, "0.5", "0.3"]);
+    let seek_ms = 1_000;
+    let key = Playback::new(clean.frame_times(), 0).keyframe_at_or_before(seek_ms * 1_000_000).expect("a keyframe");
+    let key_wall = clean.frames[key].wall_ms.to_string();
+    let report =
+        node_script("recompose.mjs", &[origin, &replay.operator_token, "0.5", "0.3", &seek_ms.to_string(), &key_wall]);
     drop(replay);
     std::thread::sleep(Duration::from_millis(200));
     eprintln!("recomposited replay: {report}");
@@ -111,6 +116,9 @@ fn a_clean_recording_replays_with_overlays_drawn_afresh_that_the_trainer_can_cha
     assert_eq!(report["shown_again"], true, "annotations on shows it again");
     assert_eq!(report["new_stroke_seen"], true, "the trainer's own stroke is drawn over the replay");
     assert_eq!(report["errors"], serde_json::json!([]));
+    let seek_latency = report["seek_latency_ms"].as_f64().unwrap_or_else(|| panic!("the seek never showed: {report}"));
+    eprintln!("re-composited replay (640x360, lavapipe): seek shown {seek_latency:.0} ms after the trainer sent it");
+    assert!(seek_latency < 1000.0, "seek shown after {seek_latency} ms");
     let timecodes: Vec<u64> =
         report["timecodes"].as_array().into_iter().flatten().filter_map(|p| p[1].as_u64()).collect();
     assert!(timecodes.len() >= 20, "frames kept coming: {}", timecodes.len());

@@ -243,6 +243,12 @@ impl FanOut {
         }
     }
 
+    /// Someone besides the viewers needs a keyframe of `layer` (a recording
+    /// that starts: its first segment starts at one).
+    pub fn want_keyframe(&mut self, layer: VideoLayer) {
+        self.keyframe_wanted[layer.index()] = true;
+    }
+
     /// Whether the encoder should force an IDR now: true at most once per
     /// `keyframe_min_interval_ns`, and only when someone needs one.
     pub fn take_keyframe_request(&mut self, layer: VideoLayer, now_ns: u64) -> bool {

@@ -107,6 +107,9 @@ pub struct RecorderStatus {
     error_gauge: Arc<Gauge>,
     /// The queue overflowed: the writer records a gap and waits for a keyframe.
     gap_pending: AtomicBool,
+    /// A session started: its first segment waits for a keyframe, which the
+    /// live path is asked for ([`Recorder::take_keyframe_wish`]).
+    keyframe_wished: AtomicBool,
     /// The last write error, in words (no paths), until writing works again.
     pub last_error: Mutex<Option<String>>,
     /// The open session's folder name.
@@ -132,6 +135,7 @@ impl RecorderStatus {
                 &[],
             ),
             gap_pending: AtomicBool::new(false),
+            keyframe_wished: AtomicBool::new(false),
             last_error: Mutex::new(None),
             session: Mutex::new(None),
         }
@@ -236,7 +240,15 @@ impl Recorder {
     /// Opens a new session (no-op while one is open).
     pub fn start_session(&self) {
         self.status.set_recording(true);
+        self.status.keyframe_wished.store(true, Ordering::Relaxed);
         let _ = self.tx.send_timeout(Message::Start, Duration::from_secs(1));
+    }
+
+    /// Whether a session just started and wants a keyframe soon (then
+    /// cleared): the live path asks the encoder for one, so a recording
+    /// starts at once rather than at the next GOP.
+    pub fn take_keyframe_wish(&self) -> bool {
+        self.status.keyframe_wished.swap(false, Ordering::Relaxed)
     }
 
     /// Closes the session.

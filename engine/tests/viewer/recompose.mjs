@@ -1,7 +1,10 @@
 // A trainer replays a session whose clean video was kept: the overlays are
 // drawn afresh, so the recorded stroke shows, the annotations layer can be
 // switched off and on, and a new stroke can be drawn over the replay.
-// Usage: node recompose.mjs ORIGIN TRAINER_TOKEN RECORDED_X RECORDED_Y
+// Then the trainer seeks to SEEK_MS: seek_latency_ms until the page shows the
+// keyframe at or before it (recorded time SEEK_KEYFRAME_WALL) or a frame
+// within 200 ms after it, decoded, composited and encoded afresh.
+// Usage: node recompose.mjs ORIGIN TRAINER_TOKEN RECORDED_X RECORDED_Y SEEK_MS SEEK_KEYFRAME_WALL
 // Prints { recorded_stroke_seen, hidden_pixel, shown_again, new_stroke_seen,
 // timecodes, errors }: pixels as [r, g, b] read at the recorded stroke.
 import { createRequire } from 'node:module';
@@ -10,6 +13,7 @@ const { chromium } = require('playwright-core');
 
 const [origin, token] = process.argv.slice(2, 4);
 const [x, y] = [Number(process.argv[4]), Number(process.argv[5])];
+const [seekMs, seekKeyframeWall] = [Number(process.argv[6]), Number(process.argv[7]) % 2 ** 36];
 const browser = await chromium.launch({
   executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -52,6 +56,17 @@ try {
   await send({ type: 'play' });
   await sleep(1500);
   result.timecodes = await page.evaluate(() => window.scopecastStats.timecodes.slice(-40));
+  const sentAt = Date.now();
+  await send({ type: 'seek', to_ms: seekMs });
+  try {
+    await page.waitForFunction(([since, key]) => window.scopecastStats.timecodes.some(([t, v]) => t >= since && v >= key && v < key + 200),
+      [sentAt, seekKeyframeWall], { timeout: 5000, polling: 5 });
+    const hit = (await page.evaluate(() => window.scopecastStats.timecodes.slice()))
+      .find(([t, v]) => t >= sentAt && v >= seekKeyframeWall && v < seekKeyframeWall + 200);
+    result.seek_latency_ms = hit[0] - sentAt;
+  } catch (e) {
+    result.seek_latency_ms = null;
+  }
   result.errors = await page.evaluate(() => window.scopecastStats.errors.map((e) => e.code));
   console.log(JSON.stringify(result));
 } finally {
