@@ -3,7 +3,8 @@
 //! replayed to a trainer's page in headless Chromium. The recorded stroke
 //! shows where it was drawn; the trainer switches the annotations layer off
 //! and on and draws a stroke of their own over the held replay; the replayed
-//! timecodes are the recorded capture times; and not one byte of the
+//! timecodes are the recorded capture times; the headset mode works on it as
+//! on a live station; and not one byte of the
 //! recording changed. gst-discoverer opens the clean segments; Chromium's
 //! <video> plays a segment of each track from its file.
 
@@ -108,8 +109,13 @@ fn a_clean_recording_replays_with_overlays_drawn_afresh_that_the_trainer_can_cha
     let key_wall = clean.frames[key].wall_ms.to_string();
     let report =
         node_script("recompose.mjs", &[origin, &replay.operator_token, "0.5", "0.3", &seek_ms.to_string(), &key_wall]);
+    // The same headset mode as live (Meta's WebXR emulator): both eyes, and the controller draws over the replay.
+    let vr = viewer::vr(origin, &replay.operator_token);
     drop(replay);
     std::thread::sleep(Duration::from_millis(200));
+    eprintln!("replay in the headset mode: {vr}");
+    assert_eq!((vr["state"].as_str(), vr["views"].as_u64()), (Some("active"), Some(2)), "{vr}");
+    assert_eq!(vr["stroke_seen"], true, "the controller's stroke is drawn over the replay: {vr}");
     eprintln!("recomposited replay: {report}");
     assert_eq!(report["recorded_stroke_seen"], true, "the recorded stroke is drawn where it was");
     assert!(!is_green(&report["hidden_pixel"]), "annotations off hides it: {}", report["hidden_pixel"]);
