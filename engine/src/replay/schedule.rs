@@ -66,8 +66,8 @@ impl Playback {
     pub fn duration_ns(&self) -> u64 {
         match self.frames.as_slice() {
             [] => 0,
-            [only] => only.play_ns + 33_333_333,
-            [.., before, last] => last.play_ns + (last.play_ns - before.play_ns).max(1),
+            [only] => only.play_ns.saturating_add(33_333_333),
+            [.., before, last] => last.play_ns.saturating_add(last.play_ns.saturating_sub(before.play_ns).max(1)),
         }
     }
 

@@ -179,19 +179,24 @@ impl RecordedSession {
             };
             // Without its timeline record (a torn timeline), the segment follows the previous one.
             let start = segment_number(&path, track).and_then(|n| starts.get(&n).copied()).unwrap_or_else(|| {
-                previous.map_or((0, 0), |(t, wall)| (t + interval_ns, wall + interval_ns / 1_000_000))
+                previous.map_or((0, 0), |(t, wall)| {
+                    (t.saturating_add(interval_ns), wall.saturating_add(interval_ns / 1_000_000))
+                })
             });
             let segment = session.segments.len();
             for (sample_index, (ticks, sample)) in samples.iter().enumerate() {
-                let offset_ns = ticks * 1_000_000_000 / mp4::TIMESCALE;
-                let t_ns = start.0 + offset_ns;
-                let wall_ms = start.1 + (ticks * 1000 + mp4::TIMESCALE / 2) / mp4::TIMESCALE;
+                // Saturating: a crafted file's absurd decode times must not overflow.
+                let offset_ns = ticks.saturating_mul(1_000_000_000) / mp4::TIMESCALE;
+                let t_ns = start.0.saturating_add(offset_ns);
+                let wall_ms = start
+                    .1
+                    .saturating_add(ticks.saturating_mul(1000).saturating_add(mp4::TIMESCALE / 2) / mp4::TIMESCALE);
                 if let Some((before, _)) = previous {
                     let step = t_ns.saturating_sub(before);
                     if step > 0 && step <= MAX_GAP_NS {
                         interval_ns = step;
                     }
-                    play_ns += if step > 0 && step <= MAX_GAP_NS { step } else { interval_ns };
+                    play_ns = play_ns.saturating_add(if step > 0 && step <= MAX_GAP_NS { step } else { interval_ns });
                 }
                 previous = Some((t_ns, wall_ms));
                 session.frames.push(RecordedFrame {
@@ -293,6 +298,15 @@ mod tests {
         let mut cache = SegmentCache::default();
         let annex_b = cache.annex_b(&session, &session.frames[3]).expect("frame bytes");
         assert_eq!(&annex_b[..8], &[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f], "SPS/PPS in front of a keyframe");
+
+        // A crafted segment whose decode times are absurd is read without overflowing.
+        let mut crafted = mp4::init_segment(64, 48, &[0x67], &[0x68]);
+        let key = mp4::Sample { data: vec![0, 0, 0, 1, 0x65], duration: u32::MAX, keyframe: true };
+        crafted.extend(mp4::fragment(1, u64::MAX - 5, &[key.clone(), key]));
+        std::fs::write(path.join("segment-000005.mp4"), crafted).expect("crafted");
+        let with_crafted = RecordedSession::open(path).expect("still opens");
+        assert_eq!(with_crafted.frames.len(), 9);
+        assert!(with_crafted.frames.windows(2).all(|w| w[0].play_ns <= w[1].play_ns), "the timeline never runs back");
 
         std::fs::write(path.join("manifest.json"), r#"{"format":"other/1"}"#).expect("manifest");
         assert!(matches!(RecordedSession::open(path), Err(ReplayError::Foreign { .. })));
