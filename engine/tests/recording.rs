@@ -180,6 +180,11 @@ fn replays_to_a_trainer_and_a_trainee(session: &Path) {
     assert_eq!(report["trainee_paused"], true, "and the hold");
     let held: std::collections::BTreeSet<u64> = timecodes(&report["held"]).iter().map(|(_, v)| *v).collect();
     assert!(held.len() <= 1, "nothing moves while held: {held:?}");
+    assert_eq!(
+        (&report["ui_paused"], &report["ui_speed"], &report["ui_playing"]),
+        (&serde_json::json!(true), &serde_json::json!(4), &serde_json::json!(true)),
+        "the page's hold button and speed list work, and the trainee follows"
+    );
     let resumed = timecodes(&report["resumed"]);
     assert!(resumed.len() >= 10 && pace(&resumed).0 > 0.3, "playing again after the hold: {resumed:?}");
 }

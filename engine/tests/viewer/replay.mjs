@@ -13,6 +13,8 @@
 //    it (seek_first_shown: which).
 // 5. fast: 2× for 2 s; slow: 0.5× for 2 s; held: paused for 1.5 s;
 //    resumed: 1 s after play.
+// 6. The trainer uses the page's own controls (hold button, speed list):
+//    the trainee's page follows (ui_paused, ui_speed, ui_playing).
 import { createRequire } from 'node:module';
 const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
 const { chromium } = require('playwright-core');
@@ -96,6 +98,16 @@ try {
   await send(trainer, { type: 'play' });
   await sleep(200);
   result.resumed = await phase(1000);
+  // The trainer's own controls on the page: the hold button and the speed list.
+  await trainer.click('#playPause');
+  await sleep(400);
+  result.ui_paused = await trainee.evaluate(() => window.scopecastStats.playback.paused);
+  await trainer.selectOption('#speed', '4');
+  await sleep(400);
+  result.ui_speed = await trainee.evaluate(() => window.scopecastStats.playback.speed);
+  await trainer.click('#playPause');
+  await sleep(400);
+  result.ui_playing = await trainee.evaluate(() => !window.scopecastStats.playback.paused);
   result.trainee_frames = await trainee.evaluate(() => window.scopecastStats.frames);
   console.log(JSON.stringify(result));
 } finally {
