@@ -19,6 +19,7 @@ from av import VideoFrame
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
 from timecode import stamp_luma
+from tiny_http import serve_one
 
 TOKEN = "aiortc"
 
@@ -69,36 +70,24 @@ async def main(viewer_html, width, height, fps):
         sessions[session] = pc
         return session, pc.localDescription.sdp
 
-    async def handle(reader, writer):
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode()
-            lines = head.split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            status, extra, payload = "404 Not Found", [], b""
-            if method == "GET" and path == "/":
-                status, extra, payload = "200 OK", ["Content-Type: text/html"], page
-            elif method == "POST" and path == "/whep":
-                session, sdp = await answer(body.decode())
-                status, payload = "201 Created", sdp.encode()
-                extra = ["Content-Type: application/sdp", f"Location: /whep/{session}"]
-            elif method == "PATCH":
-                status = "204 No Content"
-            elif method == "DELETE" and path.startswith("/whep/"):
-                pc = sessions.pop(path.rsplit("/", 1)[1], None)
-                if pc:
-                    await pc.close()
-                status = "200 OK"
-            writer.write((f"HTTP/1.1 {status}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n"
-                          + "".join(f"{h}\r\n" for h in extra) + "\r\n").encode() + payload)
-            await writer.drain()
-        except Exception as e:  # noqa: BLE001 - one bad request must not stop the server
-            print(f"request failed: {e}", file=sys.stderr)
-        finally:
-            writer.close()
+    async def route(method, path, headers, body):
+        status, extra, payload = "404 Not Found", [], b""
+        if method == "GET" and path == "/":
+            status, extra, payload = "200 OK", ["Content-Type: text/html"], page
+        elif method == "POST" and path == "/whep":
+            session, sdp = await answer(body.decode())
+            status, payload = "201 Created", sdp.encode()
+            extra = ["Content-Type: application/sdp", f"Location: /whep/{session}"]
+        elif method == "PATCH":
+            status = "204 No Content"
+        elif method == "DELETE" and path.startswith("/whep/"):
+            pc = sessions.pop(path.rsplit("/", 1)[1], None)
+            if pc:
+                await pc.close()
+            status = "200 OK"
+        return status, extra, payload
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(lambda r, w: serve_one(r, w, route), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     print(f"viewer: http://127.0.0.1:{port}/#token={TOKEN}", flush=True)
     async with server:

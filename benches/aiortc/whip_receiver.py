@@ -13,6 +13,7 @@ import sys
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from tiny_http import serve_one
 
 
 async def main(port, token):
@@ -43,39 +44,27 @@ async def main(port, token):
         sessions[session] = pc
         return session, pc.localDescription.sdp
 
-    async def handle(reader, writer):
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode()
-            lines = head.split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            status, extra, payload = "404 Not Found", [], b""
-            if headers.get("authorization") != f"Bearer {token}":
-                stats["unauthorised"] += 1
-                status, extra = "401 Unauthorized", ["WWW-Authenticate: Bearer"]
-            elif method == "POST" and path == "/whip":
-                if headers.get("content-type", "").split(";")[0].strip() != "application/sdp":
-                    status = "415 Unsupported Media Type"
-                else:
-                    session, sdp = await answer(body.decode())
-                    status, payload = "201 Created", sdp.encode()
-                    extra = ["Content-Type: application/sdp", f"Location: /whip/resource/{session}"]
-            elif method == "DELETE" and path.startswith("/whip/resource/"):
-                pc = sessions.pop(path.rsplit("/", 1)[1], None)
-                if pc:
-                    await pc.close()
-                    stats["deleted"] += 1
-                status = "200 OK"
-            writer.write((f"HTTP/1.1 {status}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n"
-                          + "".join(f"{h}\r\n" for h in extra) + "\r\n").encode() + payload)
-            await writer.drain()
-        except Exception as e:  # noqa: BLE001 - one bad request must not stop the server
-            print(f"request failed: {e}", file=sys.stderr)
-        finally:
-            writer.close()
+    async def route(method, path, headers, body):
+        status, extra, payload = "404 Not Found", [], b""
+        if headers.get("authorization") != f"Bearer {token}":
+            stats["unauthorised"] += 1
+            status, extra = "401 Unauthorized", ["WWW-Authenticate: Bearer"]
+        elif method == "POST" and path == "/whip":
+            if headers.get("content-type", "").split(";")[0].strip() != "application/sdp":
+                status = "415 Unsupported Media Type"
+            else:
+                session, sdp = await answer(body.decode())
+                status, payload = "201 Created", sdp.encode()
+                extra = ["Content-Type: application/sdp", f"Location: /whip/resource/{session}"]
+        elif method == "DELETE" and path.startswith("/whip/resource/"):
+            pc = sessions.pop(path.rsplit("/", 1)[1], None)
+            if pc:
+                await pc.close()
+                stats["deleted"] += 1
+            status = "200 OK"
+        return status, extra, payload
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    server = await asyncio.start_server(lambda r, w: serve_one(r, w, route), "127.0.0.1", port)
     print(json.dumps({"listening": server.sockets[0].getsockname()[1]}), flush=True)
     async with server:
         while True:

@@ -69,6 +69,8 @@ async def main(port, janus, room, token):
             except Exception:  # noqa: BLE001 - the session is gone
                 return
 
+    # The request loop of benches/aiortc/tiny_http.py, written out: the demo stays one file that runs on
+    # the system Python.
     async def handle(reader, writer):
         try:
             head = (await reader.readuntil(b"\r\n\r\n")).decode()

@@ -274,26 +274,20 @@ fn main() -> ExitCode {
             },
             Err(e) => usage_error(&e.to_string()),
         },
-        Command::Snapshot { config, out, frames, timeout, overrides } => {
-            let loaded = match &config {
-                Some(path) => Config::load(path),
-                None => Ok(Config::default()),
-            };
-            match loaded {
-                Ok(mut c) => {
-                    overrides.apply(&mut c);
-                    let origin = config.unwrap_or_else(|| PathBuf::from("<command line>"));
-                    if let Err(e) = c.validate(&origin) {
-                        return usage_error(&e.to_string());
-                    }
-                    match snapshot(&c, &out, frames, timeout) {
-                        Ok(()) => ExitCode::SUCCESS,
-                        Err(e) => fail(e),
-                    }
+        Command::Snapshot { config, out, frames, timeout, overrides } => match config_or_default(config.as_deref()) {
+            Ok(mut c) => {
+                overrides.apply(&mut c);
+                let origin = config.unwrap_or_else(|| PathBuf::from("<command line>"));
+                if let Err(e) = c.validate(&origin) {
+                    return usage_error(&e.to_string());
                 }
-                Err(e) => usage_error(&e.to_string()),
+                match snapshot(&c, &out, frames, timeout) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(e),
+                }
             }
-        }
+            Err(e) => usage_error(&e.to_string()),
+        },
         Command::Calibrate { command } => report(match command {
             CalibrateCommand::Intrinsics(args) => cli_calibrate::intrinsics(&args),
             CalibrateCommand::Pivot(args) => cli_calibrate::pivot(&args),
@@ -310,16 +304,16 @@ fn main() -> ExitCode {
             RecordingsCommand::Export { session, out } => cli_recordings::export(&session, &out),
         }),
         Command::Replay { session, listen, config, stop_after, as_recorded } => {
-            let loaded = match &config {
-                Some(path) => Config::load(path),
-                None => Ok(Config::default()),
-            };
-            match loaded {
-                Ok(mut config) => {
+            match config_or_default(config.as_deref()) {
+                Ok(mut loaded) => {
                     if let Some(listen) = listen {
-                        config.http.listen = listen;
+                        loaded.http.listen = listen;
                     }
-                    report(cli_replay::run(&config, &session, as_recorded, stop_after).map(|()| String::new()))
+                    let origin = config.unwrap_or_else(|| PathBuf::from("<command line>"));
+                    if let Err(e) = loaded.validate(&origin) {
+                        return usage_error(&e.to_string());
+                    }
+                    report(cli_replay::run(&loaded, &session, as_recorded, stop_after).map(|()| String::new()))
                 }
                 Err(e) => usage_error(&e.to_string()),
             }
@@ -330,6 +324,11 @@ fn main() -> ExitCode {
             Err(e) => usage_error(&e.to_string()),
         },
     }
+}
+
+/// The config file at `path`, or the defaults when none is given.
+fn config_or_default(path: Option<&Path>) -> Result<Config, scopecast_engine::config::ConfigError> {
+    path.map_or_else(|| Ok(Config::default()), Config::load)
 }
 
 fn report(result: anyhow::Result<String>) -> ExitCode {

@@ -13,6 +13,7 @@ use scopecast_transport::media::AccessUnit;
 
 use super::{EncoderError, EncoderKind, EncoderSettings, H264Encoder, h264_level_idc};
 use crate::frame::Frame;
+use crate::source::gst::{app_ends, bus_error};
 
 /// How long to wait for an access unit after pushing a frame.
 const PULL_TIMEOUT_MS: u64 = 500;
@@ -83,26 +84,13 @@ impl GstH264Encoder {
             })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| unavailable("not a pipeline"))?;
-        let appsrc = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| unavailable("no appsrc"))?;
-        let appsink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| unavailable("no appsink"))?;
+        let (appsrc, appsink) = app_ends(&pipeline).ok_or_else(|| unavailable("no appsrc or appsink"))?;
         pipeline.set_state(gst::State::Playing).map_err(|e| EncoderError::Pipeline(e.to_string()))?;
         Ok(Self { settings, pipeline, appsrc, appsink, frame_index: 0 })
     }
 
     fn check_bus(&self) -> Result<(), EncoderError> {
-        if let Some(bus) = self.pipeline.bus()
-            && let Some(message) = bus.pop_filtered(&[gst::MessageType::Error])
-            && let gst::MessageView::Error(e) = message.view()
-        {
-            return Err(EncoderError::Pipeline(e.error().to_string()));
-        }
-        Ok(())
+        bus_error(&self.pipeline).map_or(Ok(()), |e| Err(EncoderError::Pipeline(e)))
     }
 }
 

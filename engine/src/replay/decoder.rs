@@ -11,7 +11,7 @@ use gstreamer_app as gst_app;
 
 use crate::frame::{Frame, FrameStamp};
 use crate::source::SourceError;
-use crate::source::gst::frame_of_sample;
+use crate::source::gst::{app_ends, bus_error, frame_of_sample};
 
 /// Longest wait for one picture, ms.
 const PULL_TIMEOUT_MS: u64 = 1000;
@@ -40,26 +40,13 @@ impl H264Decoder {
             .map_err(|e| failed(format!("{e} (Debian/Ubuntu: apt-get install gstreamer1.0-libav)")))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| failed("not a pipeline"))?;
-        let appsrc = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| failed("no appsrc"))?;
-        let appsink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| failed("no appsink"))?;
+        let (appsrc, appsink) = app_ends(&pipeline).ok_or_else(|| failed("no appsrc or appsink"))?;
         pipeline.set_state(gst::State::Playing).map_err(failed)?;
         Ok(Self { pipeline, appsrc, appsink, pushed: 0 })
     }
 
     fn check_bus(&self) -> Result<(), SourceError> {
-        if let Some(bus) = self.pipeline.bus()
-            && let Some(message) = bus.pop_filtered(&[gst::MessageType::Error])
-            && let gst::MessageView::Error(e) = message.view()
-        {
-            return Err(failed(e.error()));
-        }
-        Ok(())
+        bus_error(&self.pipeline).map_or(Ok(()), |e| Err(failed(e)))
     }
 
     /// Decodes one Annex B access unit into a frame stamped `stamp`;

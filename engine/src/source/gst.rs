@@ -251,6 +251,23 @@ impl GstSource {
     }
 }
 
+/// The `appsrc` named `src` and the `appsink` named `sink` of a parsed
+/// pipeline (the encoders' and the replay decoder's push/pull ends).
+pub fn app_ends(pipeline: &gst::Pipeline) -> Option<(gst_app::AppSrc, gst_app::AppSink)> {
+    let appsrc = pipeline.by_name("src")?.downcast::<gst_app::AppSrc>().ok()?;
+    let appsink = pipeline.by_name("sink")?.downcast::<gst_app::AppSink>().ok()?;
+    Some((appsrc, appsink))
+}
+
+/// The first error waiting on `pipeline`'s bus, in words.
+pub fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let message = pipeline.bus()?.pop_filtered(&[gst::MessageType::Error])?;
+    match message.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    }
+}
+
 /// A decoded sample (I420, NV12 or RGBA) as a frame stamped by `stamp`
 /// (which sees the buffer, for its timestamps). No copy: the frame holds
 /// the mapped buffer, with its planes' offsets and strides.

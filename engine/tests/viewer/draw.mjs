@@ -13,18 +13,12 @@
 //    Then undo, and the spot must clear again.
 // 4. Drawing with the mouse on a letterboxed page: a real drag across a
 //    point must land on the same image point in the watcher's video.
-import { createRequire } from 'node:module';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
+import { launchChromium } from './browser.mjs';
 
 const [origin, annotatorToken, watcherToken] = process.argv.slice(2, 5);
 const trials = Number(process.argv[5] || 10);
 const timeoutMs = Number(process.argv[6] || 60000);
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const result = { latencies_ms: [], misses: 0, errors_seen: {}, presence: [], undo_cleared: 0 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 try {

@@ -2,15 +2,9 @@
 // the browser's own <video> player) and reports, for each after 1.5 s, its
 // size, duration, how far it played and any media error.
 // Usage: node mp4play.mjs FILE...
-import { createRequire } from 'node:module';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
+import { launchChromium } from './browser.mjs';
 
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const result = {};
 try {
   for (const file of process.argv.slice(2)) {

@@ -7,19 +7,13 @@
 // candidates, trickle PATCHes are held back, the answer's host candidate is
 // rewritten to the relay, and the relay is told (one datagram to its control
 // port) where the station really listens.
-import { createRequire } from 'node:module';
+import { launchChromium } from './browser.mjs';
 import dgram from 'node:dgram';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
 
 const [url, frames, timeoutMs] = [process.argv[2], Number(process.argv[3] || 300), Number(process.argv[4] || 20000)];
 const relay = process.env.SCOPECAST_RELAY;
 const relayControl = process.env.SCOPECAST_RELAY_CONTROL;
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 function tellRelay(target) {
   const [host, port] = relayControl.split(':');
   const socket = dgram.createSocket('udp4');

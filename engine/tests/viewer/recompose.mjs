@@ -7,18 +7,12 @@
 // Usage: node recompose.mjs ORIGIN TRAINER_TOKEN RECORDED_X RECORDED_Y SEEK_MS SEEK_KEYFRAME_WALL
 // Prints { recorded_stroke_seen, hidden_pixel, shown_again, new_stroke_seen,
 // timecodes, errors }: pixels as [r, g, b] read at the recorded stroke.
-import { createRequire } from 'node:module';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
+import { launchChromium } from './browser.mjs';
 
 const [origin, token] = process.argv.slice(2, 4);
 const [x, y] = [Number(process.argv[4]), Number(process.argv[5])];
 const [seekMs, seekKeyframeWall] = [Number(process.argv[6]), Number(process.argv[7]) % 2 ** 36];
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const result = {};
 try {

@@ -15,18 +15,12 @@
 //    resumed: 1 s after play.
 // 6. The trainer uses the page's own controls (hold button, speed list):
 //    the trainee's page follows (ui_paused, ui_speed, ui_playing).
-import { createRequire } from 'node:module';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
+import { launchChromium } from './browser.mjs';
 
 const [origin, trainerToken, traineeToken] = process.argv.slice(2, 5);
 const seekMs = Number(process.argv[5]);
 const seekKeyframeWall = Number(process.argv[6]);
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const result = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 try {

@@ -2,17 +2,11 @@
 // state after each. Usage: node send.mjs ORIGIN TOKEN STEPS_JSON, where
 // STEPS_JSON is [[wait_ms, message or null], ...]: wait, then send.
 // Prints { role, after: [{ recording, playback, errors }, ...] }.
-import { createRequire } from 'node:module';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
+import { launchChromium } from './browser.mjs';
 
 const [origin, token, stepsJson] = process.argv.slice(2, 5);
 const steps = JSON.parse(stepsJson);
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 try {
   const page = await browser.newPage();

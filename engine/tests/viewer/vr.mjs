@@ -7,19 +7,13 @@
 // immersive-vr, renders both eyes; the right controller is aimed at the
 // virtual screen, its trigger held while it sweeps sideways, then released:
 // the stroke must appear in the video at the point the ray hit.
-import { createRequire } from 'node:module';
+import { launchChromium } from './browser.mjs';
 import fs from 'node:fs';
-const require = createRequire(process.env.SCOPECAST_NODE_MODULES + '/');
-const { chromium } = require('playwright-core');
 
 const [origin, token] = process.argv.slice(2, 4);
 const timeoutMs = Number(process.argv[4] || 60000);
 const iwer = fs.readFileSync(process.env.SCOPECAST_NODE_MODULES + '/iwer/build/iwer.min.js', 'utf8');
-const browser = await chromium.launch({
-  executablePath: process.env.SCOPECAST_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const result = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 try {
