@@ -206,15 +206,15 @@ impl CommandSink for PlayerControls {
             Command::Speed { factor } => playback.set_speed(f64::from(*factor), now),
             Command::Hello { .. } => return Ok(None),
             Command::Record { .. } => return Err("a replay does not record".into()),
-            _ if self.drawing.is_some() => {
-                drop(playback);
-                return self.drawing.as_ref().map_or(Ok(None), |d| d.apply(viewer, command));
-            }
             _ => {
-                return Err(format!(
-                    "{} is refused: this replay plays the composited stream as recorded, which is never altered",
-                    command.name()
-                ));
+                drop(playback);
+                return match &self.drawing {
+                    Some(drawing) => drawing.apply(viewer, command),
+                    None => Err(format!(
+                        "{} is refused: this replay plays the composited stream as recorded, which is never altered",
+                        command.name()
+                    )),
+                };
             }
         }
         tracing::info!(viewer, command = command.name(), "replay control");
