@@ -3,22 +3,33 @@
 #   .ci/deps.sh demo   what building and running the station needs
 #   .ci/deps.sh janus  the station and Janus (demos/janus-sfu)
 #   .ci/deps.sh test   what the whole test suite needs (a superset)
+#   .ci/deps.sh PURPOSE --list   prints the package names, installs nothing
 # Debian 12 / Ubuntu 24.04 through apt-get (sudo when not root). Elsewhere it
 # prints what to install and fails, so a missing component is never silent.
+# On Debian 12 it also replaces Mesa 22.3 (its lavapipe leaks about 420 kB a
+# frame) with Mesa from bookworm-backports, for the Mesa packages only.
 set -euo pipefail
 purpose="${1:-demo}"
+list_only=false
+[ "${2:-}" = "--list" ] && list_only=true
 
+# The demo's GStreamer plugins cover every element the default config uses:
+# x264enc (ugly) behind h264parse (bad) for the encoder, avdec_h264 (libav)
+# for the trainer's replay; engine/tests/demo_packages.rs derives the element
+# names from the code that builds those pipelines and checks each one's
+# package against this list.
 demo_packages=(
     pkg-config gcc g++ libc6-dev nasm
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
     libvulkan1 mesa-vulkan-drivers
     libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0
 )
 test_packages=(
     "${demo_packages[@]}"
-    libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-    gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-nice gstreamer1.0-plugins-base-apps
+    libgstreamer-plugins-bad1.0-dev
+    gstreamer1.0-tools gstreamer1.0-nice gstreamer1.0-plugins-base-apps
     python3 python3-venv
     chromium nodejs npm
     xvfb xdotool x11-apps
@@ -29,8 +40,12 @@ case "$purpose" in
     demo) wanted=("${demo_packages[@]}") ;;
     test) wanted=("${test_packages[@]}") ;;
     janus) wanted=("${janus_packages[@]}") ;;
-    *) echo "usage: $0 demo|janus|test" >&2; exit 2 ;;
+    *) echo "usage: $0 demo|janus|test [--list]" >&2; exit 2 ;;
 esac
+if $list_only; then
+    printf '%s\n' "${wanted[@]}"
+    exit 0
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     if pkg-config --exists gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 2>/dev/null; then
@@ -63,20 +78,41 @@ for package in "${wanted[@]}"; do
         missing+=("$package")
     fi
 done
-if [ "${#missing[@]}" -eq 0 ]; then
-    exit 0
-fi
-
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-    if ! command -v sudo >/dev/null 2>&1; then
-        echo "scopecast: missing packages: ${missing[*]}" >&2
-        echo "           run as root: apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
     sudo=(sudo)
 fi
-echo "scopecast: installing ${missing[*]}" >&2
+as_root() {
+    if [ "${#sudo[@]}" -gt 0 ] && ! command -v sudo >/dev/null 2>&1; then
+        echo "scopecast: not root and no sudo; run as root: $*" >&2
+        exit 1
+    fi
+    "${sudo[@]}" "$@"
+}
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "scopecast: installing ${missing[*]}" >&2
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian 12's Mesa 22.3 lavapipe leaks about 420 kB per compose draw (a
+# station without a GPU grew 832 MB a minute); Mesa 25 from bookworm-backports
+# stays flat. Only the Mesa packages come from backports.
+codename="$( . /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+mesa_version="$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)"
+if [ "$codename" = "bookworm" ] && [ -n "$mesa_version" ] && dpkg --compare-versions "$mesa_version" lt 23; then
+    echo "scopecast: Mesa $mesa_version's lavapipe (Debian 12) leaks memory on every frame;" >&2
+    echo "           installing Mesa from bookworm-backports (mesa-vulkan-drivers and its Mesa libraries only)" >&2
+    backports=/etc/apt/sources.list.d/scopecast-bookworm-backports.sources
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        # The mirror the system already uses for bookworm (deb822 or one-line format).
+        mirror="$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
+        [ -n "$mirror" ] || mirror="$(awk '/^deb / && $0 ~ / bookworm / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+        [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            "$mirror" | as_root tee "$backports" >/dev/null
+    fi
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers
+fi

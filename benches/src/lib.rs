@@ -98,6 +98,7 @@ impl ServedStation {
             whep,
             Tokens::new(tokens),
             None,
+            Some(station.stages.clone()),
         )
         .expect("the HTTP server starts");
         Self { station, server, clock }

@@ -61,6 +61,9 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
     for skipped in &session.skipped {
         println!("left out: {skipped}");
     }
+    println!(
+        "the operator link is the trainer's (play/hold, seek, speed); viewer links are the trainees' (they follow)"
+    );
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
     ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
@@ -99,6 +102,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             station.source_status.clone(),
             &clock,
             Some(whep.clone()),
+            None,
         )?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), whep.viewer_count()));
         server.stop();
@@ -114,7 +118,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let controls: Arc<dyn CommandSink> = player.controls();
         let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
         let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
-        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()))?;
+        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()), None)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), whep.viewer_count()));
         server.stop();
         player.stop();

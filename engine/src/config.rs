@@ -319,7 +319,9 @@ impl Default for CompositorConfig {
 pub struct EncoderConfig {
     /// Encode at all.
     pub enabled: bool,
-    /// `x264` or `openh264` (both through GStreamer), or `embedded` (OpenH264 built in).
+    /// `auto` (x264 where GStreamer has it, otherwise `embedded`), `x264` or
+    /// `openh264` (both through GStreamer), or `embedded` (OpenH264 built in).
+    /// A GStreamer encoder that is missing falls back to `embedded`.
     pub kind: crate::encoder::EncoderKind,
     /// Target bitrate, kbit/s.
     pub bitrate_kbps: u32,
@@ -336,7 +338,7 @@ impl Default for EncoderConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            kind: crate::encoder::EncoderKind::X264,
+            kind: crate::encoder::EncoderKind::Auto,
             bitrate_kbps: 6000,
             keyframe_interval_s: 1.0,
             reduced_layer: true,
@@ -485,11 +487,14 @@ models = []
 [encoder]
 # Encode the composited frames to H.264 once for every viewer.
 enabled = true
-# "x264" (GStreamer x264enc, ultrafast + zerolatency: about 2 ms per 720p frame
-# here), "openh264" (GStreamer openh264enc, low complexity) or "embedded"
-# (OpenH264 built into scopecast: no system codec needed, slower). All:
-# constrained baseline, no B-frames, one frame in, one access unit out.
-kind = "x264"
+# "auto" (x264 where GStreamer has x264enc and h264parse, otherwise the
+# embedded encoder; the status line says which and why), "x264" (GStreamer
+# x264enc, ultrafast + zerolatency: about 2 ms per 720p frame here),
+# "openh264" (GStreamer openh264enc, low complexity) or "embedded" (OpenH264
+# built into scopecast: no system codec needed, slower). A GStreamer encoder
+# that is missing falls back to the embedded one rather than stop the stream.
+# All: constrained baseline, no B-frames, one frame in, one access unit out.
+kind = "auto"
 # Target bitrate, kbit/s (100..=100000).
 bitrate_kbps = 6000
 # A keyframe (IDR with SPS/PPS) at least this often, s (0.1..=10): short GOPs

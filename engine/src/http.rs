@@ -48,6 +48,8 @@ struct AppState {
     clock: SharedClock,
     whep: Option<Arc<Whep>>,
     tokens: Arc<Tokens>,
+    /// The live path's health (none for a replay: it is told by its player).
+    stages: Option<Arc<crate::stage_status::StageStatus>>,
 }
 
 /// The role of the `Authorization` header's token if it allows an action needing `role`.
@@ -219,14 +221,22 @@ async fn serve_metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
+/// `200` while encoded frames reach the viewers (NO SIGNAL cards count: the
+/// station is up and says what is wrong with its input), `503` with the
+/// reason once none has for 2 s, so monitoring sees a dead station.
 async fn serve_healthz(State(state): State<AppState>) -> impl IntoResponse {
     let source = state.source.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let body = match &source.no_signal {
-        None => format!("ok: source {} live\n", source.description),
-        Some(reason) => format!("ok: source {} NO SIGNAL ({reason})\n", source.description),
+    let source_words = match &source.no_signal {
+        None => format!("source {} live", source.description),
+        Some(reason) => format!("source {} NO SIGNAL ({reason})", source.description),
     };
-    // The station itself is up either way; NO SIGNAL is reported, not an outage of the service.
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
+    let health = state.stages.as_ref().map_or_else(|| Ok(String::new()), |s| s.health(state.clock.now_ns()));
+    let (code, body) = match health {
+        Ok(flow) if flow.is_empty() => (StatusCode::OK, format!("ok: {source_words}\n")),
+        Ok(flow) => (StatusCode::OK, format!("ok: {source_words}; {flow}\n")),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}; {source_words}\n")),
+    };
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }
 
 /// A running HTTP server.
@@ -247,6 +257,7 @@ impl HttpServer {
         whep: Option<Arc<Whep>>,
         tokens: Tokens,
         tls: Option<TlsIdentity>,
+        stages: Option<Arc<crate::stage_status::StageStatus>>,
     ) -> Result<Self, HttpError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -266,7 +277,7 @@ impl HttpServer {
             .route("/whep", post(whep_offer).options(whep_options))
             .route("/whep/{id}", axum::routing::patch(whep_patch).delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens) });
+            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens), stages });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())

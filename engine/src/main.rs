@@ -1,8 +1,10 @@
 //! `scopecast`: the capture station's command line.
 
 mod cli_calibrate;
+mod cli_doctor;
 mod cli_recordings;
 mod cli_replay;
+mod demo_profile;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -28,8 +30,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the capture station on the built-in synthetic endoscope (no config needed).
-    Demo(Overrides),
+    /// Run the capture station demo: the built-in synthetic endoscope (no config needed), the
+    /// viewer page on 127.0.0.1:8080 (or a free port), the monitor window where there is a display,
+    /// and settings a software GPU can sustain.
+    Demo {
+        /// Start from this config file instead of the defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Do not open the monitor window even where there is a display.
+        #[arg(long)]
+        headless: bool,
+        /// Keep the configured frame rate and MSAA on a software GPU.
+        #[arg(long)]
+        no_software_limits: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Check that this machine can run the station: GPU, Vulkan, GStreamer and the elements the
+    /// config needs, display, listen port, recordings folder. Exits non-zero when it cannot run.
+    Doctor {
+        /// Check for this config file (default: the built-in defaults, as `scopecast demo` runs).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run the capture station from a config file.
     Run {
         /// The TOML config file (see `scopecast config default`).
@@ -200,6 +223,10 @@ struct Overrides {
     /// Where recordings go (overrides `[recording] folder`).
     #[arg(long, value_name = "DIR")]
     recordings: Option<PathBuf>,
+    /// Draw a pinned stroke (a ring around the middle of the picture) as the
+    /// station starts, as a remote expert would: for demos and recorded examples.
+    #[arg(long)]
+    draw_demo_stroke: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -254,6 +281,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: logs kept in files stay readable.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -318,7 +347,22 @@ fn main() -> ExitCode {
                 Err(e) => usage_error(&e.to_string()),
             }
         }
-        Command::Demo(overrides) => station(Config::default(), Path::new("<command line>"), &overrides),
+        Command::Demo { config, headless, no_software_limits, overrides } => match config_or_default(config.as_deref())
+        {
+            Ok(mut loaded) => {
+                let origin = config.unwrap_or_else(|| PathBuf::from("<command line>"));
+                let profile = demo_profile::DemoProfile { headless, software_limits: !no_software_limits };
+                for line in profile.apply(&mut loaded, &overrides) {
+                    println!("{line}");
+                }
+                station(loaded, &origin, &overrides)
+            }
+            Err(e) => usage_error(&e.to_string()),
+        },
+        Command::Doctor { config } => match config_or_default(config.as_deref()) {
+            Ok(loaded) => cli_doctor::run(&loaded, config.as_deref()),
+            Err(e) => usage_error(&e.to_string()),
+        },
         Command::Run { config, overrides } => match Config::load(&config) {
             Ok(loaded) => station(loaded, &config, &overrides),
             Err(e) => usage_error(&e.to_string()),
@@ -361,7 +405,7 @@ fn station(mut config: Config, origin: &Path, overrides: &Overrides) -> ExitCode
     {
         return usage_error(&format!("--stop-after {seconds} must be a positive number of seconds"));
     }
-    match run_station(&config, overrides.stop_after) {
+    match run_station(&config, overrides.stop_after, overrides.draw_demo_stroke) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
@@ -407,9 +451,10 @@ fn tls_identity(
     Ok(Some(identity))
 }
 
-/// Starts the HTTP(S) server on `addr` with the config's tokens (a viewer and
-/// an operator token generated when none are configured), and prints where
-/// to watch and the tokens, once, on the operator's terminal (never logged).
+/// Starts the HTTP(S) server on `addr` (on a free port of the same address
+/// when that port is taken, saying so) with the config's tokens (a viewer and
+/// an operator token generated when none are configured), and prints the
+/// links to watch with, once, on the operator's terminal (never logged).
 fn start_http(
     config: &Config,
     addr: std::net::SocketAddr,
@@ -417,7 +462,9 @@ fn start_http(
     source: scopecast_engine::source::supervisor::SharedSourceStatus,
     clock: &SharedClock,
     whep: Option<Arc<scopecast_transport::whep::Whep>>,
+    stages: Option<Arc<scopecast_engine::stage_status::StageStatus>>,
 ) -> anyhow::Result<scopecast_engine::http::HttpServer> {
+    use scopecast_engine::http::{HttpError, HttpServer};
     use scopecast_transport::auth::{Role, Token, Tokens};
     let mut tokens: Vec<Token> = config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();
     if tokens.is_empty() {
@@ -432,32 +479,75 @@ fn start_http(
         let origin = if identity.self_signed { "self-signed, generated now" } else { "from the config" };
         println!("TLS certificate ({origin}) SHA-256 fingerprint: {}", identity.fingerprint_sha256);
     }
-    let server = scopecast_engine::http::HttpServer::start(
-        addr,
-        metrics,
-        source,
-        clock.clone(),
-        whep,
-        Tokens::new(tokens),
-        tls,
-    )?;
+    let start = |addr| {
+        HttpServer::start(
+            addr,
+            metrics.clone(),
+            source.clone(),
+            clock.clone(),
+            whep.clone(),
+            Tokens::new(tokens.clone()),
+            tls.clone(),
+            stages.clone(),
+        )
+    };
+    let server = match start(addr) {
+        Err(HttpError::Bind { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 => {
+            let server = start(std::net::SocketAddr::new(addr.ip(), 0))?;
+            println!(
+                "port {} is taken (another station or program); serving on port {} instead",
+                addr.port(),
+                server.local_addr.port()
+            );
+            server
+        }
+        other => other?,
+    };
     let base = format!("{scheme}://{}", server.local_addr);
     // The tokens go to the operator's terminal once; they are never logged.
     match &viewer_token {
         Some(token) => {
-            println!("{base}/whep token={token}");
+            println!("open a link in a browser to watch (the operator's may also draw, record and switch layers):");
             println!("viewer: {base}/#token={token}");
+            if let Some(operator) = &operator_token {
+                println!("operator: {base}/#token={operator}&name=Operator");
+            }
+            println!("WHEP endpoint for players: {base}/whep token={token}");
         }
         None => println!("{base}/whep (no viewer token configured)"),
     }
+    println!("metrics: {base}/metrics");
+    println!("health: {base}/healthz");
     if let Some(token) = &operator_token {
         println!("operator token: {token}");
     }
-    println!("metrics: {base}/metrics");
     Ok(server)
 }
 
-fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()> {
+/// Draws a pinned ring around the middle of the picture through the
+/// station's telestration, as viewer `u64::MAX` (`--draw-demo-stroke`).
+fn draw_demo_stroke(station: &Station, now_ns: u64) -> anyhow::Result<()> {
+    use scopecast_transport::protocol::Command;
+    const DEMO_VIEWER: u64 = u64::MAX;
+    let ring: Vec<[f32; 2]> = (0..=48)
+        .map(|i| {
+            let angle = i as f32 / 48.0 * std::f32::consts::TAU;
+            // A circle on a 16:9 picture: the horizontal radius is 9/16 of the vertical one.
+            [0.5 + 0.12 * 9.0 / 16.0 * angle.cos(), 0.5 + 0.12 * angle.sin()]
+        })
+        .collect();
+    let commands = [
+        Command::PenDown { stroke: 1, at: ring[0], colour: "#ffd000".into(), width: 6.0, pinned: true },
+        Command::PenMove { stroke: 1, points: ring[1..].to_vec() },
+        Command::PenUp { stroke: 1 },
+    ];
+    for command in &commands {
+        station.telestration.apply_at(DEMO_VIEWER, command, now_ns).map_err(|e| anyhow::anyhow!("demo stroke: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
     ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
@@ -476,7 +566,15 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
                 .broadcast
                 .clone()
                 .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing))));
-            Some(start_http(config, addr, station.metrics_view(), station.source_status.clone(), &clock, whep)?)
+            Some(start_http(
+                config,
+                addr,
+                station.metrics_view(),
+                station.source_status.clone(),
+                &clock,
+                whep,
+                station.broadcast.as_ref().map(|_| station.stages.clone()),
+            )?)
         }
         Err(_) => None,
     };
@@ -499,6 +597,9 @@ fn run_station(config: &Config, stop_after_s: Option<f64>) -> anyhow::Result<()>
         _ => None,
     };
     let started_ns = clock.now_ns();
+    if demo_stroke {
+        draw_demo_stroke(&station, started_ns)?;
+    }
     let stop_at_ns = stop_after_s.map(|s| started_ns + (s * 1e9) as u64);
     let interval_ns = config.status.interval_ms * NS_PER_MS;
     let mut next_status_ns = started_ns + interval_ns;

@@ -94,6 +94,8 @@ pub struct Station {
     pub recorder: Option<Arc<crate::recorder::Recorder>>,
     /// Where the viewers' accepted data-channel commands go (drawing, layers, recording).
     pub commands: Arc<crate::commands::StationCommands>,
+    /// The stages' choices and failures in words, and the last delivery (`/healthz`).
+    pub stages: Arc<crate::stage_status::StageStatus>,
 }
 
 /// What a recording's manifest says about the setup: the calibration (its
@@ -193,6 +195,8 @@ struct CompositorStage {
     /// `record_clean`: while recording, each frame before the overlay goes
     /// here too (to the clean encoder).
     clean: Option<(SlotProducer<Frame>, Arc<crate::recorder::Recorder>)>,
+    /// Failures in words for the status line, the HUD and `/healthz`.
+    stages: Arc<crate::stage_status::StageStatus>,
 }
 
 impl CompositorStage {
@@ -221,14 +225,22 @@ impl CompositorStage {
                     if let (Some(display), Some(shown)) = (&self.display, self.compositor.take_display_frame()) {
                         display.show(shown);
                     }
-                    if let Err(e) = rendered {
-                        self.errors.inc();
-                        let message = e.to_string();
-                        if last_error.as_ref() != Some(&message) {
-                            tracing::error!(error = %message, "compositor cannot draw this frame; passing it through");
-                            last_error = Some(message);
+                    match rendered {
+                        Err(e) => {
+                            self.errors.inc();
+                            let message = e.to_string();
+                            if last_error.as_ref() != Some(&message) {
+                                tracing::error!(error = %message, "compositor cannot draw this frame; passing it through");
+                                self.stages.fail("compositor", format!("{message} (frames pass through undrawn)"));
+                                last_error = Some(message);
+                            }
+                            self.output.put(frame);
                         }
-                        self.output.put(frame);
+                        Ok(_) => {
+                            if last_error.take().is_some() {
+                                self.stages.recover("compositor");
+                            }
+                        }
                     }
                 }
                 Err(TakeError::Timeout) => {}
@@ -442,6 +454,7 @@ impl Station {
         make_source_on_scene: Option<SourceOnScene>,
     ) -> Result<Self, StationError> {
         let registry = Arc::new(MetricsRegistry::new());
+        let stages = Arc::new(crate::stage_status::StageStatus::new(clock.now_ns()));
         let settings = supervisor_settings(config);
         let (scene, problems) = scene_from_config(config);
         for problem in &problems {
@@ -469,6 +482,7 @@ impl Station {
         let mut threads = Vec::new();
         let mut slots: Vec<Box<dyn SlotReport>> = Vec::new();
         let hud_sources = Arc::new(crate::display::HudSources::default());
+        let _ = hud_sources.stages.set(stages.clone());
         let mut has_display = false;
         if config.display.enabled && !config.compositor.enabled {
             tracing::warn!("the monitor shows the compositor's output: with compositor.enabled = false it stays off");
@@ -477,6 +491,10 @@ impl Station {
             let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
             let gpu = ctx.describe();
             tracing::info!(adapter = %gpu, "compositing on the GPU");
+            if let Some(warning) = crate::compositor::gpu::leaky_software_renderer(&ctx.adapter_info) {
+                tracing::warn!("{warning}");
+                let _ = hud_sources.renderer_warning.set(warning);
+            }
             let display = if config.display.enabled {
                 let parts = crate::display::DisplayParts {
                     gpu: ctx.clone(),
@@ -526,6 +544,7 @@ impl Station {
                 _ => None,
             };
             let stage = CompositorStage {
+                stages: stages.clone(),
                 clean,
                 display,
                 compositor,
@@ -576,6 +595,7 @@ impl Station {
                 &registry,
             )
             .with_broadcast(broadcast.clone())
+            .with_status(stages.clone(), "encoder")
             // Without the compositor the strip is stamped on the CPU: viewers still read latency.
             .with_timecode(config.compositor.timecode && !config.compositor.enabled, config.compositor.timecode);
             let stop = shutdown.clone();
@@ -589,7 +609,10 @@ impl Station {
             let to_recorder = recorder.clone();
             let to_viewers = broadcast.clone();
             let viewers = registry.gauge("scopecast_viewers", "Viewers receiving the stream.", &[]);
+            let delivered = stages.clone();
+            let sink_clock = clock.clone();
             threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame| {
+                delivered.delivered(sink_clock.now_ns());
                 let mut fanout = to_viewers.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 fanout.push(&e.full);
                 if let Some(reduced) = &e.reduced {
@@ -628,6 +651,7 @@ impl Station {
             )),
             telestration,
             recorder,
+            stages,
         })
     }
 

@@ -1,6 +1,6 @@
-//! The one-line live status: source, resolution, fps, drops, per-stage
-//! latency p50/p99, and NO SIGNAL in plain words. Rewritten in place on a
-//! terminal, printed as plain lines otherwise.
+//! The one-line live status: source, resolution, fps, drops, the encoder in
+//! use, per-stage latency p50/p99, and NO SIGNAL and failing stages in plain
+//! words. Rewritten in place on a terminal, printed as plain lines otherwise.
 
 use std::collections::BTreeMap;
 use std::sync::PoisonError;
@@ -58,13 +58,17 @@ impl StatusLine {
             (Some((w, h)), Some(f)) => format!("{w}x{h} {f}"),
             _ => "no picture yet".into(),
         };
-        let mut line = format!(
-            "source {} {picture} | {fps:.1} fps | drops {dropped} | latency p50/p99 ms: {}",
-            source.description,
-            latencies.join(", ")
-        );
+        let mut line = format!("source {} {picture} | {fps:.1} fps | drops {dropped}", source.description);
+        for (stage, note) in station.stages.notes() {
+            line.push_str(&format!(" | {stage} {note}"));
+        }
+        line.push_str(&format!(" | latency p50/p99 ms: {}", latencies.join(", ")));
         if let Some(reason) = source.no_signal {
             line.push_str(&format!(" | NO SIGNAL: {reason}"));
+        }
+        // A stage that keeps failing says why here, where the operator looks.
+        for (stage, reason) in station.stages.failures() {
+            line.push_str(&format!(" | {} FAILING: {reason}", stage.to_uppercase()));
         }
         line
     }

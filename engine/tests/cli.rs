@@ -49,6 +49,8 @@ fn demo_until_signal(sig: &str, extra: &[&str]) -> (Vec<String>, Duration, Optio
     while lines.len() < 3 {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
+            // The demo prints its links first; status lines start with the source.
+            Ok(line) if !line.starts_with("source ") => {}
             Ok(line) => lines.push(line),
             Err(_) => {
                 let _ = child.kill();

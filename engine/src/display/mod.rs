@@ -60,6 +60,10 @@ pub struct HudSources {
     pub broadcast: OnceLock<Arc<scopecast_transport::whep::Broadcast>>,
     /// The session recorder.
     pub recorder: OnceLock<Arc<crate::recorder::Recorder>>,
+    /// The stages' failures in words (and the encoder's choice).
+    pub stages: OnceLock<Arc<crate::stage_status::StageStatus>>,
+    /// Set when the GPU is a software renderer known to leak memory.
+    pub renderer_warning: OnceLock<String>,
 }
 
 /// The compositor's side: put each frame's texture here and wake the display.
@@ -200,6 +204,19 @@ impl App {
             if let Some(alarm) = recorder.status.alarm() {
                 state.alarms.push(alarm.to_uppercase());
             }
+        }
+        if let Some(stages) = self.parts.sources.stages.get() {
+            for (stage, reason) in stages.failures() {
+                state.alarms.push(format!("{stage} failing: {reason}").to_uppercase());
+            }
+            for (stage, note) in stages.notes() {
+                if note.contains('(') {
+                    state.alarms.push(format!("{stage} {note}").to_uppercase());
+                }
+            }
+        }
+        if self.parts.sources.renderer_warning.get().is_some() {
+            state.alarms.push("SOFTWARE GPU WITH A KNOWN MEMORY LEAK: UPDATE MESA".into());
         }
         if let Some(source) = self.parts.sources.source.get() {
             let status = source.lock().unwrap_or_else(PoisonError::into_inner).clone();

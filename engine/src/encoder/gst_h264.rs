@@ -40,48 +40,70 @@ fn unavailable(e: impl std::fmt::Display) -> EncoderError {
     EncoderError::Unavailable(e.to_string())
 }
 
+/// The launch description of the encoding pipeline for `settings`; every
+/// GStreamer element the encoder uses is named in it.
+pub fn pipeline_description(settings: &EncoderSettings) -> Result<String, EncoderError> {
+    let fps = settings.fps.max(1);
+    let level = h264_level_idc(settings.width, settings.height, fps);
+    // GStreamer spells levels "3", "3.1", "4.2" (never "3.0").
+    let level =
+        if level.is_multiple_of(10) { format!("{}", level / 10) } else { format!("{}.{}", level / 10, level % 10) };
+    let encoder = match settings.kind {
+        EncoderKind::X264 => format!(
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} vbv-buf-capacity=200 \
+             key-int-max={} bframes=0 b-adapt=false rc-lookahead=0 sliced-threads=true threads=2 aud=false \
+             byte-stream=true",
+            settings.bitrate_kbps,
+            settings.keyframe_interval.max(1)
+        ),
+        EncoderKind::Openh264 => format!(
+            "openh264enc name=enc complexity=low rate-control=bitrate bitrate={} gop-size={} usage-type=camera \
+             multi-thread=2 slice-mode=auto",
+            settings.bitrate_kbps * 1000,
+            settings.keyframe_interval.max(1)
+        ),
+        EncoderKind::Embedded | EncoderKind::Auto => {
+            return Err(EncoderError::Unavailable(format!("{:?} is not a GStreamer encoder", settings.kind)));
+        }
+    };
+    Ok(format!(
+        "appsrc name=src is-live=true format=time do-timestamp=false block=false \
+         caps=video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
+         ! {encoder} \
+         ! video/x-h264,profile=constrained-baseline,level=(string){level} \
+         ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! appsink name=sink sync=false max-buffers=8 drop=false",
+        w = settings.width,
+        h = settings.height,
+    ))
+}
+
+/// The GStreamer elements the encoder `kind` needs (none for the embedded one).
+pub fn elements(kind: EncoderKind) -> Vec<String> {
+    let settings =
+        EncoderSettings { kind, width: 1280, height: 720, fps: 30, bitrate_kbps: 1000, keyframe_interval: 30 };
+    pipeline_description(&settings)
+        .map(|d| crate::gst_elements::elements_in(&d).into_iter().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 impl GstH264Encoder {
     /// Opens the encoder.
     pub fn new(settings: EncoderSettings) -> Result<Self, EncoderError> {
         crate::source::gst::init().map_err(unavailable)?;
-        let fps = settings.fps.max(1);
-        let level = h264_level_idc(settings.width, settings.height, fps);
-        // GStreamer spells levels "3", "3.1", "4.2" (never "3.0").
-        let level =
-            if level.is_multiple_of(10) { format!("{}", level / 10) } else { format!("{}.{}", level / 10, level % 10) };
-        let encoder = match settings.kind {
-            EncoderKind::X264 => format!(
-                "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} vbv-buf-capacity=200 \
-                 key-int-max={} bframes=0 b-adapt=false rc-lookahead=0 sliced-threads=true threads=2 aud=false \
-                 byte-stream=true",
-                settings.bitrate_kbps,
-                settings.keyframe_interval.max(1)
-            ),
-            EncoderKind::Openh264 => format!(
-                "openh264enc name=enc complexity=low rate-control=bitrate bitrate={} gop-size={} usage-type=camera \
-                 multi-thread=2 slice-mode=auto",
-                settings.bitrate_kbps * 1000,
-                settings.keyframe_interval.max(1)
-            ),
-            EncoderKind::Embedded => {
-                return Err(EncoderError::Unavailable("the embedded encoder is not a GStreamer element".into()));
-            }
-        };
-        let description = format!(
-            "appsrc name=src is-live=true format=time do-timestamp=false block=false \
-             caps=video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
-             ! {encoder} \
-             ! video/x-h264,profile=constrained-baseline,level=(string){level} \
-             ! h264parse config-interval=-1 \
-             ! video/x-h264,stream-format=byte-stream,alignment=au \
-             ! appsink name=sink sync=false max-buffers=8 drop=false",
-            w = settings.width,
-            h = settings.height,
-        );
+        let description = pipeline_description(&settings)?;
+        let needed = elements(settings.kind);
+        let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+        let missing = crate::gst_elements::missing(&needed);
+        if !missing.is_empty() {
+            return Err(unavailable(format!(
+                "not installed: {} (Debian/Ubuntu: apt-get install the package named)",
+                crate::gst_elements::describe_with_packages(&missing)
+            )));
+        }
         let pipeline = gst::parse::launch(&description)
-            .map_err(|e| {
-                unavailable(format!("{e} (Debian/Ubuntu: gstreamer1.0-plugins-ugly for x264enc, -bad for openh264enc)"))
-            })?
+            .map_err(unavailable)?
             .downcast::<gst::Pipeline>()
             .map_err(|_| unavailable("not a pipeline"))?;
         let (appsrc, appsink) = app_ends(&pipeline).ok_or_else(|| unavailable("no appsrc or appsink"))?;

@@ -7,6 +7,7 @@
 //! decodable picture at the next IDR (with SPS/PPS in front, which Chrome
 //! needs), and an IDR every second bounds that wait.
 
+pub mod choice;
 pub mod downscale;
 pub mod embedded;
 pub mod gst_h264;
@@ -46,6 +47,9 @@ pub enum EncoderError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EncoderKind {
+    /// x264 where GStreamer has it (and everything its pipeline needs),
+    /// otherwise the embedded OpenH264 (see [`choice`]).
+    Auto,
     /// GStreamer's x264enc, ultrafast preset, zerolatency tune, sliced threads.
     X264,
     /// GStreamer's openh264enc, low complexity.
@@ -119,11 +123,23 @@ pub fn check_input(settings: &EncoderSettings, frame: &Frame) -> Result<(), Enco
     Ok(())
 }
 
-/// Opens the encoder `settings.kind` names.
+impl std::fmt::Display for EncoderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::X264 => "x264",
+            Self::Openh264 => "openh264",
+            Self::Embedded => "embedded",
+        })
+    }
+}
+
+/// Opens the encoder `settings.kind` names (`auto` is resolved here too; the
+/// stage resolves it once with [`choice::choose_here`] and says what it chose).
 pub fn open(settings: EncoderSettings) -> Result<Box<dyn H264Encoder>, EncoderError> {
-    Ok(match settings.kind {
+    Ok(match choice::choose_here(settings.kind).kind {
         EncoderKind::X264 | EncoderKind::Openh264 => Box::new(gst_h264::GstH264Encoder::new(settings)?),
-        EncoderKind::Embedded => Box::new(embedded::EmbeddedH264Encoder::new(settings)?),
+        EncoderKind::Embedded | EncoderKind::Auto => Box::new(embedded::EmbeddedH264Encoder::new(settings)?),
     })
 }
 

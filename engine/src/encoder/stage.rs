@@ -9,7 +9,8 @@ use std::sync::Arc;
 use scopecast_transport::adapt::VideoLayer;
 use scopecast_transport::media::AccessUnit;
 
-use super::{EncodedFrame, EncoderSettings, H264Encoder};
+use super::choice::EncoderChoice;
+use super::{EncodedFrame, EncoderError, EncoderKind, EncoderSettings, H264Encoder};
 use crate::clock::SharedClock;
 use crate::config::EncoderConfig;
 use crate::frame::{Frame, PixelFormat};
@@ -39,6 +40,18 @@ pub struct EncoderStage {
     /// Stamp it afresh into the reduced layer's frames.
     reduced_timecode: bool,
     reduced_bytes: Arc<Counter>,
+    /// The encoder chosen for `config.kind` (resolved on the stage's thread).
+    choice: Option<EncoderChoice>,
+    /// Where the choice and failures are shown, under `status_name`.
+    status: Option<(Arc<crate::stage_status::StageStatus>, &'static str)>,
+}
+
+/// Why a layer produced nothing.
+enum LayerError {
+    /// The encoder could not be opened.
+    Open(EncoderError),
+    /// It was open and failed on this frame.
+    Encode(String),
 }
 
 impl EncoderStage {
@@ -73,6 +86,37 @@ impl EncoderStage {
                 "Bytes of H.264 produced for the reduced layer.",
                 &[],
             ),
+            choice: None,
+            status: None,
+        }
+    }
+
+    /// Shows the encoder's choice and failures in `status` under `name`.
+    pub fn with_status(mut self, status: Arc<crate::stage_status::StageStatus>, name: &'static str) -> Self {
+        self.status = Some((status, name));
+        self
+    }
+
+    /// The encoder kind to open, chosen once (and said once).
+    fn chosen_kind(&mut self) -> EncoderKind {
+        if let Some(choice) = &self.choice {
+            return choice.kind;
+        }
+        let choice = super::choice::choose_here(self.config.kind);
+        self.announce(&choice);
+        let kind = choice.kind;
+        self.choice = Some(choice);
+        kind
+    }
+
+    fn announce(&self, choice: &EncoderChoice) {
+        match (&choice.reason, choice.requested) {
+            (None, _) => tracing::info!(encoder = %choice.summary(), "H.264 encoder chosen"),
+            (Some(_), EncoderKind::Auto) => tracing::info!(encoder = %choice.summary(), "H.264 encoder chosen"),
+            (Some(_), _) => tracing::warn!(encoder = %choice.summary(), "the configured H.264 encoder is missing"),
+        }
+        if let Some((status, name)) = &self.status {
+            status.note(name, choice.summary());
         }
     }
 
@@ -101,6 +145,12 @@ impl EncoderStage {
             };
             match self.encode(&frame) {
                 Ok(Some(encoded)) => {
+                    if last_error.take().is_some()
+                        && let Some((status, name)) = &self.status
+                    {
+                        status.recover(name);
+                        tracing::info!("the encoder works again");
+                    }
                     let au = &encoded.full;
                     let now = self.clock.now_ns();
                     self.latency.record_ns(now.saturating_sub(au.capture_time_ns));
@@ -116,10 +166,17 @@ impl EncoderStage {
                     self.output.put(encoded);
                 }
                 Ok(None) => {}
-                Err(message) => {
+                Err(error) => {
                     self.errors.inc();
+                    let message = match error {
+                        LayerError::Open(e) => self.open_failed(&e),
+                        LayerError::Encode(message) => message,
+                    };
                     if last_error.as_ref() != Some(&message) {
                         tracing::error!(error = %message, "encoder failed; reopening it on the next frame");
+                        if let Some((status, name)) = &self.status {
+                            status.fail(name, message.clone());
+                        }
                         last_error = Some(message);
                     }
                     self.encoder = None;
@@ -129,7 +186,22 @@ impl EncoderStage {
         }
     }
 
-    fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, String> {
+    /// A GStreamer encoder that cannot be opened gives way to the embedded
+    /// one (which needs nothing from the system); returns the failure in words.
+    fn open_failed(&mut self, error: &EncoderError) -> String {
+        if let Some(choice) = &self.choice
+            && choice.kind != EncoderKind::Embedded
+            && matches!(error, EncoderError::Unavailable(_) | EncoderError::Pipeline(_))
+        {
+            let fallback = choice.fall_back(&error.to_string());
+            tracing::warn!(encoder = %fallback.summary(), "switching to the embedded encoder");
+            self.announce(&fallback);
+            self.choice = Some(fallback);
+        }
+        format!("cannot open the encoder: {error}")
+    }
+
+    fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, LayerError> {
         let converted;
         let frame = if frame.format() == PixelFormat::I420 {
             frame
@@ -142,7 +214,7 @@ impl EncoderStage {
             &converted
         };
         let settings = EncoderSettings {
-            kind: self.config.kind,
+            kind: self.chosen_kind(),
             width: frame.width(),
             height: frame.height(),
             fps: self.fps,
@@ -153,7 +225,7 @@ impl EncoderStage {
         let Some(full) = encode_layer(&mut self.encoder, settings, frame, keyframe)? else { return Ok(None) };
         let reduced = if self.config.reduced_layer {
             let half = super::downscale::half_i420(frame, self.reduced_timecode)
-                .ok_or_else(|| "the reduced layer needs I420".to_string())?;
+                .ok_or_else(|| LayerError::Encode("the reduced layer needs I420".to_string()))?;
             let settings = EncoderSettings {
                 width: half.width(),
                 height: half.height(),
@@ -184,12 +256,12 @@ fn encode_layer(
     settings: EncoderSettings,
     frame: &Frame,
     keyframe: bool,
-) -> Result<Option<AccessUnit>, String> {
+) -> Result<Option<AccessUnit>, LayerError> {
     if slot.as_ref().is_none_or(|(s, _)| *s != settings) {
-        let encoder = super::open(settings).map_err(|e| e.to_string())?;
-        tracing::info!(kind = ?settings.kind, width = settings.width, height = settings.height, "encoder opened");
+        let encoder = super::open(settings).map_err(LayerError::Open)?;
+        tracing::info!(kind = %settings.kind, width = settings.width, height = settings.height, "encoder opened");
         *slot = Some((settings, encoder));
     }
     let Some((_, encoder)) = slot.as_mut() else { return Ok(None) };
-    encoder.encode(frame, keyframe).map_err(|e| e.to_string())
+    encoder.encode(frame, keyframe).map_err(|e| LayerError::Encode(e.to_string()))
 }

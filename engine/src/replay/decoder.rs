@@ -28,16 +28,25 @@ fn failed(reason: impl std::fmt::Display) -> SourceError {
     SourceError::Unsupported { reason: format!("H.264 decoder: {reason}") }
 }
 
+/// The decoding pipeline; every GStreamer element the replay's decoder uses is named here.
+pub const DESCRIPTION: &str = "appsrc name=src format=time is-live=false block=false \
+     caps=video/x-h264,stream-format=byte-stream,alignment=au \
+     ! h264parse ! avdec_h264 max-threads=1 output-corrupt=false ! videoconvert \
+     ! video/x-raw,format=I420 ! appsink name=sink sync=false max-buffers=4 drop=false";
+
 impl H264Decoder {
     /// Starts the pipeline (GStreamer's libav plugin: `gstreamer1.0-libav`).
     pub fn new() -> Result<Self, SourceError> {
         crate::source::gst::init()?;
-        let description = "appsrc name=src format=time is-live=false block=false \
-             caps=video/x-h264,stream-format=byte-stream,alignment=au \
-             ! h264parse ! avdec_h264 max-threads=1 output-corrupt=false ! videoconvert \
-             ! video/x-raw,format=I420 ! appsink name=sink sync=false max-buffers=4 drop=false";
-        let pipeline = gst::parse::launch(description)
-            .map_err(|e| failed(format!("{e} (Debian/Ubuntu: apt-get install gstreamer1.0-libav)")))?
+        let missing = crate::gst_elements::missing(&crate::gst_elements::elements_in(DESCRIPTION));
+        if !missing.is_empty() {
+            return Err(failed(format!(
+                "not installed: {} (Debian/Ubuntu: apt-get install the package named)",
+                crate::gst_elements::describe_with_packages(&missing)
+            )));
+        }
+        let pipeline = gst::parse::launch(DESCRIPTION)
+            .map_err(failed)?
             .downcast::<gst::Pipeline>()
             .map_err(|_| failed("not a pipeline"))?;
         let (appsrc, appsink) = app_ends(&pipeline).ok_or_else(|| failed("no appsrc or appsink"))?;

@@ -25,20 +25,40 @@ pub fn init() -> Result<(), SourceError> {
         .map_err(|reason| SourceError::GstUnavailable { reason: format!("gst_init failed: {reason}") })
 }
 
-/// The Debian/Ubuntu package that ships a GStreamer element.
-fn package_of(factory: &str) -> &'static str {
-    match factory {
-        "v4l2src" => "gstreamer1.0-plugins-good",
-        "tsdemux" | "h264parse" => "gstreamer1.0-plugins-bad",
-        "avdec_h264" => "gstreamer1.0-libav",
-        _ => "gstreamer1.0-plugins-base",
+/// The elements [`GstSource`] makes for `spec`, in the order it makes them
+/// (a test builds each pipeline and compares).
+fn made_elements(spec: &SourceSpec) -> Vec<&'static str> {
+    let mut elements = vec!["videoconvert", "appsink"];
+    elements.extend_from_slice(match spec {
+        SourceSpec::Synthetic => return Vec::new(),
+        SourceSpec::GstTest { .. } => &["videotestsrc", "capsfilter"][..],
+        SourceSpec::V4l2 { .. } => &["v4l2src", "decodebin"],
+        SourceSpec::File { .. } | SourceSpec::Rtsp { .. } => &["uridecodebin"],
+        SourceSpec::Tcp { .. } => &["tcpclientsrc", "decodebin"],
+    });
+    elements
+}
+
+/// Every element a source needs: those made, and those its decoder bin must
+/// find at run time for that kind of input (RTSP's `rtspsrc`, MPEG-TS's
+/// demuxer). Codecs inside files and streams vary and are not listed.
+pub fn source_elements(spec: &SourceSpec) -> Vec<&'static str> {
+    let mut elements = made_elements(spec);
+    match spec {
+        SourceSpec::Rtsp { .. } => elements.push("rtspsrc"),
+        SourceSpec::Tcp { .. } => elements.push("tsdemux"),
+        _ => {}
     }
+    elements
 }
 
 /// Creates an element, or says which package provides it.
 fn make(factory: &str) -> Result<gst::Element, SourceError> {
     gst::ElementFactory::make(factory).build().map_err(|_| SourceError::GstUnavailable {
-        reason: format!("element {factory} is missing (Debian/Ubuntu: apt-get install {})", package_of(factory)),
+        reason: format!(
+            "element {factory} is missing (Debian/Ubuntu: apt-get install {})",
+            crate::gst_elements::package_of(factory)
+        ),
     })
 }
 
@@ -381,5 +401,38 @@ impl FrameSource for GstSource {
 impl Drop for GstSource {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_makes_the_elements_it_lists() {
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock::new());
+        for uri in
+            ["test:ball", "v4l2:///dev/video9", "file:///tmp/none.mp4", "rtsp://127.0.0.1:1/x", "tcp://127.0.0.1:1"]
+        {
+            let spec = SourceSpec::parse(uri).expect("a valid URI");
+            let source = GstSource::new(spec.clone(), false, FormatRequest::Auto, (64, 64, 30), clock.clone());
+            let running = source.build().unwrap_or_else(|e| panic!("{uri}: {e} (the test packages include it)"));
+            let mut made: Vec<String> = running
+                .pipeline
+                .children()
+                .iter()
+                // The appsink is made by its builder, without a factory.
+                .map(|e| match e.factory() {
+                    Some(f) => f.name().to_string(),
+                    None if e.is::<gst_app::AppSink>() => "appsink".into(),
+                    None => e.type_().name().to_string(),
+                })
+                .collect();
+            made.sort();
+            let mut listed: Vec<String> = made_elements(&spec).iter().map(|e| e.to_string()).collect();
+            listed.sort();
+            assert_eq!(made, listed, "{uri}");
+            assert!(source_elements(&spec).len() >= listed.len());
+        }
     }
 }

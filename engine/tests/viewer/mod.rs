@@ -56,8 +56,13 @@ pub fn start_station_on(listen: &str, args: &[&str]) -> Station {
 /// Runs `scopecast ARGS` (a station or a replay that serves the viewer page)
 /// until it printed its viewer URL and operator token.
 pub fn start_serving(args: &[&str]) -> Station {
-    let mut child =
-        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("scopecast starts");
+    start_command(Command::new(BIN).args(args).stderr(Stdio::null()))
+}
+
+/// Runs `command` (whose stdout this takes) until it printed its viewer URL
+/// and operator token.
+pub fn start_command(command: &mut Command) -> Station {
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("scopecast starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     let mut startup = Vec::new();
