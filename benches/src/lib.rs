@@ -98,7 +98,6 @@ impl ServedStation {
             whep,
             Tokens::new(tokens),
             None,
-            Some(station.stages.clone()),
         )
         .expect("the HTTP server starts");
         Self { station, server, clock }

@@ -135,7 +135,6 @@ fn eight_viewers_watch_through_janus_and_the_harness_prints_what_janus_adds() {
         Some(whep),
         Tokens::new(vec![Token::new(VIEWER_TOKEN, Role::Viewer)]),
         None,
-        Some(station.stages.clone()),
     )
     .expect("HTTP starts");
     let publisher = WhipPublisher::start(

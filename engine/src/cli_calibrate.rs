@@ -26,7 +26,8 @@ pub struct IntrinsicsArgs {
     /// Measured point sets (JSON: image_width, image_height, object_points, image_points per view).
     #[arg(long)]
     pub points: Option<PathBuf>,
-    /// A folder of images (PNG, JPEG, ...) of the pattern; needs --pattern.
+    /// A folder of images (PNG, JPEG, TIFF, BMP; the format read from the content) of the pattern; needs
+    /// --pattern. Files that cannot be decoded are listed with the reason.
     #[arg(long, requires = "pattern")]
     pub images: Option<PathBuf>,
     /// chessboard:COLSxROWS:SQUARE (inner corners) or circles:COLSxROWS:SPACING (asymmetric grid,
@@ -87,6 +88,26 @@ struct ImageViews {
     skipped: Vec<String>,
 }
 
+/// File extensions read as images; anything else in the folder (notes,
+/// JSON, ...) is ignored without a word. The format itself is decided by
+/// content, so a `.jpg` that is really a PNG is read as a PNG; an extension
+/// listed here whose content no decoder takes (PGM: no PNM decoder is built
+/// in) is reported with the decoder's reason.
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "jpe", "bmp", "tif", "tiff", "pgm"];
+
+/// Decodes `file` to 8-bit grey whatever its format (PNG, JPEG, TIFF, BMP),
+/// choosing the decoder from the first bytes and falling back on the
+/// extension when they match no known signature.
+fn decode_gray(file: &Path) -> Result<image::GrayImage, String> {
+    // Decoders' messages may span lines; the report gives each file one line.
+    let one_line = |e: &dyn std::fmt::Display| e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let reader = image::ImageReader::open(file).map_err(|e| format!("cannot open ({})", one_line(&e)))?;
+    let reader = reader.with_guessed_format().map_err(|e| format!("cannot read ({})", one_line(&e)))?;
+    // The decoder's error names the format it tried ("Format error decoding Jpeg: ...").
+    let picture = reader.decode().map_err(|e| format!("not an image ({})", one_line(&e)))?;
+    Ok(picture.to_luma8())
+}
+
 /// Detects the pattern in every image of `dir`.
 fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<ImageViews> {
     use scopecast_calibration::detect::{GrayImage, chessboard::find_chessboard, circles::find_asymmetric_circles};
@@ -94,13 +115,15 @@ fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<ImageViews>
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension().is_some_and(|e| {
-                ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "pgm"]
-                    .contains(&e.to_ascii_lowercase().to_str().unwrap_or(""))
-            })
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
         })
         .collect();
     files.sort();
+    if files.is_empty() {
+        anyhow::bail!("{}: no image files (looked for .{})", dir.display(), IMAGE_EXTENSIONS.join(", ."));
+    }
     let (object, cols, rows) = match pattern {
         Pattern::Chessboard { cols, rows, square } => (
             (0..rows)
@@ -116,22 +139,25 @@ fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<ImageViews>
     let mut views = Vec::new();
     let mut skipped = Vec::new();
     let mut size = None;
-    for file in files {
-        let picture = match image::open(&file) {
-            Ok(p) => p.to_luma8(),
-            Err(e) => {
-                skipped.push(format!("{}: not an image ({e})", file.display()));
+    for file in &files {
+        let picture = match decode_gray(file) {
+            Ok(p) => p,
+            Err(why) => {
+                skipped.push(format!("{}: {why}", file.display()));
                 continue;
             }
         };
         let dims = picture.dimensions();
+        let Some(gray) =
+            GrayImage::new(dims.0 as usize, dims.1 as usize, picture.as_raw().iter().map(|v| f32::from(*v)).collect())
+        else {
+            skipped.push(format!("{}: empty image ({}x{})", file.display(), dims.0, dims.1));
+            continue;
+        };
         if *size.get_or_insert(dims) != dims {
             skipped.push(format!("{}: {}x{} differs from the first image's size", file.display(), dims.0, dims.1));
             continue;
         }
-        let gray =
-            GrayImage::new(dims.0 as usize, dims.1 as usize, picture.as_raw().iter().map(|v| f32::from(*v)).collect())
-                .ok_or_else(|| anyhow::anyhow!("{}: empty image", file.display()))?;
         let found = match pattern {
             Pattern::Chessboard { .. } => find_chessboard(&gray, cols, rows),
             Pattern::Circles { .. } => find_asymmetric_circles(&gray, cols, rows),
@@ -141,7 +167,14 @@ fn views_from_images(dir: &Path, pattern: Pattern) -> anyhow::Result<ImageViews>
             Err(e) => skipped.push(format!("{}: pattern not found ({e})", file.display())),
         }
     }
-    let image_size = size.ok_or_else(|| anyhow::anyhow!("{}: no images", dir.display()))?;
+    let Some(image_size) = size else {
+        anyhow::bail!(
+            "{}: none of the {} image files could be read:\n  {}",
+            dir.display(),
+            files.len(),
+            skipped.join("\n  ")
+        );
+    };
     Ok(ImageViews { views, image_size, skipped })
 }
 
@@ -167,8 +200,11 @@ pub fn intrinsics(args: &IntrinsicsArgs) -> anyhow::Result<String> {
         fix_aspect_ratio: args.fix_aspect_ratio,
         zero_tangent: args.zero_tangent,
     };
-    let result = calibrate(&input.views, input.image_size, kind, flags)
-        .with_context(|| format!("calibrating from {}", source.display()))?;
+    let result = calibrate(&input.views, input.image_size, kind, flags).with_context(|| {
+        // The images left out are often why too few views remain: say which and why.
+        let left_out: String = skipped.iter().map(|s| format!("\n  skipped {s}")).collect();
+        format!("calibrating from {} ({} views){left_out}", source.display(), input.views.len())
+    })?;
     let file = CalibrationFile {
         camera: result.camera,
         image_width: input.image_size.0,

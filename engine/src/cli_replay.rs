@@ -102,7 +102,6 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             station.source_status.clone(),
             &clock,
             Some(whep.clone()),
-            None,
         )?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), whep.viewer_count()));
         server.stop();
@@ -118,7 +117,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let controls: Arc<dyn CommandSink> = player.controls();
         let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
         let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
-        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()), None)?;
+        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()))?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), whep.viewer_count()));
         server.stop();
         player.stop();

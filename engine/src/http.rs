@@ -48,8 +48,6 @@ struct AppState {
     clock: SharedClock,
     whep: Option<Arc<Whep>>,
     tokens: Arc<Tokens>,
-    /// The live path's health (none for a replay: it is told by its player).
-    stages: Option<Arc<crate::stage_status::StageStatus>>,
 }
 
 /// The role of the `Authorization` header's token if it allows an action needing `role`.
@@ -230,7 +228,7 @@ async fn serve_healthz(State(state): State<AppState>) -> impl IntoResponse {
         None => format!("source {} live", source.description),
         Some(reason) => format!("source {} NO SIGNAL ({reason})", source.description),
     };
-    let health = state.stages.as_ref().map_or_else(|| Ok(String::new()), |s| s.health(state.clock.now_ns()));
+    let health = state.metrics.health(state.clock.now_ns()).unwrap_or_else(|| Ok(String::new()));
     let (code, body) = match health {
         Ok(flow) if flow.is_empty() => (StatusCode::OK, format!("ok: {source_words}\n")),
         Ok(flow) => (StatusCode::OK, format!("ok: {source_words}; {flow}\n")),
@@ -257,7 +255,6 @@ impl HttpServer {
         whep: Option<Arc<Whep>>,
         tokens: Tokens,
         tls: Option<TlsIdentity>,
-        stages: Option<Arc<crate::stage_status::StageStatus>>,
     ) -> Result<Self, HttpError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -277,7 +274,7 @@ impl HttpServer {
             .route("/whep", post(whep_offer).options(whep_options))
             .route("/whep/{id}", axum::routing::patch(whep_patch).delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens), stages });
+            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens) });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())

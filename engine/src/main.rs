@@ -462,7 +462,6 @@ fn start_http(
     source: scopecast_engine::source::supervisor::SharedSourceStatus,
     clock: &SharedClock,
     whep: Option<Arc<scopecast_transport::whep::Whep>>,
-    stages: Option<Arc<scopecast_engine::stage_status::StageStatus>>,
 ) -> anyhow::Result<scopecast_engine::http::HttpServer> {
     use scopecast_engine::http::{HttpError, HttpServer};
     use scopecast_transport::auth::{Role, Token, Tokens};
@@ -488,7 +487,6 @@ fn start_http(
             whep.clone(),
             Tokens::new(tokens.clone()),
             tls.clone(),
-            stages.clone(),
         )
     };
     let server = match start(addr) {
@@ -566,15 +564,7 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
                 .broadcast
                 .clone()
                 .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing))));
-            Some(start_http(
-                config,
-                addr,
-                station.metrics_view(),
-                station.source_status.clone(),
-                &clock,
-                whep,
-                station.broadcast.as_ref().map(|_| station.stages.clone()),
-            )?)
+            Some(start_http(config, addr, station.metrics_view(), station.source_status.clone(), &clock, whep)?)
         }
         Err(_) => None,
     };

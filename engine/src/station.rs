@@ -315,17 +315,29 @@ fn spawn_sink<T: Timestamped + Send + 'static>(
     })
 }
 
-/// The station's metrics and slots, cloneable into the HTTP server.
+/// The station's metrics, slots and live-path health, cloneable into the HTTP server.
 #[derive(Clone)]
 pub struct MetricsView {
     registry: Arc<MetricsRegistry>,
     slots: Arc<Vec<Box<dyn SlotReport>>>,
+    stages: Option<Arc<crate::stage_status::StageStatus>>,
 }
 
 impl MetricsView {
-    /// A view of `registry` alone (no pipeline slots: a replay).
+    /// A view of `registry` alone (no pipeline slots and no live path to judge: a replay).
     pub fn of_registry(registry: Arc<MetricsRegistry>) -> Self {
-        Self { registry, slots: Arc::new(Vec::new()) }
+        Self { registry, slots: Arc::new(Vec::new()), stages: None }
+    }
+
+    /// The same view, with `/healthz` judged by `stages` (see [`crate::stage_status::StageStatus::health`]).
+    pub fn with_health(mut self, stages: Arc<crate::stage_status::StageStatus>) -> Self {
+        self.stages = Some(stages);
+        self
+    }
+
+    /// The live path's health at `now_ns`; `None` when there is none to judge.
+    pub fn health(&self, now_ns: u64) -> Option<Result<String, String>> {
+        self.stages.as_ref().map(|s| s.health(now_ns))
     }
 
     /// Prometheus text with the slots' depth, drops and waiting age at `now_ns`.
@@ -655,9 +667,14 @@ impl Station {
         })
     }
 
-    /// What the `/metrics` endpoint needs, shareable with other threads.
+    /// What `/metrics` and `/healthz` need, shareable with other threads.
+    /// Health is judged only where encoded frames should reach viewers.
     pub fn metrics_view(&self) -> MetricsView {
-        MetricsView { registry: self.registry.clone(), slots: self.slots.clone() }
+        MetricsView {
+            registry: self.registry.clone(),
+            slots: self.slots.clone(),
+            stages: self.broadcast.as_ref().map(|_| self.stages.clone()),
+        }
     }
 
     /// The registry as Prometheus text, with fresh slot figures.

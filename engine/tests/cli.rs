@@ -278,6 +278,15 @@ fn calibrate_intrinsics_from_a_folder_of_images_lists_skipped_views() {
     assert!(!bad.status.success() && stderr(&bad).contains("--pattern"), "{}", stderr(&bad));
 }
 
+/// Kills process `0` when dropped, so a failing test leaves no station running.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+    }
+}
+
 /// A plain HTTP/1.1 GET on loopback; returns (status line, body).
 fn http_get(addr: &str, path: &str) -> (String, String) {
     use std::io::{Read, Write};
@@ -299,6 +308,7 @@ fn metrics_and_healthz_are_served_over_http() {
         .expect("demo starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let _guard = KillOnDrop(child.id());
     let url = lines
         .by_ref()
         .map_while(Result::ok)

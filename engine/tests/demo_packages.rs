@@ -24,7 +24,9 @@ fn demo_packages() -> Vec<String> {
 
 /// The Debian package that owns `file`.
 fn owner(file: &Path) -> String {
-    let output = Command::new("dpkg").arg("-S").arg(file).output().expect("dpkg runs (Debian/Ubuntu)");
+    // GStreamer may name it under /lib, a link to /usr/lib (merged /usr) that dpkg does not know.
+    let file = std::fs::canonicalize(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let output = Command::new("dpkg").arg("-S").arg(&file).output().expect("dpkg runs (Debian/Ubuntu)");
     assert!(output.status.success(), "no package owns {}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
     // `package:arch: /path`, or `package: /path`.

@@ -8,6 +8,7 @@
 mod viewer;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,15 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// Lines of `log` at error level (tracing's `ERROR`, and libraries' `error:` lines).
 fn error_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("ERROR") || l.to_ascii_lowercase().starts_with("error")).collect()
+}
+
+/// Kills the process group `0` when dropped (the run script and the station it started).
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0)]).status();
+    }
 }
 
 /// Waits up to `limit` for `child` to exit; its exit code and how long it took.
@@ -40,8 +50,10 @@ fn the_quick_start_command_prints_a_link_that_plays_and_stops_on_ctrl_c() {
     let log = tempfile::NamedTempFile::new().expect("temp file");
     let mut command = Command::new(format!("{ROOT}/demos/capture-station/run"));
     // The built binary instead of a release build; the packages are the test command's (a superset).
-    command.env("SCOPECAST_BIN", BIN).env_remove("DISPLAY").stderr(log.reopen().expect("log"));
+    // Its own process group, so that a failing test takes the station down with the script.
+    command.env("SCOPECAST_BIN", BIN).env_remove("DISPLAY").stderr(log.reopen().expect("log")).process_group(0);
     let mut station = start_command(&mut command);
+    let _group = KillGroupOnDrop(station.child.id());
     let startup = station.startup.join("\n");
     println!("{startup}");
     assert!(station.viewer_url.starts_with("http://127.0.0.1:"), "a loopback link: {}", station.viewer_url);
@@ -104,7 +116,7 @@ fn the_status_line_names_the_encoder_in_use() {
         .output()
         .expect("demo runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let status = stdout.lines().filter(|l| l.starts_with("source ")).last().expect("a status line");
+    let status = stdout.lines().rfind(|l| l.starts_with("source ")).expect("a status line");
     // The test packages include x264enc and h264parse, so auto takes x264.
     assert!(status.contains(" | encoder x264 | "), "{status}");
 }
@@ -125,13 +137,12 @@ fn healthz_answers_503_with_the_reason_when_no_frame_reaches_the_viewers() {
     fake.advance_ns(3_000_000_000);
     let server = HttpServer::start(
         "127.0.0.1:0".parse().expect("addr"),
-        MetricsView::of_registry(Arc::new(MetricsRegistry::new())),
+        MetricsView::of_registry(Arc::new(MetricsRegistry::new())).with_health(stages.clone()),
         Arc::default(),
         clock.clone(),
         None,
         scopecast_transport::auth::Tokens::new(Vec::new()),
         None,
-        Some(stages.clone()),
     )
     .expect("server starts");
     let addr = server.local_addr.to_string();

@@ -110,13 +110,16 @@ impl EncoderStage {
     }
 
     fn announce(&self, choice: &EncoderChoice) {
+        let Some((status, name)) = &self.status else {
+            // A second encoder (the clean track's) follows the live one's choice quietly.
+            tracing::debug!(encoder = %choice.summary(), "H.264 encoder chosen");
+            return;
+        };
+        status.note(name, choice.summary());
         match (&choice.reason, choice.requested) {
             (None, _) => tracing::info!(encoder = %choice.summary(), "H.264 encoder chosen"),
             (Some(_), EncoderKind::Auto) => tracing::info!(encoder = %choice.summary(), "H.264 encoder chosen"),
             (Some(_), _) => tracing::warn!(encoder = %choice.summary(), "the configured H.264 encoder is missing"),
-        }
-        if let Some((status, name)) = &self.status {
-            status.note(name, choice.summary());
         }
     }
 
