@@ -90,10 +90,20 @@ as_root() {
     "${sudo[@]}" "$@"
 }
 export DEBIAN_FRONTEND=noninteractive
+# apt's progress goes to a log, shown only when something fails.
+apt_log="$(mktemp "${TMPDIR:-/tmp}/scopecast-apt.XXXXXX")"
+trap 'rm -f "$apt_log"' EXIT
+quietly() {
+    if ! as_root "$@" >"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        echo "scopecast: '$*' failed (above)" >&2
+        exit 1
+    fi
+}
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "scopecast: installing ${missing[*]}" >&2
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    quietly apt-get update -qq
+    quietly apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # Debian 12's Mesa 22.3 lavapipe leaks about 420 kB per compose draw (a
@@ -113,6 +123,7 @@ if [ "$codename" = "bookworm" ] && [ -n "$mesa_version" ] && dpkg --compare-vers
         printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
             "$mirror" | as_root tee "$backports" >/dev/null
     fi
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers
+    quietly apt-get update -qq
+    quietly apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers
+    echo "scopecast: Mesa $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers) installed" >&2
 fi

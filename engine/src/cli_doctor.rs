@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use scopecast_engine::compositor::gpu::{AdapterPreference, is_software, leaky_software_renderer, probe_adapter};
 use scopecast_engine::config::Config;
 use scopecast_engine::encoder::choice::choose_here;
-use scopecast_engine::gst_elements::{describe_with_packages, elements_in, missing};
+use scopecast_engine::gst_elements::{elements_in, install_hint, missing};
 use scopecast_engine::source::SourceSpec;
 
 /// How much a finding matters.
@@ -182,7 +182,7 @@ fn gstreamer(config: &Config) -> Vec<Finding> {
                 Level::Fail,
                 "source elements",
                 format!("{} needs {}, not installed", config.source.uri, lacking.join(", ")),
-                Some(format!("apt-get install the package named: {}", describe_with_packages(&lacking))),
+                Some(install_hint(&lacking)),
             )
         });
     }
@@ -205,7 +205,7 @@ fn gstreamer(config: &Config) -> Vec<Finding> {
                     Level::Warn,
                     "encoder",
                     format!("{}: the built-in encoder serves, about 1.7x slower than x264", choice.summary()),
-                    Some(format!("apt-get install {}", describe_with_packages(&missing(&preferred)))),
+                    Some(install_hint(&missing(&preferred))),
                 )
             }
         });
@@ -222,7 +222,7 @@ fn gstreamer(config: &Config) -> Vec<Finding> {
                 "{} not installed: replays that draw the overlays afresh cannot decode (as-recorded replays work)",
                 lacking.join(", ")
             ),
-            Some(format!("apt-get install {}", describe_with_packages(&lacking))),
+            Some(install_hint(&lacking)),
         )
     });
     found

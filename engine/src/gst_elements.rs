@@ -67,9 +67,17 @@ pub fn config_elements(config: &crate::config::Config) -> Vec<(&'static str, Str
     elements
 }
 
-/// `x264enc (gstreamer1.0-plugins-ugly), h264parse (gstreamer1.0-plugins-bad)`.
-pub fn describe_with_packages(elements: &[&str]) -> String {
-    elements.iter().map(|e| format!("{e} ({})", package_of(e))).collect::<Vec<_>>().join(", ")
+/// What to run to get `elements`: `apt-get install gstreamer1.0-plugins-ugly
+/// gstreamer1.0-plugins-bad (for x264enc, h264parse)`, each package once.
+pub fn install_hint(elements: &[&str]) -> String {
+    let mut packages: Vec<&str> = Vec::new();
+    for element in elements {
+        let package = package_of(element);
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    format!("apt-get install {} (for {})", packages.join(" "), elements.join(", "))
 }
 
 #[cfg(test)]
@@ -91,8 +99,9 @@ mod tests {
         assert_eq!(package_of("h264parse"), "gstreamer1.0-plugins-bad");
         assert_eq!(package_of("appsink"), "gstreamer1.0-plugins-base");
         assert_eq!(
-            describe_with_packages(&["x264enc", "avdec_h264"]),
-            "x264enc (gstreamer1.0-plugins-ugly), avdec_h264 (gstreamer1.0-libav)"
+            install_hint(&["appsrc", "x264enc", "h264parse", "appsink"]),
+            "apt-get install gstreamer1.0-plugins-base gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
+             (for appsrc, x264enc, h264parse, appsink)"
         );
     }
 }

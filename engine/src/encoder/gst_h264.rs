@@ -98,8 +98,9 @@ impl GstH264Encoder {
         let missing = crate::gst_elements::missing(&needed);
         if !missing.is_empty() {
             return Err(unavailable(format!(
-                "not installed: {} (Debian/Ubuntu: apt-get install the package named)",
-                crate::gst_elements::describe_with_packages(&missing)
+                "not installed: {} (Debian/Ubuntu: {})",
+                missing.join(", "),
+                crate::gst_elements::install_hint(&missing)
             )));
         }
         let pipeline = gst::parse::launch(&description)

@@ -41,8 +41,9 @@ impl H264Decoder {
         let missing = crate::gst_elements::missing(&crate::gst_elements::elements_in(DESCRIPTION));
         if !missing.is_empty() {
             return Err(failed(format!(
-                "not installed: {} (Debian/Ubuntu: apt-get install the package named)",
-                crate::gst_elements::describe_with_packages(&missing)
+                "not installed: {} (Debian/Ubuntu: {})",
+                missing.join(", "),
+                crate::gst_elements::install_hint(&missing)
             )));
         }
         let pipeline = gst::parse::launch(DESCRIPTION)
