@@ -344,3 +344,24 @@ fn without_a_display_server_the_station_runs_headless_and_says_so_once() {
     assert_eq!(stderr.matches("no display server").count(), 1, "{stderr}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("fps"), "the station ran");
 }
+
+#[test]
+fn the_demo_opens_the_monitor_window_by_itself_where_there_is_a_display() {
+    let x = Xvfb::start();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--width", "320", "--height", "240", "--fps", "15", "--listen", "127.0.0.1:0"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok);
+    let startup: Vec<String> = lines.by_ref().take_while(|l| !l.starts_with("operator token: ")).collect();
+    std::thread::spawn(move || lines.for_each(drop));
+    let (window, _) = find_window(&x);
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = wait_exit(&mut child, Duration::from_secs(5));
+    assert!(!window.is_empty());
+    assert!(!startup.iter().any(|l| l.contains("no display server")), "{startup:?}");
+}
