@@ -87,6 +87,7 @@ impl ServedStation {
             max_viewers,
             ice_servers: Vec::new(),
             initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
+            connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
         };
         let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
         let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings, Some(drawing))));

@@ -73,6 +73,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         max_viewers: config.http.max_viewers,
         ice_servers: config.http.ice_servers.clone(),
         initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
+        connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
     };
     if recomposite {
         let scenes = scene_track(&timeline_records(dir));

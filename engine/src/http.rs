@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use scopecast_transport::auth::{Denied, Role, Tokens};
+use scopecast_transport::auth::{Caller, Denied, Role, Tokens};
 use scopecast_transport::ice::parse_sdpfrag;
 use scopecast_transport::whep::{Whep, WhepError};
 use thiserror::Error;
@@ -50,10 +50,10 @@ struct AppState {
     tokens: Arc<Tokens>,
 }
 
-/// The role of the `Authorization` header's token if it allows an action needing `role`.
-fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<Role, Denied> {
+/// Who presents the `Authorization` header's token, if it allows an action needing `role`.
+fn identify(state: &AppState, headers: &HeaderMap, role: Role) -> Result<Caller, Denied> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    state.tokens.authorize(header, role)
+    state.tokens.identify(header, role)
 }
 
 /// The HTTP answer to a refused token.
@@ -69,7 +69,7 @@ fn denial(denied: Denied) -> Response {
 
 /// The refusal of an action needing `role`, if the `Authorization` header does not allow it.
 fn refusal(state: &AppState, headers: &HeaderMap, role: Role) -> Option<Response> {
-    authorize(state, headers, role).err().map(denial)
+    identify(state, headers, role).err().map(denial)
 }
 
 async fn serve_viewer() -> impl IntoResponse {
@@ -77,9 +77,14 @@ async fn serve_viewer() -> impl IntoResponse {
 }
 
 /// WHEP: `POST /whep` with an SDP offer → `201 Created`, `Location`, SDP answer.
-async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    let role = match authorize(&state, &headers, Role::Viewer) {
-        Ok(role) => role,
+async fn whep_offer(
+    State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let caller = match identify(&state, &headers, Role::Viewer) {
+        Ok(caller) => caller,
         Err(denied) => return denial(denied),
     };
     let Some(whep) = state.whep else {
@@ -89,7 +94,7 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
     if !content_type_is(&headers, "application/sdp") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "WHEP offers are application/sdp\n").into_response();
     }
-    match whep.create(body, role).await {
+    match whep.create(body, caller, Some(from.0.ip())).await {
         Ok((id, answer)) => {
             let mut response = (
                 StatusCode::CREATED,
@@ -106,6 +111,9 @@ async fn whep_offer(State(state): State<AppState>, headers: HeaderMap, body: Str
         }
         Err(e @ WhepError::Full { .. }) => {
             (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], format!("{e}\n")).into_response()
+        }
+        Err(e @ WhepError::Busy(_)) => {
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "2")], format!("{e}\n")).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "WHEP session failed");
@@ -153,10 +161,16 @@ async fn whep_options(State(state): State<AppState>) -> Response {
 }
 
 /// WHEP trickle ICE: `PATCH /whep/{id}` with `application/trickle-ice-sdpfrag` → `204`.
-async fn whep_patch(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>, body: String) -> Response {
-    if let Some(refused) = refusal(&state, &headers, Role::Viewer) {
-        return refused;
-    }
+async fn whep_patch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let caller = match identify(&state, &headers, Role::Viewer) {
+        Ok(caller) => caller,
+        Err(denied) => return denial(denied),
+    };
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "trickle ICE is application/trickle-ice-sdpfrag\n")
             .into_response();
@@ -166,9 +180,9 @@ async fn whep_patch(State(state): State<AppState>, headers: HeaderMap, Path(id):
         Ok(fragment) => fragment,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    match whep.patch(id, &fragment).await {
+    match whep.patch(&id, caller, &fragment).await {
         Ok(()) => (StatusCode::NO_CONTENT, CORS).into_response(),
-        Err(WhepError::NotFound(_)) => StatusCode::NOT_FOUND.into_response(),
+        Err(WhepError::NotFound) => StatusCode::NOT_FOUND.into_response(),
         Err(e @ WhepError::IceRestart) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
@@ -200,13 +214,15 @@ async fn list_viewers(State(state): State<AppState>, headers: HeaderMap) -> Resp
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// WHEP: `DELETE /whep/{id}` ends the session.
-async fn whep_delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
-    if let Some(refused) = refusal(&state, &headers, Role::Viewer) {
-        return refused;
-    }
+/// WHEP: `DELETE /whep/{id}` ends the session: the caller's own, or any for
+/// an operator; anyone else gets 404, as for a session that does not exist.
+async fn whep_delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let caller = match identify(&state, &headers, Role::Viewer) {
+        Ok(caller) => caller,
+        Err(denied) => return denial(denied),
+    };
     match state.whep {
-        Some(whep) if whep.delete(id).await => StatusCode::OK.into_response(),
+        Some(whep) if whep.delete(&id, caller).await => StatusCode::OK.into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -235,6 +251,22 @@ async fn serve_healthz(State(state): State<AppState>) -> impl IntoResponse {
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}; {source_words}\n")),
     };
     (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
+}
+
+/// The address a request came from, over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
 }
 
 /// A running HTTP server.
@@ -283,6 +315,8 @@ impl HttpServer {
                     let stopped = async {
                         let _ = stopped.await;
                     };
+                    // The peer's address: WHEP setups are limited per address.
+                    let app = app.into_make_service_with_connect_info::<PeerAddr>();
                     match tls {
                         None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
                         Some(identity) => {

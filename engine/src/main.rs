@@ -558,6 +558,7 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
                 max_viewers: config.http.max_viewers,
                 ice_servers: config.http.ice_servers.clone(),
                 initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
+                connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
             };
             let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
             let whep = station

@@ -39,15 +39,42 @@ impl Token {
 
     /// A fresh random token (128 bits from the OS, hex).
     pub fn generate(role: Role) -> std::io::Result<Self> {
-        use std::io::Read;
-        let mut bytes = [0u8; 16];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-        Ok(Self::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(), role))
+        Ok(Self::new(random_hex_128()?, role))
     }
 
     /// The secret, for printing the viewer link once at start.
     pub fn reveal(&self) -> &str {
         &self.secret
+    }
+}
+
+/// 128 random bits from the OS, as 32 lowercase hex digits.
+pub fn random_hex_128() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Which of the station's credentials a request came with (its place in
+/// [`Tokens`]); what one credential created, only it or an operator may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CredentialId(pub usize);
+
+/// Who asks: their credential and its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The credential presented.
+    pub credential: CredentialId,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Whether this caller may change or end what `owner` created: the
+    /// owner itself, or an operator.
+    pub fn may_act_for(&self, owner: CredentialId) -> bool {
+        self.credential == owner || self.role == Role::Operator
     }
 }
 
@@ -84,21 +111,26 @@ impl Tokens {
 
     /// Checks an `Authorization` header value against `needed`.
     pub fn authorize(&self, authorization: Option<&str>, needed: Role) -> Result<Role, Denied> {
+        self.identify(authorization, needed).map(|caller| caller.role)
+    }
+
+    /// Who presents the `Authorization` header value, if its role allows `needed`.
+    pub fn identify(&self, authorization: Option<&str>, needed: Role) -> Result<Caller, Denied> {
         let presented = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or(Denied::Unauthenticated)?;
         // Check every token, so the time does not reveal which one matched.
-        let mut role = None;
-        for token in &self.tokens {
+        let mut found = None;
+        for (index, token) in self.tokens.iter().enumerate() {
             if constant_time_eq(token.secret.as_bytes(), presented.as_bytes()) {
-                role = Some(token.role);
+                found = Some(Caller { credential: CredentialId(index), role: token.role });
             }
         }
-        match role {
+        match found {
             None => Err(Denied::Unauthenticated),
-            Some(role) if role < needed => Err(Denied::Forbidden),
-            Some(role) => Ok(role),
+            Some(caller) if caller.role < needed => Err(Denied::Forbidden),
+            Some(caller) => Ok(caller),
         }
     }
 }
@@ -118,6 +150,22 @@ mod tests {
         assert_eq!(tokens.authorize(None, Role::Viewer), Err(Denied::Unauthenticated));
         assert_eq!(tokens.authorize(Some("Bearer v-secre"), Role::Viewer), Err(Denied::Unauthenticated));
         assert_eq!(tokens.authorize(Some("Bearer v-secretx"), Role::Viewer), Err(Denied::Unauthenticated));
+    }
+
+    #[test]
+    fn callers_are_told_apart_by_credential() {
+        let tokens = Tokens::new(vec![
+            Token::new("viewer-one", Role::Viewer),
+            Token::new("viewer-two", Role::Viewer),
+            Token::new("op-secret", Role::Operator),
+        ]);
+        let one = tokens.identify(Some("Bearer viewer-one"), Role::Viewer).expect("known");
+        let two = tokens.identify(Some("Bearer viewer-two"), Role::Viewer).expect("known");
+        let operator = tokens.identify(Some("Bearer op-secret"), Role::Viewer).expect("known");
+        assert_ne!(one.credential, two.credential);
+        assert!(one.may_act_for(one.credential));
+        assert!(!two.may_act_for(one.credential), "a viewer never acts for another");
+        assert!(operator.may_act_for(one.credential), "an operator may");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 #[cfg(feature = "webrtc")]
 pub mod adapt;
+pub mod admission;
 pub mod auth;
 #[cfg(feature = "webrtc")]
 pub mod fanout;

@@ -29,7 +29,8 @@ use webrtc::peer_connection::{
     StatsSelector, register_default_interceptors,
 };
 
-use crate::auth::Role;
+use crate::admission::{Admission, Limits, Refusal};
+use crate::auth::{Caller, CredentialId};
 use crate::fanout::{FanOut, ViewerId};
 pub use crate::feedback::ViewerLink;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
@@ -59,9 +60,13 @@ pub enum WhepError {
         /// The limit.
         limit: usize,
     },
-    /// No such session.
-    #[error("no WHEP session {0}")]
-    NotFound(u64),
+    /// Too many sessions of this credential or address are setting up.
+    #[error("{0}")]
+    Busy(Refusal),
+    /// No such session, or not the caller's (the same answer, so a session
+    /// cannot be found out by trying).
+    #[error("no such WHEP session")]
+    NotFound,
     /// A `PATCH` with new ICE credentials: restarts are not supported.
     #[error("ICE restart is not supported: DELETE this session and POST a new offer")]
     IceRestart,
@@ -95,9 +100,43 @@ pub struct WhepSettings {
     /// layer's bitrate: the stream is sent unpaced from the start, and a
     /// low start would move every new viewer to the reduced layer).
     pub initial_estimate_bps: f64,
+    /// A session not connected this long after its answer is ended (its seat
+    /// freed): offers whose peer never completes ICE must not hold seats.
+    pub connect_deadline: Duration,
+}
+
+/// The default [`WhepSettings::connect_deadline`]: ICE and DTLS take well
+/// under a second on a LAN and a few over TURN.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(8);
+
+/// A WHEP session's resource name (`/whep/{id}`): 128 random bits, so that
+/// nobody can name a session they were not given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh one from the OS's random source.
+    pub fn generate() -> std::io::Result<Self> {
+        crate::auth::random_hex_128().map(Self)
+    }
+
+    /// The resource as the URL path names it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 struct Session {
+    /// Its resource name.
+    resource: SessionId,
+    /// The credential that created it: only it (or an operator) may change it.
+    owner: CredentialId,
     peer: Arc<dyn PeerConnection>,
     stop: Option<oneshot::Sender<()>>,
     /// The viewer's `a=ice-ufrag` (a different one in a PATCH means an ICE restart).
@@ -117,6 +156,7 @@ pub struct Whep {
     room: Arc<Room>,
     next_id: AtomicU64,
     settings: WhepSettings,
+    admission: Arc<Mutex<Admission>>,
 }
 
 #[derive(Clone)]
@@ -127,6 +167,7 @@ struct Events {
     room: Arc<Room>,
     viewer: ViewerId,
     link: Arc<Mutex<ViewerLink>>,
+    admission: Arc<Mutex<Admission>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -146,7 +187,11 @@ impl PeerConnectionEventHandler for Events {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::info!(viewer = self.viewer.0, %state, "viewer connection");
         locked(&self.link).connected = state == RTCPeerConnectionState::Connected;
+        if state == RTCPeerConnectionState::Connected {
+            locked(&self.admission).connected(self.viewer.0);
+        }
         if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
+            locked(&self.admission).release(self.viewer.0);
             // A viewer that vanished without DELETE frees its place and its queue.
             locked(&self.broadcast.fanout).remove_viewer(self.viewer);
             let session = locked(&self.sessions).remove(&self.viewer.0);
@@ -292,6 +337,7 @@ impl Whep {
             sessions: Arc::new(Mutex::new(HashMap::new())),
             room: Arc::new(Room::new(commands)),
             next_id: AtomicU64::new(1),
+            admission: Arc::new(Mutex::new(Admission::new(Limits::for_sessions(settings.max_viewers)))),
             settings,
         }
     }
@@ -380,18 +426,30 @@ impl Whep {
         }
     }
 
-    /// Answers an SDP offer from a viewer with `role`; returns the session id
-    /// and the SDP answer.
-    pub async fn create(&self, offer_sdp: String, role: Role) -> Result<(u64, String), WhepError> {
-        if self.viewer_count() >= self.settings.max_viewers {
-            return Err(WhepError::Full { limit: self.settings.max_viewers });
-        }
+    /// Answers an SDP offer from `caller` (at `address`, when known);
+    /// returns the session's resource name and the SDP answer. The seat is
+    /// taken before anything slow starts, so concurrent offers cannot pass
+    /// the limits together.
+    pub async fn create(
+        &self,
+        offer_sdp: String,
+        caller: Caller,
+        address: Option<IpAddr>,
+    ) -> Result<(SessionId, String), WhepError> {
         if !offer_sdp.starts_with("v=0") || !offer_sdp.contains("m=video") {
             return Err(WhepError::BadOffer("expected an SDP offer with a video section".into()));
         }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        locked(&self.admission).admit(id, caller, address).map_err(|refusal| match refusal {
+            Refusal::Full { limit } => WhepError::Full { limit },
+            busy => WhepError::Busy(busy),
+        })?;
+        // Frees the seat unless the session was set up (a failure, or the
+        // request dropped half-way).
+        let mut seat = SeatGuard { admission: self.admission.clone(), id, keep: false };
+        let resource = SessionId::generate().map_err(webrtc_error)?;
         let remote_ufrag = ice_ufrag(&offer_sdp);
         let offer = RTCSessionDescription::offer(offer_sdp).map_err(|e| WhepError::BadOffer(e.to_string()))?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let viewer = ViewerId(id);
         let link = Arc::new(Mutex::new(ViewerLink::default()));
         let (gathered_tx, gathered_rx) = oneshot::channel();
@@ -402,6 +460,7 @@ impl Whep {
             room: self.room.clone(),
             viewer,
             link: link.clone(),
+            admission: self.admission.clone(),
         };
         let ends = PeerEnds {
             viewer,
@@ -425,19 +484,64 @@ impl Whep {
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         locked(&self.broadcast.fanout).add_viewer(viewer);
-        self.room.join(id, role);
+        self.room.join(id, caller.role);
         let sending =
             Sending { viewer, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
-        let stop_tx = sending.start(sender.as_ref()).await?;
-        locked(&self.sessions).insert(id, Session { peer, stop: Some(stop_tx), remote_ufrag, link });
-        Ok((id, local.sdp))
+        let stop_tx = match sending.start(sender.as_ref()).await {
+            Ok(stop) => stop,
+            Err(e) => {
+                locked(&self.broadcast.fanout).remove_viewer(viewer);
+                self.room.leave(id).await;
+                let _ = peer.close().await;
+                return Err(e);
+            }
+        };
+        let session = Session {
+            resource: resource.clone(),
+            owner: caller.credential,
+            peer,
+            stop: Some(stop_tx),
+            remote_ufrag,
+            link,
+        };
+        locked(&self.sessions).insert(id, session);
+        seat.keep = true;
+        self.end_unless_connected(id);
+        Ok((resource, local.sdp))
     }
 
-    /// Adds the viewer's trickled candidates (`PATCH` with an SDP fragment).
-    pub async fn patch(&self, id: u64, fragment: &SdpFragment) -> Result<(), WhepError> {
+    /// Ends session `id` if it has not connected within the deadline.
+    fn end_unless_connected(&self, id: u64) {
+        let ender =
+            Ender { sessions: self.sessions.clone(), broadcast: self.broadcast.clone(), room: self.room.clone() };
+        let admission = self.admission.clone();
+        let deadline = self.settings.connect_deadline;
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            if !locked(&admission).is_connected(id) && ender.end(id).await {
+                locked(&admission).release(id);
+                tracing::info!(viewer = id, ?deadline, "a viewer that never connected was dropped");
+            }
+        });
+    }
+
+    /// The number of `caller`'s session named `resource` (anyone else's, or
+    /// none: `NotFound`, the same answer).
+    fn find(&self, resource: &str, caller: Caller) -> Result<u64, WhepError> {
+        locked(&self.sessions)
+            .iter()
+            .find(|(_, s)| s.resource.as_str() == resource && caller.may_act_for(s.owner))
+            .map(|(id, _)| *id)
+            .ok_or(WhepError::NotFound)
+    }
+
+    /// Adds the viewer's trickled candidates (`PATCH` with an SDP fragment)
+    /// to `caller`'s session `resource`.
+    pub async fn patch(&self, resource: &str, caller: Caller, fragment: &SdpFragment) -> Result<(), WhepError> {
+        let id = self.find(resource, caller)?;
         let (peer, ufrag) = {
             let sessions = locked(&self.sessions);
-            let session = sessions.get(&id).ok_or(WhepError::NotFound(id))?;
+            let session = sessions.get(&id).ok_or(WhepError::NotFound)?;
             (session.peer.clone(), session.remote_ufrag.clone())
         };
         if fragment.ufrag.is_some() && ufrag.is_some() && fragment.ufrag != ufrag {
@@ -456,8 +560,43 @@ impl Whep {
         Ok(())
     }
 
-    /// Ends a session; false if there was none.
-    pub async fn delete(&self, id: u64) -> bool {
+    /// Ends `caller`'s session `resource`; false if there is none of theirs.
+    pub async fn delete(&self, resource: &str, caller: Caller) -> bool {
+        let Ok(id) = self.find(resource, caller) else { return false };
+        let ender =
+            Ender { sessions: self.sessions.clone(), broadcast: self.broadcast.clone(), room: self.room.clone() };
+        let ended = ender.end(id).await;
+        locked(&self.admission).release(id);
+        ended
+    }
+}
+
+/// Frees a seat when dropped, unless told to keep it.
+struct SeatGuard {
+    admission: Arc<Mutex<Admission>>,
+    id: u64,
+    keep: bool,
+}
+
+impl Drop for SeatGuard {
+    fn drop(&mut self) {
+        if !self.keep {
+            locked(&self.admission).release(self.id);
+        }
+    }
+}
+
+/// What ending a session touches.
+struct Ender {
+    sessions: Sessions,
+    broadcast: Arc<Broadcast>,
+    room: Arc<Room>,
+}
+
+impl Ender {
+    /// Ends session `id`: its sending task, its fan-out queue, its place in
+    /// the room and its peer connection. False if there was none.
+    async fn end(&self, id: u64) -> bool {
         let session = locked(&self.sessions).remove(&id);
         let Some(mut session) = session else { return false };
         if let Some(stop) = session.stop.take() {
