@@ -98,7 +98,7 @@ impl ServedStation {
             clock.clone(),
             whep,
             Tokens::new(tokens),
-            None,
+            scopecast_engine::http::HttpOptions::default(),
         )
         .expect("the HTTP server starts");
         Self { station, server, clock }

@@ -135,7 +135,7 @@ fn eight_viewers_watch_through_janus_and_the_harness_prints_what_janus_adds() {
         clock.clone(),
         Some(whep),
         Tokens::new(vec![Token::new(VIEWER_TOKEN, Role::Viewer)]),
-        None,
+        scopecast_engine::http::HttpOptions::default(),
     )
     .expect("HTTP starts");
     let publisher = WhipPublisher::start(

@@ -29,6 +29,8 @@ struct Figures {
     bytes: u64,
     gaps: usize,
     scene_changes: usize,
+    /// Segments without a whole fragment, with why (not counted).
+    left_out: Vec<String>,
     /// The clean video (`record_clean`): segments, frames.
     clean: (usize, usize),
     problems: Vec<String>,
@@ -45,6 +47,7 @@ fn figures(dir: &Path) -> anyhow::Result<Figures> {
         scene_changes: 0,
         clean: (0, 0),
         problems: Vec::new(),
+        left_out: Vec::new(),
     };
     for segment in track_files(dir, Track::Clean) {
         let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
@@ -59,8 +62,14 @@ fn figures(dir: &Path) -> anyhow::Result<Figures> {
     for segment in segment_files(dir) {
         let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&segment).with_context(|| format!("cannot read {name}"))?;
-        f.segments += 1;
         f.bytes += bytes.len() as u64;
+        // A segment cut before its first whole fragment (a kill right after it
+        // was opened) holds no picture: replay leaves it out, so it is not counted here either.
+        if mp4::read_samples(&bytes).is_ok_and(|samples| samples.is_empty()) {
+            f.left_out.push(format!("{name}: no whole fragment (left out, as replays do)"));
+            continue;
+        }
+        f.segments += 1;
         let valid = mp4::valid_length(&bytes);
         if valid < bytes.len() {
             f.problems.push(format!("{name}: {} bytes after the last whole fragment", bytes.len() - valid));
@@ -136,6 +145,9 @@ pub fn info(dir: &Path) -> anyhow::Result<String> {
         f.gaps,
         f.scene_changes,
     );
+    for left_out in &f.left_out {
+        out.push_str(&format!("left out: {left_out}\n"));
+    }
     if f.clean.0 > 0 {
         out.push_str(&format!(
             "clean video {} segment(s), {} frames (replay draws the overlays afresh)\n",
@@ -158,7 +170,8 @@ pub fn verify(dir: &Path) -> anyhow::Result<String> {
     if !f.problems.is_empty() {
         bail!("{} problem(s):\n{}", f.problems.len(), f.problems.join("\n"));
     }
-    Ok(format!("ok: {} segment(s), {} frames, {:.2} s, timeline whole", f.segments, f.frames, f.duration_s))
+    let left_out: String = f.left_out.iter().map(|l| format!("\nleft out: {l}")).collect();
+    Ok(format!("ok: {} segment(s), {} frames, {:.2} s, timeline whole{left_out}", f.segments, f.frames, f.duration_s))
 }
 
 /// One ustar header block (POSIX.1-1988) for a regular file.

@@ -373,6 +373,33 @@ pub struct HttpConfig {
     pub tls_cert: String,
     /// PEM private key for `tls_cert`.
     pub tls_key: String,
+    /// Who may read `/metrics`: `auto` (a valid bearer token off loopback,
+    /// anyone on loopback), `token` (always a token) or `open` (anyone).
+    pub metrics_auth: MetricsAuth,
+}
+
+/// `[http] metrics_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAuth {
+    /// A token off loopback; open on loopback (a local Prometheus).
+    #[default]
+    Auto,
+    /// Always a token (any role).
+    Token,
+    /// Never a token.
+    Open,
+}
+
+impl MetricsAuth {
+    /// Whether `/metrics` served on `addr` needs a bearer token.
+    pub fn needs_token(self, addr: std::net::SocketAddr) -> bool {
+        match self {
+            Self::Auto => !addr.ip().is_loopback(),
+            Self::Token => true,
+            Self::Open => false,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -384,6 +411,7 @@ impl Default for HttpConfig {
             ice_servers: Vec::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            metrics_auth: MetricsAuth::Auto,
         }
     }
 }
@@ -532,6 +560,9 @@ ice_servers = []
 # fingerprint printed (viewers confirm it once in the browser).
 tls_cert = ""
 tls_key = ""
+# Who may read /metrics: "auto" (a valid bearer token of any role off
+# loopback, anyone on loopback), "token" (always a token) or "open".
+metrics_auth = "auto"
 
 [display]
 # The AR view on the station's own monitor (a window; keys: ? lists them).

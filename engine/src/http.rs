@@ -48,6 +48,17 @@ struct AppState {
     clock: SharedClock,
     whep: Option<Arc<Whep>>,
     tokens: Arc<Tokens>,
+    /// `/metrics` needs a bearer token (any role).
+    metrics_need_token: bool,
+}
+
+/// How the server serves, beyond what it serves.
+#[derive(Clone, Default)]
+pub struct HttpOptions {
+    /// HTTPS with this identity; plain HTTP without.
+    pub tls: Option<TlsIdentity>,
+    /// `/metrics` needs a bearer token of any role (`[http] metrics_auth`).
+    pub metrics_need_token: bool,
 }
 
 /// Who presents the `Authorization` header's token, if it allows an action needing `role`.
@@ -227,12 +238,17 @@ async fn whep_delete(State(state): State<AppState>, headers: HeaderMap, Path(id)
     }
 }
 
-async fn serve_metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn serve_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.metrics_need_token
+        && let Some(refused) = refusal(&state, &headers, Role::Viewer)
+    {
+        return refused;
+    }
     let mut text = state.metrics.render(state.clock.now_ns());
     if let Some(whep) = &state.whep {
         whep.render_metrics(&mut text);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// `200` while encoded frames reach the viewers (NO SIGNAL cards count: the
@@ -286,8 +302,9 @@ impl HttpServer {
         clock: SharedClock,
         whep: Option<Arc<Whep>>,
         tokens: Tokens,
-        tls: Option<TlsIdentity>,
+        options: HttpOptions,
     ) -> Result<Self, HttpError> {
+        let HttpOptions { tls, metrics_need_token } = options;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("scopecast-http")
@@ -306,7 +323,7 @@ impl HttpServer {
             .route("/whep", post(whep_offer).options(whep_options))
             .route("/whep/{id}", axum::routing::patch(whep_patch).delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens) });
+            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens), metrics_need_token });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())

@@ -486,7 +486,10 @@ fn start_http(
             clock.clone(),
             whep.clone(),
             Tokens::new(tokens.clone()),
-            tls.clone(),
+            scopecast_engine::http::HttpOptions {
+                tls: tls.clone(),
+                metrics_need_token: config.http.metrics_auth.needs_token(addr),
+            },
         )
     };
     let server = match start(addr) {
@@ -514,7 +517,8 @@ fn start_http(
         }
         None => println!("{base}/whep (no viewer token configured)"),
     }
-    println!("metrics: {base}/metrics");
+    let needs_token = config.http.metrics_auth.needs_token(server.local_addr);
+    println!("metrics: {base}/metrics{}", if needs_token { " (with a bearer token)" } else { "" });
     println!("health: {base}/healthz");
     if let Some(token) = &operator_token {
         println!("operator token: {token}");

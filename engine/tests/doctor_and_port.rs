@@ -61,3 +61,27 @@ fn a_taken_port_falls_back_to_a_free_one_and_the_link_says_which() {
     assert!(station.viewer_url.starts_with("http://127.0.0.1:"), "{}", station.viewer_url);
     assert!(!station.viewer_url.starts_with(&format!("http://{listen}/")), "a free port: {}", station.viewer_url);
 }
+
+#[test]
+fn metrics_can_require_a_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        "[source]\nwidth = 320\nheight = 240\nfps = 15\n[http]\nlisten = \"127.0.0.1:0\"\nmetrics_auth = \"token\"\n\
+         [[http.tokens]]\ntoken = \"metrics-reader-token-1234\"\nrole = \"viewer\"\n\
+         [[http.tokens]]\ntoken = \"operator-token-abcdefgh\"\nrole = \"operator\"\n",
+    )
+    .expect("write config");
+    let mut station = start_command(Command::new(BIN).args(["run", "--config"]).arg(&config).stderr(Stdio::null()));
+    let (addr, _) = viewer::addr_and_token(&station.viewer_url);
+    let anonymous = viewer::http(&addr, "GET /metrics HTTP/1.1", "");
+    let with_token =
+        viewer::http(&addr, "GET /metrics HTTP/1.1\r\nAuthorization: Bearer metrics-reader-token-1234", "");
+    let health = viewer::http(&addr, "GET /healthz HTTP/1.1", "");
+    signal(station.child.id(), "INT");
+    let _ = station.child.wait();
+    assert!(viewer::status_line(&anonymous).contains(" 401 "), "{anonymous}");
+    assert!(viewer::status_line(&with_token).contains(" 200 ") && with_token.contains("scopecast_"), "{with_token}");
+    assert!(!viewer::status_line(&health).contains(" 401 "), "health stays open for monitoring: {health}");
+}

@@ -142,7 +142,7 @@ fn healthz_answers_503_with_the_reason_when_no_frame_reaches_the_viewers() {
         clock.clone(),
         None,
         scopecast_transport::auth::Tokens::new(Vec::new()),
-        None,
+        scopecast_engine::http::HttpOptions::default(),
     )
     .expect("server starts");
     let addr = server.local_addr.to_string();

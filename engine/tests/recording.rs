@@ -96,7 +96,29 @@ fn a_sigkilled_recording_is_repaired_on_the_next_start_and_loses_at_most_two_sec
     );
     assert!(lost_ms <= 2000, "lost {lost_ms} ms");
     assert!(segments.len() >= 4, "20 s in 4 s segments");
+    readers_agree_on_a_segment_without_a_whole_fragment(&session, segments.len());
     replays_to_a_trainer_and_a_trainee(&session);
+}
+
+/// A kill right after a segment was opened leaves only its header: `verify`,
+/// `info` and the replay's reader must count the same segments (it once was
+/// "ok" for verify and left out by replay).
+fn readers_agree_on_a_segment_without_a_whole_fragment(session: &Path, segments: usize) {
+    let first = std::fs::read(&segment_files(session)[0]).expect("a segment");
+    let (sps, pps) = mp4::stored_parameter_sets(&first).expect("avcC");
+    let header_only = session.join("segment-999999.mp4");
+    std::fs::write(&header_only, mp4::init_segment(640, 360, &sps, &pps)).expect("write");
+    let session_arg = session.display().to_string();
+    let (ok, verified) = cli(&["recordings", "verify", &session_arg]);
+    let (_, info) = cli(&["recordings", "info", &session_arg]);
+    let replayed = RecordedSession::open(session).expect("the replay reads it");
+    std::fs::remove_file(&header_only).expect("remove");
+    assert!(ok, "{verified}");
+    let counted = format!("{segments} segment(s)");
+    assert!(verified.contains(&counted) && verified.contains("left out: segment-999999.mp4"), "{verified}");
+    assert!(info.contains(&counted) && info.contains("left out: segment-999999.mp4"), "{info}");
+    assert_eq!(replayed.segments.len(), segments, "the replay counts what verify counts");
+    assert!(replayed.skipped.iter().any(|s| s.contains("segment-999999.mp4")), "{:?}", replayed.skipped);
 }
 
 /// The timecodes a page presented: [[Date.now() ms, low 36 bits of the recorded Unix ms], …].
