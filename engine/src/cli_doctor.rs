@@ -54,6 +54,7 @@ pub fn run(config: &Config, path: Option<&Path>) -> ExitCode {
     findings.push(display(config));
     findings.push(listen(config, path.is_none()));
     findings.push(recordings(config));
+    findings.push(state_folder(config));
     let report = render(&origin, &findings);
     print!("{report}");
     if findings.iter().any(|f| f.level == Level::Fail) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
@@ -331,6 +332,29 @@ fn recordings(config: &Config) -> Finding {
             None,
         ),
         None => finding(Level::Ok, "recordings", format!("{} writable", folder.display()), None),
+    }
+}
+
+/// The state folder (named links' secret, revocations, the access log): a
+/// warning, not a failure, when it cannot be written: the station streams,
+/// but refuses named links and keeps no access log.
+fn state_folder(config: &Config) -> Finding {
+    let folder = config.access.state_dir();
+    let existing = folder.ancestors().find(|p| p.is_dir());
+    let probe = existing.map(|d| d.join(format!(".scopecast-doctor-{}", std::process::id())));
+    let writable = probe.as_ref().is_some_and(|p| std::fs::write(p, b"").is_ok());
+    if let Some(probe) = &probe {
+        let _ = std::fs::remove_file(probe);
+    }
+    if writable {
+        finding(Level::Ok, "state", format!("{} writable (named links, access log)", folder.display()), None)
+    } else {
+        finding(
+            Level::Warn,
+            "state",
+            format!("{} is not writable: named links are refused and no access log is kept", folder.display()),
+            Some("set [access] state_dir (or SCOPECAST_STATE_DIR) to a folder this user may write".into()),
+        )
     }
 }
 

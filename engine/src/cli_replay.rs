@@ -95,15 +95,10 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let broadcast = station.broadcast.clone().context("a replay needs the encoder (encoder.enabled = true)")?;
         let drawing: Arc<dyn CommandSink> = station.commands.clone();
         let controls: Arc<dyn CommandSink> = Arc::new(PlayerControls::new(shared.clone(), Some(drawing)));
-        let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
-        let server = crate::start_http(
-            &config,
-            addr,
-            station.metrics_view(),
-            station.source_status.clone(),
-            &clock,
-            Some(whep.clone()),
-        )?;
+        let access = crate::start_access_log(&config, None);
+        let whep = Arc::new(crate::whep_with_access(Whep::new(broadcast, settings, Some(controls)), access.as_ref()));
+        let (metrics, source) = (station.metrics_view(), station.source_status.clone());
+        let server = crate::start_http(&config, addr, metrics, source, &clock, Some(whep.clone()), access)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), whep.viewer_count()));
         server.stop();
         shared.stop();
@@ -116,9 +111,10 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let broadcast = replay_broadcast();
         let player = Player::start(session, broadcast.clone(), clock.clone()).context("cannot start the player")?;
         let controls: Arc<dyn CommandSink> = player.controls();
-        let whep = Arc::new(Whep::new(broadcast, settings, Some(controls)));
+        let access = crate::start_access_log(config, None);
+        let whep = Arc::new(crate::whep_with_access(Whep::new(broadcast, settings, Some(controls)), access.as_ref()));
         let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
-        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()))?;
+        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()), access)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), whep.viewer_count()));
         server.stop();
         player.stop();

@@ -189,6 +189,49 @@ impl Default for RecordingConfig {
     }
 }
 
+/// `[access]`: named links and the access log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The station's state folder (the links' secret, revoked links, the
+    /// access log); empty: [`default_state_dir`].
+    pub state_dir: String,
+    /// The access log file; empty: `access.log` in the state folder.
+    pub log: String,
+    /// The log is rotated at this size, MiB.
+    pub log_max_mib: u64,
+    /// Rotated files kept (`access.log.1` is the newest).
+    pub log_keep: u32,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self { state_dir: String::new(), log: String::new(), log_max_mib: 16, log_keep: 8 }
+    }
+}
+
+impl AccessConfig {
+    /// The state folder: `state_dir`, else [`default_state_dir`].
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        if self.state_dir.is_empty() { default_state_dir() } else { self.state_dir.clone().into() }
+    }
+
+    /// The access log's path.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        if self.log.is_empty() { self.state_dir().join("access.log") } else { self.log.clone().into() }
+    }
+}
+
+/// `$SCOPECAST_STATE_DIR`, else `$XDG_STATE_HOME/scopecast`, else
+/// `~/.local/state/scopecast` (XDG Base Directory spec), else `./scopecast-state`.
+pub fn default_state_dir() -> std::path::PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    var("SCOPECAST_STATE_DIR")
+        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("scopecast")))
+        .or_else(|| var("HOME").map(|d| d.join(".local/state/scopecast")))
+        .unwrap_or_else(|| "scopecast-state".into())
+}
+
 /// `[whip]`: publishing the stream to a WHIP endpoint (an SFU) as well.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -436,6 +479,8 @@ pub struct Config {
     pub whip: WhipConfig,
     /// Session recordings.
     pub recording: RecordingConfig,
+    /// Named links and the access log.
+    pub access: AccessConfig,
     /// The status line.
     pub status: StatusConfig,
 }
@@ -587,6 +632,21 @@ segment_s = 4.0
 # can draw the overlays afresh: layers switched and new annotations drawn
 # by a trainer, the recording itself never altered.
 record_clean = false
+
+[access]
+# The station's state folder: the secret that signs named links (`scopecast
+# link`), the revoked links, and the access log. Empty: $SCOPECAST_STATE_DIR,
+# else $XDG_STATE_HOME/scopecast, else ~/.local/state/scopecast.
+state_dir = ""
+# The access log: JSON lines of who joined and left (a link's name and role,
+# never a token), from which address, when, and what they did (drew, switched
+# layers, recorded, steered a replay); also kept in a recording's timeline.
+# Empty: access.log in the state folder.
+log = ""
+# Rotate the log at this size, MiB (1..=1024), keeping this many old files
+# (1..=100; access.log.1 is the newest).
+log_max_mib = 16
+log_keep = 8
 
 [whip]
 # Also publish the stream (full layer) to this WHIP endpoint (RFC 9725), for
@@ -761,6 +821,8 @@ impl Config {
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
         range_check(path, "telestration.fade_after_s", self.telestration.fade_after_s, 1.0, 3600.0)?;
         range_check(path, "recording.segment_s", self.recording.segment_s, 1.0, 60.0)?;
+        range_check(path, "access.log_max_mib", self.access.log_max_mib, 1, 1024)?;
+        range_check(path, "access.log_keep", self.access.log_keep, 1, 100)?;
         if !self.whip.url.is_empty() && !self.whip.url.starts_with("http://") {
             return Err(ConfigError::Invalid {
                 path: path.into(),

@@ -15,6 +15,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use scopecast_transport::access::{AccessEvent, AccessSink, LeaveReason, Who};
 use scopecast_transport::auth::{Caller, Denied, Role, Tokens};
 use scopecast_transport::ice::parse_sdpfrag;
 use scopecast_transport::whep::{Whep, WhepError};
@@ -50,6 +51,7 @@ struct AppState {
     tokens: Arc<Tokens>,
     /// `/metrics` needs a bearer token (any role).
     metrics_need_token: bool,
+    access: Option<Arc<dyn AccessSink>>,
 }
 
 /// How the server serves, beyond what it serves.
@@ -59,12 +61,77 @@ pub struct HttpOptions {
     pub tls: Option<TlsIdentity>,
     /// `/metrics` needs a bearer token of any role (`[http] metrics_auth`).
     pub metrics_need_token: bool,
+    /// Who joins, leaves and is refused goes here (the access log).
+    pub access: Option<Arc<dyn AccessSink>>,
+    /// The state folder whose `revoked.json` is watched: a revoked link is
+    /// refused from then on and its holder's sessions end (expired links' too).
+    pub links_state_dir: Option<std::path::PathBuf>,
+}
+
+/// How often the revocations file and the links' expiry are checked.
+pub const LINK_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Wall-clock now, Unix s (read at the HTTP boundary; the decisions take it as input).
+fn now_unix_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Who presents the `Authorization` header's token, if it allows an action needing `role`.
 fn identify(state: &AppState, headers: &HeaderMap, role: Role) -> Result<Caller, Denied> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    state.tokens.identify(header, role)
+    state.tokens.identify(header, role, now_unix_s())
+}
+
+/// Records a refused join in the access log.
+fn log_refusal(state: &AppState, status: StatusCode, reason: String, who: Option<&Caller>, from: &PeerAddr) {
+    if let Some(access) = &state.access {
+        access.record(AccessEvent::Refused {
+            status: status.as_u16(),
+            reason,
+            who: who.map(Who::from),
+            address: Some(from.0.ip().to_string()),
+        });
+    }
+}
+
+/// Ends the sessions of links that were revoked or expired; reloads the
+/// revocations when their file changed. Runs until the server stops.
+async fn watch_links(tokens: Arc<Tokens>, whep: Option<Arc<Whep>>, state_dir: std::path::PathBuf) {
+    use scopecast_transport::links::{REVOKED_FILE, Revocations};
+    let path = state_dir.join(REVOKED_FILE);
+    let stamp = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut seen = stamp(&path);
+    let mut tick = tokio::time::interval(LINK_CHECK_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = stamp(&path);
+        if now != seen {
+            seen = now;
+            match Revocations::load(&state_dir) {
+                Ok(revoked) => {
+                    tracing::info!(links = revoked.iter().count(), "revoked links reloaded");
+                    tokens.set_revocations(revoked);
+                }
+                Err(e) => tracing::warn!(error = %e, "the revoked links file cannot be read; the previous list stays"),
+            }
+        }
+        let Some(whep) = &whep else { continue };
+        let now_s = now_unix_s();
+        let ended = whep
+            .end_sessions(|caller| {
+                if tokens.still_admits(caller, now_s) {
+                    None
+                } else if caller.expires_unix_s.is_some_and(|expires| now_s >= expires) {
+                    Some(LeaveReason::Expired)
+                } else {
+                    Some(LeaveReason::Revoked)
+                }
+            })
+            .await;
+        if ended > 0 {
+            tracing::info!(sessions = ended, "sessions of revoked or expired links ended");
+        }
+    }
 }
 
 /// The HTTP answer to a refused token.
@@ -74,6 +141,12 @@ fn denial(denied: Denied) -> Response {
             (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a valid bearer token is needed\n")
                 .into_response()
         }
+        Denied::LinkRefused(reason) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            format!("{reason}; ask the station's operator for a new link\n"),
+        )
+            .into_response(),
         Denied::Forbidden => (StatusCode::FORBIDDEN, "this token's role does not allow that\n").into_response(),
     }
 }
@@ -96,16 +169,25 @@ async fn whep_offer(
 ) -> Response {
     let caller = match identify(&state, &headers, Role::Viewer) {
         Ok(caller) => caller,
-        Err(denied) => return denial(denied),
+        Err(denied) => {
+            let reason = match &denied {
+                Denied::Unauthenticated => "no valid token".to_string(),
+                Denied::LinkRefused(reason) => reason.clone(),
+                Denied::Forbidden => "role not allowed".to_string(),
+            };
+            let response = denial(denied);
+            log_refusal(&state, response.status(), reason, None, &from);
+            return response;
+        }
     };
-    let Some(whep) = state.whep else {
+    let Some(whep) = state.whep.clone() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the station is not encoding (encoder.enabled = false)\n")
             .into_response();
     };
     if !content_type_is(&headers, "application/sdp") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "WHEP offers are application/sdp\n").into_response();
     }
-    match whep.create(body, caller, Some(from.0.ip())).await {
+    match whep.create(body, caller.clone(), Some(from.0.ip())).await {
         Ok((id, answer)) => {
             let mut response = (
                 StatusCode::CREATED,
@@ -121,9 +203,11 @@ async fn whep_offer(
             (StatusCode::BAD_REQUEST, format!("malformed SDP offer: {reason}\n")).into_response()
         }
         Err(e @ WhepError::Full { .. }) => {
+            log_refusal(&state, StatusCode::SERVICE_UNAVAILABLE, e.to_string(), Some(&caller), &from);
             (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], format!("{e}\n")).into_response()
         }
         Err(e @ WhepError::Busy(_)) => {
+            log_refusal(&state, StatusCode::TOO_MANY_REQUESTS, e.to_string(), Some(&caller), &from);
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "2")], format!("{e}\n")).into_response()
         }
         Err(e) => {
@@ -191,7 +275,7 @@ async fn whep_patch(
         Ok(fragment) => fragment,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    match whep.patch(&id, caller, &fragment).await {
+    match whep.patch(&id, &caller, &fragment).await {
         Ok(()) => (StatusCode::NO_CONTENT, CORS).into_response(),
         Err(WhepError::NotFound) => StatusCode::NOT_FOUND.into_response(),
         Err(e @ WhepError::IceRestart) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
@@ -233,7 +317,7 @@ async fn whep_delete(State(state): State<AppState>, headers: HeaderMap, Path(id)
         Err(denied) => return denial(denied),
     };
     match state.whep {
-        Some(whep) if whep.delete(&id, caller).await => StatusCode::OK.into_response(),
+        Some(whep) if whep.delete(&id, &caller).await => StatusCode::OK.into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -304,7 +388,8 @@ impl HttpServer {
         tokens: Tokens,
         options: HttpOptions,
     ) -> Result<Self, HttpError> {
-        let HttpOptions { tls, metrics_need_token } = options;
+        let HttpOptions { tls, metrics_need_token, access, links_state_dir } = options;
+        let tokens = Arc::new(tokens);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("scopecast-http")
@@ -323,11 +408,22 @@ impl HttpServer {
             .route("/whep", post(whep_offer).options(whep_options))
             .route("/whep/{id}", axum::routing::patch(whep_patch).delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-            .with_state(AppState { metrics, source, clock, whep, tokens: Arc::new(tokens), metrics_need_token });
+            .with_state(AppState {
+                metrics,
+                source,
+                clock,
+                whep: whep.clone(),
+                tokens: tokens.clone(),
+                metrics_need_token,
+                access,
+            });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())
             .spawn(move || {
+                if let Some(state_dir) = links_state_dir {
+                    runtime.spawn(watch_links(tokens, whep, state_dir));
+                }
                 let served = runtime.block_on(async move {
                     let stopped = async {
                         let _ = stopped.await;

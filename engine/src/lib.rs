@@ -8,6 +8,7 @@
 //! on the engine except `demos/` and `benches/`. Decision code takes time as
 //! a parameter; threads ask a [`clock::Clock`].
 
+pub mod access_log;
 pub mod clock;
 pub mod commands;
 pub mod compositor;

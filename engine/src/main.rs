@@ -2,6 +2,7 @@
 
 mod cli_calibrate;
 mod cli_doctor;
+mod cli_links;
 mod cli_recordings;
 mod cli_replay;
 mod demo_profile;
@@ -111,6 +112,9 @@ enum Command {
         #[arg(long)]
         as_recorded: bool,
     },
+    /// Invite one person: a named link that expires (`--role annotator --name "Dr A" --expires 8h`),
+    /// and `list` or `revoke` them. No config edit, no restart.
+    Link(cli_links::LinkArgs),
     /// Work with config files.
     Config {
         #[command(subcommand)]
@@ -332,6 +336,7 @@ fn main() -> ExitCode {
             RecordingsCommand::Verify { session } => cli_recordings::verify(&session),
             RecordingsCommand::Export { session, out } => cli_recordings::export(&session, &out),
         }),
+        Command::Link(args) => report(cli_links::run(&args)),
         Command::Replay { session, listen, config, stop_after, as_recorded } => {
             match config_or_default(config.as_deref()) {
                 Ok(mut loaded) => {
@@ -451,6 +456,42 @@ fn tls_identity(
     Ok(Some(identity))
 }
 
+/// Starts the access log of `[access]` (records also go to `recorder`'s
+/// open session); `None`, with a warning, when its thread cannot start.
+fn start_access_log(
+    config: &Config,
+    recorder: Option<Arc<scopecast_engine::recorder::Recorder>>,
+) -> Option<Arc<scopecast_engine::access_log::AccessLog>> {
+    use scopecast_engine::access_log::{AccessLog, AccessLogSettings};
+    let settings = AccessLogSettings {
+        path: config.access.log_path(),
+        max_bytes: config.access.log_max_mib * 1024 * 1024,
+        keep: config.access.log_keep,
+    };
+    let path = settings.path.clone();
+    match AccessLog::start(settings, recorder) {
+        Ok(log) => {
+            tracing::info!(path = %path.display(), "access log");
+            Some(Arc::new(log))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no access log: its thread cannot start");
+            None
+        }
+    }
+}
+
+/// A WHEP endpoint whose joins, leaves and actions go to `access`.
+fn whep_with_access(
+    whep: scopecast_transport::whep::Whep,
+    access: Option<&Arc<scopecast_engine::access_log::AccessLog>>,
+) -> scopecast_transport::whep::Whep {
+    match access {
+        Some(log) => whep.with_access(log.clone()),
+        None => whep,
+    }
+}
+
 /// Starts the HTTP(S) server on `addr` (on a free port of the same address
 /// when that port is taken, saying so) with the config's tokens (a viewer and
 /// an operator token generated when none are configured), and prints the
@@ -462,13 +503,27 @@ fn start_http(
     source: scopecast_engine::source::supervisor::SharedSourceStatus,
     clock: &SharedClock,
     whep: Option<Arc<scopecast_transport::whep::Whep>>,
+    access: Option<Arc<scopecast_engine::access_log::AccessLog>>,
 ) -> anyhow::Result<scopecast_engine::http::HttpServer> {
     use scopecast_engine::http::{HttpError, HttpServer};
     use scopecast_transport::auth::{Role, Token, Tokens};
+    use scopecast_transport::links::{LinkKey, Revocations};
     let mut tokens: Vec<Token> = config.http.tokens.iter().map(|t| Token::new(t.token.clone(), t.role)).collect();
     if tokens.is_empty() {
         tokens.push(Token::generate(Role::Viewer).context("cannot generate a token")?);
         tokens.push(Token::generate(Role::Operator).context("cannot generate a token")?);
+    }
+    let state_dir = config.access.state_dir();
+    let mut credentials = Tokens::new(tokens.clone());
+    let mut links_state_dir = None;
+    match (LinkKey::load_or_create(&state_dir), Revocations::load(&state_dir)) {
+        (Ok(key), Ok(revoked)) => {
+            credentials = credentials.with_links(key, revoked);
+            links_state_dir = Some(state_dir);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "named links (scopecast link) are refused: the state folder is not usable");
+        }
     }
     let viewer_token = tokens.iter().find(|t| t.role == Role::Viewer).map(|t| t.reveal().to_string());
     let operator_token = tokens.iter().find(|t| t.role == Role::Operator).map(|t| t.reveal().to_string());
@@ -485,10 +540,12 @@ fn start_http(
             source.clone(),
             clock.clone(),
             whep.clone(),
-            Tokens::new(tokens.clone()),
+            credentials.clone(),
             scopecast_engine::http::HttpOptions {
                 tls: tls.clone(),
                 metrics_need_token: config.http.metrics_auth.needs_token(addr),
+                access: access.clone().map(|a| a as Arc<dyn scopecast_transport::access::AccessSink>),
+                links_state_dir: links_state_dir.clone(),
             },
         )
     };
@@ -565,11 +622,13 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
                 connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
             };
             let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
-            let whep = station
-                .broadcast
-                .clone()
-                .map(|b| Arc::new(scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing))));
-            Some(start_http(config, addr, station.metrics_view(), station.source_status.clone(), &clock, whep)?)
+            let access = start_access_log(config, station.recorder.clone());
+            let whep = station.broadcast.clone().map(|b| {
+                let whep = scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing));
+                Arc::new(whep_with_access(whep, access.as_ref()))
+            });
+            let (metrics, source) = (station.metrics_view(), station.source_status.clone());
+            Some(start_http(config, addr, metrics, source, &clock, whep, access)?)
         }
         Err(_) => None,
     };

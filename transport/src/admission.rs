@@ -94,7 +94,7 @@ impl Admission {
     }
 
     /// Takes a seat for session `id` of `caller` from `address`, or says why not.
-    pub fn admit(&mut self, id: u64, caller: Caller, address: Option<IpAddr>) -> Result<(), Refusal> {
+    pub fn admit(&mut self, id: u64, caller: &Caller, address: Option<IpAddr>) -> Result<(), Refusal> {
         let limits = self.limits;
         if self.seats.len() >= limits.max_sessions {
             return Err(Refusal::Full { limit: limits.max_sessions });
@@ -149,7 +149,7 @@ mod tests {
     use super::*;
 
     fn caller(credential: usize, role: Role) -> Caller {
-        Caller { credential: CredentialId(credential), role }
+        Caller::config(credential, role)
     }
 
     fn address(last: u8) -> Option<IpAddr> {
@@ -161,14 +161,14 @@ mod tests {
         let mut admission = Admission::new(Limits { setups_per_address: 99, ..Limits::for_sessions(8) });
         let viewer = caller(0, Role::Viewer);
         for id in 0..7 {
-            admission.admit(id, viewer, address(id as u8)).expect("a viewer's seat");
+            admission.admit(id, &viewer, address(id as u8)).expect("a viewer's seat");
             admission.connected(id);
         }
-        assert_eq!(admission.admit(7, viewer, address(7)), Err(Refusal::Full { limit: 7 }));
-        admission.admit(7, caller(1, Role::Operator), address(8)).expect("the reserved seat");
-        assert_eq!(admission.admit(8, caller(2, Role::Annotator), address(9)), Err(Refusal::Full { limit: 8 }));
+        assert_eq!(admission.admit(7, &viewer, address(7)), Err(Refusal::Full { limit: 7 }));
+        admission.admit(7, &caller(1, Role::Operator), address(8)).expect("the reserved seat");
+        assert_eq!(admission.admit(8, &caller(2, Role::Annotator), address(9)), Err(Refusal::Full { limit: 8 }));
         admission.release(3);
-        admission.admit(8, viewer, address(3)).expect("a freed seat");
+        admission.admit(8, &viewer, address(3)).expect("a freed seat");
         assert_eq!(admission.taken(), 8);
     }
 
@@ -177,17 +177,17 @@ mod tests {
         let mut admission = Admission::new(Limits::for_sessions(32));
         let flood = caller(0, Role::Viewer);
         for id in 0..4 {
-            admission.admit(id, flood, address(66)).expect("within the address's setups");
+            admission.admit(id, &flood, address(66)).expect("within the address's setups");
         }
-        assert_eq!(admission.admit(4, flood, address(66)), Err(Refusal::AddressBusy { limit: 4 }));
-        admission.admit(4, flood, address(7)).expect("another address");
+        assert_eq!(admission.admit(4, &flood, address(66)), Err(Refusal::AddressBusy { limit: 4 }));
+        admission.admit(4, &flood, address(7)).expect("another address");
         admission.connected(0);
-        admission.admit(5, flood, address(66)).expect("a setup finished");
+        admission.admit(5, &flood, address(66)).expect("a setup finished");
         for id in 6..13 {
-            admission.admit(id, flood, address(id as u8)).expect("other addresses");
+            admission.admit(id, &flood, address(id as u8)).expect("other addresses");
         }
-        assert_eq!(admission.admit(13, flood, address(99)), Err(Refusal::CredentialBusy { limit: 12 }));
-        admission.admit(13, caller(1, Role::Viewer), address(99)).expect("another credential");
+        assert_eq!(admission.admit(13, &flood, address(99)), Err(Refusal::CredentialBusy { limit: 12 }));
+        admission.admit(13, &caller(1, Role::Viewer), address(99)).expect("another credential");
         assert!(admission.is_connected(0) && !admission.is_connected(5));
     }
 

@@ -11,6 +11,7 @@
 //! other way round. Protocol decisions (fan-out, keyframe requests, pacing)
 //! are plain state machines that take time as an input.
 
+pub mod access;
 #[cfg(feature = "webrtc")]
 pub mod adapt;
 pub mod admission;
@@ -22,6 +23,7 @@ pub mod feedback;
 #[cfg(feature = "webrtc")]
 pub mod http_client;
 pub mod ice;
+pub mod links;
 #[cfg(feature = "webrtc")]
 pub mod media;
 #[cfg(feature = "webrtc")]

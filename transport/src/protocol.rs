@@ -365,7 +365,7 @@ pub fn parse_command(bytes: &[u8]) -> Result<Command, ProtocolError> {
 /// One participant as presence shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
-    /// The WHEP session id.
+    /// The session's number on this station (never its WHEP resource name).
     pub id: u64,
     /// Their display name.
     pub name: String,

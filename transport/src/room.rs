@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
-use crate::auth::Role;
+use crate::access::{AccessEvent, AccessSink, Action, Who};
+use crate::auth::{Caller, Role};
 use crate::protocol::{Command, Notice, PROTOCOL_VERSION, Participant, ProtocolError, RateLimiter, parse_command};
 
 /// The data channel the viewer page opens.
@@ -35,6 +36,8 @@ pub trait CommandSink: Send + Sync {
 
 struct Member {
     participant: Participant,
+    /// Who, for the access log (the link's name, never the page's `hello`).
+    who: Who,
     channel: Option<Arc<dyn DataChannel>>,
 }
 
@@ -42,6 +45,7 @@ struct Member {
 pub struct Room {
     members: Mutex<HashMap<u64, Member>>,
     sink: Option<Arc<dyn CommandSink>>,
+    access: Option<Arc<dyn AccessSink>>,
     epoch: Instant,
 }
 
@@ -69,13 +73,20 @@ impl ReplyBudget {
 impl Room {
     /// A room whose accepted commands go to `sink` (none: drawing is refused).
     pub fn new(sink: Option<Arc<dyn CommandSink>>) -> Self {
-        Self { members: Mutex::new(HashMap::new()), sink, epoch: Instant::now() }
+        Self { members: Mutex::new(HashMap::new()), sink, access: None, epoch: Instant::now() }
     }
 
-    /// A viewer's session started.
-    pub fn join(&self, id: u64, role: Role) {
-        let participant = Participant { id, name: format!("viewer {id}"), role };
-        locked(&self.members).insert(id, Member { participant, channel: None });
+    /// Tells `access` what each participant does.
+    pub fn set_access(&mut self, access: Arc<dyn AccessSink>) {
+        self.access = Some(access);
+    }
+
+    /// `caller`'s session `id` started; presence shows them by their link's
+    /// name until their page says another.
+    pub fn join(&self, id: u64, caller: &Caller) {
+        let name = caller.name.as_deref().map_or_else(|| format!("viewer {id}"), str::to_string);
+        let participant = Participant { id, name, role: caller.role };
+        locked(&self.members).insert(id, Member { participant, who: Who::from(caller), channel: None });
     }
 
     /// A viewer's session ended.
@@ -176,14 +187,24 @@ impl Room {
         }
         limiter.admit(command.rate_class(), now_ns)?;
         if let Command::Hello { name } = &command {
-            if let Some(member) = locked(&self.members).get_mut(&id) {
+            // A named link's holder keeps the name the operator gave them.
+            if let Some(member) = locked(&self.members).get_mut(&id)
+                && member.who.name.is_none()
+            {
                 member.participant.name = name.trim().to_string();
             }
             self.announce_presence().await;
             return Ok(());
         }
         let sink = self.sink.as_ref().ok_or_else(|| ProtocolError::Refused("this station takes no drawing".into()))?;
-        if let Some(notice) = sink.apply(id, &command).map_err(ProtocolError::Refused)? {
+        let notice = sink.apply(id, &command).map_err(ProtocolError::Refused)?;
+        if let (Some(access), Some(action)) = (&self.access, Action::of(&command)) {
+            let who = locked(&self.members).get(&id).map(|m| m.who.clone());
+            if let Some(who) = who {
+                access.record(AccessEvent::Acted { session: id, who, action });
+            }
+        }
+        if let Some(notice) = notice {
             self.announce(&notice).await;
         }
         Ok(())

@@ -29,8 +29,9 @@ use webrtc::peer_connection::{
     StatsSelector, register_default_interceptors,
 };
 
+use crate::access::{AccessEvent, AccessSink, LeaveReason, Who};
 use crate::admission::{Admission, Limits, Refusal};
-use crate::auth::{Caller, CredentialId};
+use crate::auth::Caller;
 use crate::fanout::{FanOut, ViewerId};
 pub use crate::feedback::ViewerLink;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
@@ -135,8 +136,8 @@ impl std::fmt::Display for SessionId {
 struct Session {
     /// Its resource name.
     resource: SessionId,
-    /// The credential that created it: only it (or an operator) may change it.
-    owner: CredentialId,
+    /// Who created it: only their credential (or an operator) may change it.
+    owner: Caller,
     peer: Arc<dyn PeerConnection>,
     stop: Option<oneshot::Sender<()>>,
     /// The viewer's `a=ice-ufrag` (a different one in a PATCH means an ICE restart).
@@ -157,6 +158,7 @@ pub struct Whep {
     next_id: AtomicU64,
     settings: WhepSettings,
     admission: Arc<Mutex<Admission>>,
+    access: Option<Arc<dyn AccessSink>>,
 }
 
 #[derive(Clone)]
@@ -168,6 +170,7 @@ struct Events {
     viewer: ViewerId,
     link: Arc<Mutex<ViewerLink>>,
     admission: Arc<Mutex<Admission>>,
+    access: Option<Arc<dyn AccessSink>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -195,10 +198,14 @@ impl PeerConnectionEventHandler for Events {
             // A viewer that vanished without DELETE frees its place and its queue.
             locked(&self.broadcast.fanout).remove_viewer(self.viewer);
             let session = locked(&self.sessions).remove(&self.viewer.0);
-            if let Some(mut session) = session
-                && let Some(stop) = session.stop.take()
-            {
-                let _ = stop.send(());
+            if let Some(mut session) = session {
+                if let Some(stop) = session.stop.take() {
+                    let _ = stop.send(());
+                }
+                if let Some(access) = &self.access {
+                    let who = Who::from(&session.owner);
+                    access.record(AccessEvent::Left { session: self.viewer.0, who, reason: LeaveReason::Closed });
+                }
             }
             self.room.leave(self.viewer.0).await;
         }
@@ -339,6 +346,25 @@ impl Whep {
             next_id: AtomicU64::new(1),
             admission: Arc::new(Mutex::new(Admission::new(Limits::for_sessions(settings.max_viewers)))),
             settings,
+            access: None,
+        }
+    }
+
+    /// Tells `access` who joins and leaves, and what they do on the data channel.
+    pub fn with_access(mut self, access: Arc<dyn AccessSink>) -> Self {
+        if let Some(room) = Arc::get_mut(&mut self.room) {
+            room.set_access(access.clone());
+        }
+        self.access = Some(access);
+        self
+    }
+
+    fn ender(&self) -> Ender {
+        Ender {
+            sessions: self.sessions.clone(),
+            broadcast: self.broadcast.clone(),
+            room: self.room.clone(),
+            access: self.access.clone(),
         }
     }
 
@@ -440,7 +466,7 @@ impl Whep {
             return Err(WhepError::BadOffer("expected an SDP offer with a video section".into()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        locked(&self.admission).admit(id, caller, address).map_err(|refusal| match refusal {
+        locked(&self.admission).admit(id, &caller, address).map_err(|refusal| match refusal {
             Refusal::Full { limit } => WhepError::Full { limit },
             busy => WhepError::Busy(busy),
         })?;
@@ -461,6 +487,7 @@ impl Whep {
             viewer,
             link: link.clone(),
             admission: self.admission.clone(),
+            access: self.access.clone(),
         };
         let ends = PeerEnds {
             viewer,
@@ -484,7 +511,7 @@ impl Whep {
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         locked(&self.broadcast.fanout).add_viewer(viewer);
-        self.room.join(id, caller.role);
+        self.room.join(id, &caller);
         let sending =
             Sending { viewer, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
         let stop_tx = match sending.start(sender.as_ref()).await {
@@ -498,7 +525,7 @@ impl Whep {
         };
         let session = Session {
             resource: resource.clone(),
-            owner: caller.credential,
+            owner: caller.clone(),
             peer,
             stop: Some(stop_tx),
             remote_ufrag,
@@ -506,19 +533,25 @@ impl Whep {
         };
         locked(&self.sessions).insert(id, session);
         seat.keep = true;
+        if let Some(access) = &self.access {
+            access.record(AccessEvent::Joined {
+                session: id,
+                who: Who::from(&caller),
+                address: address.map(|a| a.to_string()),
+            });
+        }
         self.end_unless_connected(id);
         Ok((resource, local.sdp))
     }
 
     /// Ends session `id` if it has not connected within the deadline.
     fn end_unless_connected(&self, id: u64) {
-        let ender =
-            Ender { sessions: self.sessions.clone(), broadcast: self.broadcast.clone(), room: self.room.clone() };
+        let ender = self.ender();
         let admission = self.admission.clone();
         let deadline = self.settings.connect_deadline;
         tokio::spawn(async move {
             tokio::time::sleep(deadline).await;
-            if !locked(&admission).is_connected(id) && ender.end(id).await {
+            if !locked(&admission).is_connected(id) && ender.end(id, LeaveReason::NeverConnected).await {
                 locked(&admission).release(id);
                 tracing::info!(viewer = id, ?deadline, "a viewer that never connected was dropped");
             }
@@ -527,17 +560,17 @@ impl Whep {
 
     /// The number of `caller`'s session named `resource` (anyone else's, or
     /// none: `NotFound`, the same answer).
-    fn find(&self, resource: &str, caller: Caller) -> Result<u64, WhepError> {
+    fn find(&self, resource: &str, caller: &Caller) -> Result<u64, WhepError> {
         locked(&self.sessions)
             .iter()
-            .find(|(_, s)| s.resource.as_str() == resource && caller.may_act_for(s.owner))
+            .find(|(_, s)| s.resource.as_str() == resource && caller.may_act_for(s.owner.credential))
             .map(|(id, _)| *id)
             .ok_or(WhepError::NotFound)
     }
 
     /// Adds the viewer's trickled candidates (`PATCH` with an SDP fragment)
     /// to `caller`'s session `resource`.
-    pub async fn patch(&self, resource: &str, caller: Caller, fragment: &SdpFragment) -> Result<(), WhepError> {
+    pub async fn patch(&self, resource: &str, caller: &Caller, fragment: &SdpFragment) -> Result<(), WhepError> {
         let id = self.find(resource, caller)?;
         let (peer, ufrag) = {
             let sessions = locked(&self.sessions);
@@ -561,12 +594,28 @@ impl Whep {
     }
 
     /// Ends `caller`'s session `resource`; false if there is none of theirs.
-    pub async fn delete(&self, resource: &str, caller: Caller) -> bool {
+    pub async fn delete(&self, resource: &str, caller: &Caller) -> bool {
         let Ok(id) = self.find(resource, caller) else { return false };
-        let ender =
-            Ender { sessions: self.sessions.clone(), broadcast: self.broadcast.clone(), room: self.room.clone() };
-        let ended = ender.end(id).await;
+        let ended = self.ender().end(id, LeaveReason::Deleted).await;
         locked(&self.admission).release(id);
+        ended
+    }
+
+    /// Ends every session whose owner `reason_to_end` gives a reason for
+    /// (a revoked or expired link); returns how many ended.
+    pub async fn end_sessions(&self, reason_to_end: impl Fn(&Caller) -> Option<LeaveReason>) -> usize {
+        let doomed: Vec<(u64, LeaveReason)> = locked(&self.sessions)
+            .iter()
+            .filter_map(|(id, session)| reason_to_end(&session.owner).map(|reason| (*id, reason)))
+            .collect();
+        let ender = self.ender();
+        let mut ended = 0;
+        for (id, reason) in doomed {
+            if ender.end(id, reason).await {
+                ended += 1;
+            }
+            locked(&self.admission).release(id);
+        }
         ended
     }
 }
@@ -591,14 +640,18 @@ struct Ender {
     sessions: Sessions,
     broadcast: Arc<Broadcast>,
     room: Arc<Room>,
+    access: Option<Arc<dyn AccessSink>>,
 }
 
 impl Ender {
-    /// Ends session `id`: its sending task, its fan-out queue, its place in
-    /// the room and its peer connection. False if there was none.
-    async fn end(&self, id: u64) -> bool {
+    /// Ends session `id` for `reason`: its sending task, its fan-out queue,
+    /// its place in the room and its peer connection. False if there was none.
+    async fn end(&self, id: u64, reason: LeaveReason) -> bool {
         let session = locked(&self.sessions).remove(&id);
         let Some(mut session) = session else { return false };
+        if let Some(access) = &self.access {
+            access.record(AccessEvent::Left { session: id, who: Who::from(&session.owner), reason });
+        }
         if let Some(stop) = session.stop.take() {
             let _ = stop.send(());
         }

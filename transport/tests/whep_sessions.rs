@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use scopecast_transport::auth::{Caller, CredentialId, Role};
+use scopecast_transport::auth::{Caller, Role};
 use scopecast_transport::fanout::{FanOut, FanOutPolicy};
 use scopecast_transport::ice::parse_sdpfrag;
 use scopecast_transport::whep::{Broadcast, Whep, WhepError, WhepSettings};
@@ -78,7 +78,7 @@ fn whep(max_viewers: usize, connect_deadline: Duration) -> Arc<Whep> {
 }
 
 fn caller(credential: usize, role: Role) -> Caller {
-    Caller { credential: CredentialId(credential), role }
+    Caller::config(credential, role)
 }
 
 fn address(third: u8, fourth: u8) -> Option<IpAddr> {
@@ -120,22 +120,22 @@ async fn sessions_are_unguessable_and_only_their_creator_or_an_operator_may_touc
     let whep = whep(32, Duration::from_secs(60));
     let (_peer, sdp) = offer().await;
     let (first, second, operator) = (caller(0, Role::Viewer), caller(1, Role::Viewer), caller(2, Role::Operator));
-    let (mine, _) = whep.create(sdp.clone(), first, None).await.expect("first viewer");
-    let (theirs, _) = whep.create(sdp, second, None).await.expect("second viewer");
+    let (mine, _) = whep.create(sdp.clone(), first.clone(), None).await.expect("first viewer");
+    let (theirs, _) = whep.create(sdp, second.clone(), None).await.expect("second viewer");
     for id in [&mine, &theirs] {
         assert_eq!(id.as_str().len(), 32, "128 random bits, hex");
         assert!(id.as_str().chars().all(|c| c.is_ascii_hexdigit()));
     }
     assert_ne!(mine, theirs);
     // The second viewer tries to end and to patch the first one's session.
-    assert!(!whep.delete(mine.as_str(), second).await, "another viewer cannot end it");
+    assert!(!whep.delete(mine.as_str(), &second).await, "another viewer cannot end it");
     let fragment = parse_sdpfrag("a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\n").expect("fragment");
-    assert!(matches!(whep.patch(mine.as_str(), second, &fragment).await, Err(WhepError::NotFound)));
-    assert!(!whep.delete("1", second).await, "sequential numbers name nothing");
+    assert!(matches!(whep.patch(mine.as_str(), &second, &fragment).await, Err(WhepError::NotFound)));
+    assert!(!whep.delete("1", &second).await, "sequential numbers name nothing");
     assert_eq!(whep.viewer_count(), 2, "both sessions are still there");
     // Its creator and an operator may.
-    assert!(whep.delete(mine.as_str(), first).await, "the creator ends its own");
-    assert!(whep.delete(theirs.as_str(), operator).await, "an operator ends anyone's");
+    assert!(whep.delete(mine.as_str(), &first).await, "the creator ends its own");
+    assert!(whep.delete(theirs.as_str(), &operator).await, "an operator ends anyone's");
     assert_eq!(whep.viewer_count(), 0);
 }
 

@@ -159,6 +159,8 @@ impl RecorderStatus {
 
 enum Message {
     Frame(Track, AccessUnit),
+    /// A timeline record from elsewhere in the station (the access log's).
+    Note(serde_json::Value),
     Start,
     Stop,
 }
@@ -234,6 +236,18 @@ impl Recorder {
                 self.status.gap_pending.store(true, Ordering::Relaxed);
             }
             Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Adds `record` (a JSON object with a `kind`) to the open session's
+    /// timeline; without a session it is not kept. Never blocks: dropped,
+    /// counted, when the queue is full.
+    pub fn note(&self, record: serde_json::Value) {
+        if !self.status.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Message::Note(record)) {
+            self.status.dropped.inc();
         }
     }
 
@@ -434,6 +448,13 @@ impl Writer {
                 }
                 Message::Stop => self.close_session(),
                 Message::Frame(track, au) => self.frame(track, &au),
+                Message::Note(record) => {
+                    if let Some(session) = &mut self.session
+                        && let Err(e) = session.timeline.append(&record)
+                    {
+                        tracing::warn!(error = %e, "a timeline note was not kept");
+                    }
+                }
             }
         }
         self.close_session();

@@ -1,7 +1,7 @@
 // One viewer page sends a sequence of data-channel messages and reports its
 // state after each. Usage: node send.mjs ORIGIN TOKEN STEPS_JSON, where
 // STEPS_JSON is [[wait_ms, message or null], ...]: wait, then send.
-// Prints { role, after: [{ recording, playback, errors }, ...] }.
+// Prints { role, after: [{ recording, playback, errors, frames, state, presence }, ...] }.
 import { launchChromium } from './browser.mjs';
 
 const [origin, token, stepsJson] = process.argv.slice(2, 5);
@@ -23,7 +23,8 @@ try {
     await sleep(300);
     result.after.push(await page.evaluate(() => {
       const s = window.scopecastStats;
-      return { recording: s.recording, playback: s.playback, errors: s.errors.map((e) => e.code) };
+      return { recording: s.recording, playback: s.playback, errors: s.errors.map((e) => e.code), frames: s.frames || 0,
+        state: s.state, presence: (s.presence || []).map((p) => `${p.name} (${p.role})`) };
     }));
   }
   console.log(JSON.stringify(result));
