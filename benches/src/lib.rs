@@ -1,6 +1,9 @@
 //! Shared helpers of the scopecast benches: per-iteration timings summarised
 //! as p50/p99/mean and printed one line per case, so figures can be quoted.
 
+pub mod receiver;
+pub mod soak;
+
 use std::time::{Duration, Instant};
 
 /// Timings of one benchmark case.

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use scopecast_engine::recorder::mp4::SegmentContents;
 use scopecast_engine::recorder::{FORMAT, Track, mp4, segment_files, sessions, timeline, track_files};
 
 fn manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
@@ -52,30 +53,31 @@ fn figures(dir: &Path) -> anyhow::Result<Figures> {
     for segment in track_files(dir, Track::Clean) {
         let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&segment).with_context(|| format!("cannot read {name}"))?;
-        f.clean.0 += 1;
         f.bytes += bytes.len() as u64;
-        match mp4::read_samples(&bytes) {
-            Ok(samples) => f.clean.1 += samples.len(),
-            Err(e) => f.problems.push(format!("{name}: {e}")),
+        match mp4::read_segment(&bytes) {
+            SegmentContents::Whole { samples, .. } => {
+                f.clean.0 += 1;
+                f.clean.1 += samples.len();
+            }
+            SegmentContents::NoWholeFragment => {
+                f.left_out.push(format!("{name}: no whole fragment (left out, as replays do)"))
+            }
+            SegmentContents::Broken(e) => f.problems.push(format!("{name}: {e}")),
         }
     }
     for segment in segment_files(dir) {
         let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let bytes = std::fs::read(&segment).with_context(|| format!("cannot read {name}"))?;
         f.bytes += bytes.len() as u64;
-        // A segment cut before its first whole fragment (a kill right after it
-        // was opened) holds no picture: replay leaves it out, so it is not counted here either.
-        if mp4::read_samples(&bytes).is_ok_and(|samples| samples.is_empty()) {
-            f.left_out.push(format!("{name}: no whole fragment (left out, as replays do)"));
-            continue;
-        }
-        f.segments += 1;
-        let valid = mp4::valid_length(&bytes);
-        if valid < bytes.len() {
-            f.problems.push(format!("{name}: {} bytes after the last whole fragment", bytes.len() - valid));
-        }
-        match mp4::read_samples(&bytes) {
-            Ok(samples) => {
+        // The same reader as replay's: a segment cut before its first whole
+        // fragment (a kill right after it was opened) holds no picture and is
+        // left out by both; a broken one is a problem here and skipped there.
+        match mp4::read_segment(&bytes) {
+            SegmentContents::Whole { samples, torn_bytes, .. } => {
+                f.segments += 1;
+                if torn_bytes > 0 {
+                    f.problems.push(format!("{name}: {torn_bytes} bytes after the last whole fragment"));
+                }
                 if samples.first().is_some_and(|(_, s)| !s.keyframe) {
                     f.problems.push(format!("{name}: does not start with a keyframe"));
                 }
@@ -83,7 +85,10 @@ fn figures(dir: &Path) -> anyhow::Result<Figures> {
                 f.keyframes += samples.iter().filter(|(_, s)| s.keyframe).count();
                 f.duration_s += samples.iter().map(|(_, s)| f64::from(s.duration)).sum::<f64>() / mp4::TIMESCALE as f64;
             }
-            Err(e) => f.problems.push(format!("{name}: {e}")),
+            SegmentContents::NoWholeFragment => {
+                f.left_out.push(format!("{name}: no whole fragment (left out, as replays do)"))
+            }
+            SegmentContents::Broken(e) => f.problems.push(format!("{name}: {e}")),
         }
     }
     let timeline_bytes = std::fs::read(dir.join("timeline.bin")).unwrap_or_default();

@@ -286,6 +286,42 @@ pub fn read_samples(bytes: &[u8]) -> Result<Vec<(u64, Sample)>, Mp4Error> {
     Ok(out)
 }
 
+/// What a segment file holds, as every reader of recordings sees it
+/// (`recordings verify` and `info`, replay): one function decides, so they
+/// cannot disagree about a segment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SegmentContents {
+    /// Whole fragments with pictures.
+    Whole {
+        /// The SPS from its `avcC`.
+        sps: Vec<u8>,
+        /// The PPS from its `avcC`.
+        pps: Vec<u8>,
+        /// The samples with their decode times, ticks from the segment's start.
+        samples: Vec<(u64, Sample)>,
+        /// Bytes after the last whole fragment (a torn tail).
+        torn_bytes: usize,
+    },
+    /// A header and no whole fragment (a kill right after the segment was
+    /// opened): no picture, left out by every reader.
+    NoWholeFragment,
+    /// Not readable as a segment, with why.
+    Broken(String),
+}
+
+/// Reads a segment file's bytes (see [`SegmentContents`]).
+pub fn read_segment(bytes: &[u8]) -> SegmentContents {
+    let samples = match read_samples(bytes) {
+        Ok(samples) if samples.is_empty() => return SegmentContents::NoWholeFragment,
+        Ok(samples) => samples,
+        Err(e) => return SegmentContents::Broken(e.to_string()),
+    };
+    let Some((sps, pps)) = stored_parameter_sets(bytes) else {
+        return SegmentContents::Broken("no SPS/PPS in its avcC".into());
+    };
+    SegmentContents::Whole { sps, pps, samples, torn_bytes: bytes.len() - valid_length(bytes) }
+}
+
 /// An AVCC sample back to Annex B, with `sps` and `pps` in front when it is a keyframe.
 pub fn annex_b(sample: &Sample, sps: &[u8], pps: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(sample.data.len() + 64);
@@ -398,6 +434,22 @@ mod tests {
         assert_eq!(valid_length(&file[..header - 1]), 0);
         assert_eq!(stored_parameter_sets(&file), Some((vec![0x67, 0x42, 0xc0, 0x1e], vec![0x68, 0xce])));
         assert!(read_samples(b"garbage!garbage!").is_err());
+    }
+
+    #[test]
+    fn one_reader_decides_whole_header_only_and_broken_segments() {
+        let init = init_segment(640, 360, &[0x67, 0x42, 0xc0, 0x1e], &[0x68, 0xce]);
+        assert_eq!(read_segment(&init), SegmentContents::NoWholeFragment, "a header alone has no picture");
+        let mut whole = init.clone();
+        whole.extend(fragment(1, 0, &samples()));
+        whole.extend_from_slice(b"torn");
+        match read_segment(&whole) {
+            SegmentContents::Whole { sps, samples: read, torn_bytes, .. } => {
+                assert_eq!((sps, read.len(), torn_bytes), (vec![0x67, 0x42, 0xc0, 0x1e], 2, 4));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(read_segment(b"not an mp4 at all"), SegmentContents::Broken(_)));
     }
 
     #[test]

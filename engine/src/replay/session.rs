@@ -166,18 +166,15 @@ impl RecordedSession {
         let mut play_ns = 0u64;
         for path in track_files(dir, track) {
             let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let read = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| {
-                let (sps, pps) = mp4::stored_parameter_sets(&bytes).ok_or("no SPS/PPS in its avcC")?;
-                let samples = mp4::read_samples(&bytes).map_err(|e| e.to_string())?;
-                Ok((sps, pps, samples))
-            });
-            let (sps, pps, samples) = match read {
-                Ok(read) if !read.2.is_empty() => read,
-                Ok(_) => {
+            let contents = std::fs::read(&path)
+                .map_or_else(|e| mp4::SegmentContents::Broken(e.to_string()), |bytes| mp4::read_segment(&bytes));
+            let (sps, pps, samples) = match contents {
+                mp4::SegmentContents::Whole { sps, pps, samples, .. } => (sps, pps, samples),
+                mp4::SegmentContents::NoWholeFragment => {
                     session.skipped.push(format!("{name}: no whole fragment"));
                     continue;
                 }
-                Err(reason) => {
+                mp4::SegmentContents::Broken(reason) => {
                     session.skipped.push(format!("{name}: {reason}"));
                     continue;
                 }

@@ -280,7 +280,29 @@ pub fn parse_stl(data: &[u8], path: &Path) -> Result<Mesh, MeshError> {
 /// not applied (models are exported in their own frame).
 pub fn parse_gltf(data: &[u8], path: &Path) -> Result<Mesh, MeshError> {
     let parse_err = |reason: String| MeshError::Parse { path: path.to_path_buf(), format: "glTF", reason };
-    let gltf = gltf::Gltf::from_slice(data).map_err(|e| parse_err(e.to_string()))?;
+    // gltf-json 1.4 indexes the POSITION accessor without a bounds check
+    // while validating (a crafted file panicked it, found by the `mesh` fuzz
+    // target): that index is checked here first, then the crate validates.
+    let unchecked = gltf::Gltf::from_slice_without_validation(data).map_err(|e| parse_err(e.to_string()))?;
+    let root = unchecked.document.as_json();
+    for (m, mesh) in root.meshes.iter().enumerate() {
+        for (p, primitive) in mesh.primitives.iter().enumerate() {
+            let position = primitive.attributes.get(&gltf::json::validation::Checked::Valid(gltf::Semantic::Positions));
+            if let Some(accessor) = position
+                && accessor.value() >= root.accessors.len()
+            {
+                return Err(parse_err(format!(
+                    "meshes[{m}].primitives[{p}] POSITION names accessor {} of {}",
+                    accessor.value(),
+                    root.accessors.len()
+                )));
+            }
+        }
+    }
+    let gltf = gltf::Gltf {
+        document: gltf::Document::from_json(unchecked.document.into_json()).map_err(|e| parse_err(e.to_string()))?,
+        blob: unchecked.blob,
+    };
     let mut buffers: Vec<Vec<u8>> = Vec::new();
     for buffer in gltf.buffers() {
         let bytes = match buffer.source() {
@@ -455,6 +477,16 @@ mod tests {
             Mesh::new(p, Some(vec![[0.0; 3]]), vec![0, 1, 2]),
             Err(MeshProblem::NormalCount { normals: 1, positions: 3 })
         );
+    }
+
+    /// Found by the `mesh` fuzz target: a POSITION attribute naming an
+    /// accessor that does not exist panicked gltf-json's validation.
+    #[test]
+    fn a_gltf_position_naming_a_missing_accessor_is_an_error_not_a_panic() {
+        let json = br#"{"asset":{"version":"2.0"},"accessors":[{"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}],
+            "meshes":[{"primitives":[{"attributes":{"POSITION":1}}]}]}"#;
+        let err = parse_gltf(json, path()).expect_err("refused");
+        assert!(err.to_string().contains("POSITION names accessor 1 of 1"), "{err}");
     }
 
     #[test]
