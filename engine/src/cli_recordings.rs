@@ -5,20 +5,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use scopecast_engine::recorder::mp4::SegmentContents;
-use scopecast_engine::recorder::{FORMAT, Track, mp4, segment_files, sessions, timeline, track_files};
+use scopecast_engine::recorder::{Track, mp4, segment_files, sessions, timeline, track_files};
 
 fn manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let path = dir.join("manifest.json");
-    let bytes = std::fs::read(&path)
-        .with_context(|| format!("{} is not a scopecast recording (no manifest.json)", dir.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| anyhow!("{}: not valid JSON ({e})", path.display()))?;
-    if value["format"] != FORMAT {
-        bail!("{}: a foreign manifest (format {}, expected {FORMAT})", path.display(), value["format"]);
-    }
-    Ok(value)
+    Ok(scopecast_engine::replay::session::read_manifest(dir)?)
 }
 
 /// Figures of one session.
@@ -169,11 +161,11 @@ pub fn info(dir: &Path) -> anyhow::Result<String> {
 pub fn verify(dir: &Path) -> anyhow::Result<String> {
     manifest(dir)?;
     let f = figures(dir)?;
-    if f.segments == 0 {
-        bail!("{}: no segments", dir.display());
-    }
     if !f.problems.is_empty() {
         bail!("{} problem(s):\n{}", f.problems.len(), f.problems.join("\n"));
+    }
+    if f.segments == 0 {
+        bail!("{}: no segments with a whole fragment", dir.display());
     }
     let left_out: String = f.left_out.iter().map(|l| format!("\nleft out: {l}")).collect();
     Ok(format!("ok: {} segment(s), {} frames, {:.2} s, timeline whole{left_out}", f.segments, f.frames, f.duration_s))

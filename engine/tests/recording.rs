@@ -315,7 +315,7 @@ fn the_recordings_cli_says_what_is_wrong_with_corrupt_and_foreign_files() {
     assert!(text.contains("segment-000001.mp4: not a scopecast MP4 segment"), "{text}");
     assert!(text.contains("timeline.bin") && !text.contains("panicked"), "{text}");
     let (ok, text) = cli(&["recordings", "info", &dir.path().join("nothing").display().to_string()]);
-    assert!(!ok && text.contains("no manifest.json"), "{text}");
+    assert!(!ok && text.contains("no readable manifest.json"), "{text}");
     let (ok, text) = cli(&["recordings", "list", &dir.path().display().to_string()]);
     assert!(ok && text.contains("corrupt") && text.contains("foreign"), "{text}");
     let archive = dir.path().join("corrupt.tar");

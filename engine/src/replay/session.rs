@@ -131,6 +131,20 @@ fn segment_number(path: &Path, track: Track) -> Option<u64> {
     path.file_name()?.to_str()?.strip_prefix(track.file_prefix())?.strip_suffix(".mp4")?.parse().ok()
 }
 
+/// The manifest of session folder `dir`, checked to be ours: what every
+/// reader of recordings (replay, `recordings list|info|verify|export`) opens first.
+pub fn read_manifest(dir: &Path) -> Result<serde_json::Value, ReplayError> {
+    let manifest_path = dir.join("manifest.json");
+    let not_a_session = |reason: String| ReplayError::NotASession { path: dir.to_path_buf(), reason };
+    let bytes = std::fs::read(&manifest_path).map_err(|e| not_a_session(e.to_string()))?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| not_a_session(format!("manifest.json: {e}")))?;
+    if manifest["format"] != FORMAT {
+        return Err(ReplayError::Foreign { path: manifest_path, found: manifest["format"].to_string() });
+    }
+    Ok(manifest)
+}
+
 impl RecordedSession {
     /// Reads the session folder `dir`: what the viewers saw.
     pub fn open(dir: &Path) -> Result<Self, ReplayError> {
@@ -144,14 +158,7 @@ impl RecordedSession {
 
     /// Reads one track of the session folder `dir`.
     pub fn open_track(dir: &Path, track: Track) -> Result<Self, ReplayError> {
-        let manifest_path = dir.join("manifest.json");
-        let not_a_session = |reason: String| ReplayError::NotASession { path: dir.to_path_buf(), reason };
-        let bytes = std::fs::read(&manifest_path).map_err(|e| not_a_session(e.to_string()))?;
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| not_a_session(format!("manifest.json: {e}")))?;
-        if manifest["format"] != FORMAT {
-            return Err(ReplayError::Foreign { path: manifest_path, found: manifest["format"].to_string() });
-        }
+        let manifest = read_manifest(dir)?;
         let starts = segment_starts(dir, track);
         let mut session = Self {
             name: dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
