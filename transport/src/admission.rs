@@ -61,7 +61,8 @@ pub struct Limits {
 impl Limits {
     /// The limits for `max_sessions`: an eighth of the seats (1 to 4, never
     /// all) kept for annotators and operators; 12 setups per credential (a
-    /// class of trainees opening the same link at once) and 4 per address.
+    /// class of trainees opening the same link at once) and 4 per address
+    /// (viewer-role and staff setups counted apart).
     pub fn for_sessions(max_sessions: usize) -> Self {
         Self {
             max_sessions,
@@ -104,11 +105,15 @@ impl Admission {
         {
             return Err(Refusal::Full { limit: viewer_seats });
         }
+        // Per address, staff and viewer-role setups are counted apart: a
+        // viewer-token flood from behind the hospital's NAT address must not
+        // keep the operator at that address out.
+        let staff = |role: Role| role > Role::Viewer;
         let setting_up = self.seats.values().filter(|e| !e.connected);
         let (by_credential, by_address) = setting_up.fold((0, 0), |(c, a), e| {
             (
                 c + usize::from(e.credential == caller.credential),
-                a + usize::from(address.is_some() && e.address == address),
+                a + usize::from(address.is_some() && e.address == address && staff(e.role) == staff(caller.role)),
             )
         });
         if by_credential >= limits.setups_per_credential {
@@ -180,6 +185,8 @@ mod tests {
             admission.admit(id, &flood, address(66)).expect("within the address's setups");
         }
         assert_eq!(admission.admit(4, &flood, address(66)), Err(Refusal::AddressBusy { limit: 4 }));
+        admission.admit(90, &caller(5, Role::Operator), address(66)).expect("the operator at the flooded address");
+        admission.release(90);
         admission.admit(4, &flood, address(7)).expect("another address");
         admission.connected(0);
         admission.admit(5, &flood, address(66)).expect("a setup finished");
