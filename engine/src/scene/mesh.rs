@@ -334,6 +334,55 @@ pub fn parse_gltf(data: &[u8], path: &Path) -> Result<Mesh, MeshError> {
             if primitive.mode() != gltf::mesh::Mode::Triangles {
                 continue;
             }
+            // gltf 1.4's readers assume each accessor has the shape its
+            // attribute needs (debug assertions, found by the `mesh` fuzz
+            // target: a VEC4 u32 POSITION), so the shapes are checked first.
+            use gltf::Semantic;
+            use gltf::accessor::{DataType, Dimensions};
+            let shapes = [
+                ("POSITION", primitive.get(&Semantic::Positions), Dimensions::Vec3, &[DataType::F32][..]),
+                ("NORMAL", primitive.get(&Semantic::Normals), Dimensions::Vec3, &[DataType::F32][..]),
+                ("indices", primitive.indices(), Dimensions::Scalar, &[DataType::U8, DataType::U16, DataType::U32][..]),
+            ];
+            for (what, accessor, dimensions, types) in shapes {
+                let Some(accessor) = accessor else { continue };
+                let stride_fits = accessor.view().is_none_or(|v| v.stride().is_none_or(|s| s >= accessor.size()));
+                // Its last element's end, computed as gltf's reader does but
+                // without overflow (the reader subtracts 1 from the count).
+                let stride = accessor.view().and_then(|v| v.stride()).unwrap_or(accessor.size());
+                let end = accessor
+                    .count()
+                    .checked_sub(1)
+                    .and_then(|last| stride.checked_mul(last))
+                    .and_then(|at| at.checked_add(accessor.offset()))
+                    .and_then(|at| at.checked_add(accessor.size()));
+                if end.is_none() {
+                    return Err(parse_err(format!(
+                        "mesh {} primitive {}: the {what} accessor {} holds {} elements at offset {}",
+                        mesh.index(),
+                        primitive.index(),
+                        accessor.index(),
+                        accessor.count(),
+                        accessor.offset()
+                    )));
+                }
+                if accessor.dimensions() != dimensions
+                    || !types.contains(&accessor.data_type())
+                    || accessor.sparse().is_some()
+                    || !stride_fits
+                {
+                    return Err(parse_err(format!(
+                        "mesh {} primitive {}: the {what} accessor {} is {:?} of {:?}{}{}, expected {dimensions:?} of {types:?}",
+                        mesh.index(),
+                        primitive.index(),
+                        accessor.index(),
+                        accessor.dimensions(),
+                        accessor.data_type(),
+                        if accessor.sparse().is_some() { ", sparse" } else { "" },
+                        if stride_fits { "" } else { ", with a stride shorter than an element" },
+                    )));
+                }
+            }
             let reader = primitive.reader(|b| buffers.get(b.index()).map(Vec::as_slice));
             let Some(points) = reader.read_positions() else { continue };
             let base = positions.len() as u32;
@@ -487,6 +536,28 @@ mod tests {
             "meshes":[{"primitives":[{"attributes":{"POSITION":1}}]}]}"#;
         let err = parse_gltf(json, path()).expect_err("refused");
         assert!(err.to_string().contains("POSITION names accessor 1 of 1"), "{err}");
+    }
+
+    /// Found by the `mesh` fuzz target: a POSITION accessor of VEC4 u32
+    /// tripped gltf's reader assertions.
+    #[test]
+    fn a_gltf_accessor_of_the_wrong_shape_is_an_error_not_a_panic() {
+        let encoded = encode_base64(&[0u8; 96]);
+        let json = format!(
+            r#"{{"asset":{{"version":"2.0"}},"buffers":[{{"uri":"data:application/octet-stream;base64,{encoded}","byteLength":96}}],
+            "bufferViews":[{{"buffer":0,"byteLength":96}}],
+            "accessors":[{{"bufferView":0,"componentType":5125,"count":6,"type":"VEC4","min":[0,0,0],"max":[1,1,0]}}],
+            "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}}}}]}}]}}"#
+        );
+        let err = parse_gltf(json.as_bytes(), path()).expect_err("refused");
+        assert!(err.to_string().contains("POSITION accessor 0 is Vec4 of U32"), "{err}");
+        // Also found by it: an accessor of no elements overflowed the reader's arithmetic.
+        let empty = json.replace(
+            r#""componentType":5125,"count":6,"type":"VEC4""#,
+            r#""componentType":5126,"count":0,"type":"VEC3""#,
+        );
+        let err = parse_gltf(empty.as_bytes(), path()).expect_err("refused");
+        assert!(err.to_string().contains("holds 0 elements"), "{err}");
     }
 
     #[test]
