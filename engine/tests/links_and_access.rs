@@ -114,7 +114,8 @@ fn a_revoked_link_stops_its_holder_at_once_and_the_access_log_says_who_did_what(
     eprintln!("Dr A's page: {report}");
     let frames: Vec<u64> =
         report["after"].as_array().expect("steps").iter().map(|s| s["frames"].as_u64().unwrap_or(0)).collect();
-    assert!(frames[3] >= frames[0] + 8, "Dr A watched before the revocation: {frames:?}");
+    // The first report comes before the drawing and the layer switch, so before the revocation.
+    assert!(frames[0] >= 3, "Dr A watched before the revocation: {frames:?}");
     // The last 5 s (all after the revocation): at most the one frame the
     // player shows as its stream ends, against 8+ in the first 3 s.
     let n = frames.len();
