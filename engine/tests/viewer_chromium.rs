@@ -159,7 +159,8 @@ fn a_full_station_answers_503_with_retry_after_and_announces_its_ice_servers() {
             full = http(
                 &addr,
                 "POST /whep HTTP/1.1\r\nAuthorization: Bearer full-test-viewer-token\r\nContent-Type: application/sdp",
-                "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n",
+                // A real browser's offer: the SDP is parsed before a seat is looked for.
+                include_str!("../fuzz/corpus/whep_offer/chrome.sdp"),
             );
             break;
         }
