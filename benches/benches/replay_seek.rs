@@ -21,11 +21,11 @@ use scopecast_engine::replay::schedule::Playback;
 use scopecast_engine::replay::session::RecordedSession;
 use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::station::Station;
+use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::media::AccessUnit;
 use scopecast_transport::protocol::Command;
 use scopecast_transport::room::CommandSink;
-use scopecast_transport::whep::Broadcast;
 
 const SEEKS: u64 = 40;
 
@@ -51,7 +51,7 @@ fn wait_for(
     mut wanted: impl FnMut(&AccessUnit) -> bool,
 ) -> Option<Duration> {
     while since.elapsed() < Duration::from_secs(3) {
-        let popped = broadcast.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop(viewer);
+        let popped = broadcast.next_for(viewer);
         match popped {
             Some(au) if wanted(&au) => return Some(since.elapsed()),
             Some(_) => {}
@@ -62,7 +62,7 @@ fn wait_for(
 }
 
 fn drain(broadcast: &Broadcast, viewer: ViewerId) {
-    while broadcast.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop(viewer).is_some() {}
+    while broadcast.next_for(viewer).is_some() {}
 }
 
 fn print(name: &str, mut values: Vec<f64>, misses: usize) {
@@ -93,7 +93,7 @@ fn main() {
     let clock: SharedClock = Arc::new(SystemClock::new());
     let broadcast = replay_broadcast();
     let viewer = ViewerId(1);
-    broadcast.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add_viewer(viewer);
+    let _feed = broadcast.join(viewer);
     let player = Player::start(session, broadcast.clone(), clock).expect("the player starts");
     let controls = player.controls();
     std::thread::sleep(Duration::from_millis(500));

@@ -153,7 +153,7 @@ fn gstreamer(config: &Config) -> Vec<Finding> {
     use gstreamer as gst;
     let spec = SourceSpec::parse(&config.source.uri).ok();
     let source_needs_gst = spec.as_ref().is_some_and(|s| *s != SourceSpec::Synthetic);
-    if let Err(e) = scopecast_engine::source::gst::init() {
+    if let Err(e) = scopecast_engine::gst_runtime::init() {
         let level = if source_needs_gst { Level::Fail } else { Level::Warn };
         return vec![finding(
             level,

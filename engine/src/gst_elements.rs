@@ -24,7 +24,7 @@ pub fn elements_in(description: &str) -> Vec<&str> {
 /// Whether GStreamer here can make `element` (false when GStreamer itself
 /// cannot start).
 pub fn is_installed(element: &str) -> bool {
-    crate::source::gst::init().is_ok() && gst::ElementFactory::find(element).is_some()
+    crate::gst_runtime::init().is_ok() && gst::ElementFactory::find(element).is_some()
 }
 
 /// The elements of `elements` that this machine lacks, in order.

@@ -282,6 +282,8 @@ impl Overrides {
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before any thread: GStreamer's restarted streaming threads must not take fresh arenas.
+    let arenas = scopecast_engine::malloc_arenas::bound_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -292,6 +294,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    tracing::debug!(?arenas, "glibc malloc arenas");
     match cli.command {
         Command::Config { command: ConfigCommand::Default } => {
             print!("{DEFAULT_CONFIG_TOML}");

@@ -32,8 +32,8 @@ use crate::source::supervisor::{SharedSourceStatus, Supervisor, SupervisorSettin
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec, SpecError};
 use crate::telestration::Telestration;
-use scopecast_transport::fanout::{FanOut, FanOutPolicy};
-use scopecast_transport::whep::Broadcast;
+use scopecast_transport::broadcast::Broadcast;
+use scopecast_transport::fanout::FanOutPolicy;
 
 /// Why the station could not start.
 #[derive(Debug, Error)]
@@ -592,10 +592,7 @@ impl Station {
         let stop = shutdown.clone();
         threads.push(spawn("scopecast-source", move || supervisor.run(&stop))?);
         let broadcast = if config.encoder.enabled {
-            let broadcast = Arc::new(Broadcast {
-                fanout: std::sync::Mutex::new(FanOut::new(FanOutPolicy::default())),
-                pushed: tokio::sync::Notify::new(),
-            });
+            let broadcast = Arc::new(Broadcast::new(FanOutPolicy::default()));
             let (encoder_out, sink_in) = latest_slot::<EncodedFrame>("encoder_out");
             slots.push(Box::new(encoder_out.monitor()));
             let stage = EncoderStage::new(
@@ -625,20 +622,14 @@ impl Station {
             let sink_clock = clock.clone();
             threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame| {
                 delivered.delivered(sink_clock.now_ns());
-                let mut fanout = to_viewers.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                fanout.push(&e.full);
-                if let Some(reduced) = &e.reduced {
-                    fanout.push(reduced);
-                }
+                let receiving = to_viewers.publish(std::iter::once(&e.full).chain(&e.reduced));
                 if let Some(recorder) = &to_recorder {
                     recorder.offer(&e.full);
                     if recorder.take_keyframe_wish() {
-                        fanout.want_keyframe(scopecast_transport::adapt::VideoLayer::Full);
+                        to_viewers.want_keyframe(scopecast_transport::adapt::VideoLayer::Full);
                     }
                 }
-                viewers.set(fanout.viewer_count() as f64);
-                drop(fanout);
-                to_viewers.pushed.notify_waiters();
+                viewers.set(receiving as f64);
             })?);
             let _ = hud_sources.broadcast.set(broadcast.clone());
             Some(broadcast)

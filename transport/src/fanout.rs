@@ -227,6 +227,11 @@ impl FanOut {
         }
     }
 
+    /// Whether `id` has an access unit waiting.
+    pub fn has_pending(&self, id: ViewerId) -> bool {
+        self.viewers.get(&id).is_some_and(|v| !v.queue.is_empty())
+    }
+
     /// The next access unit for `id`'s sender, if any.
     pub fn pop(&mut self, id: ViewerId) -> Option<AccessUnit> {
         let viewer = self.viewers.get_mut(&id)?;

@@ -28,8 +28,8 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
+use crate::broadcast::Broadcast;
 use crate::fanout::ViewerId;
-use crate::whep::Broadcast;
 
 /// One viewer's network path as the station sees it from RTCP.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -146,21 +146,14 @@ impl ViewerFeedback {
         }
         let estimate = link.estimate_bps;
         drop(link);
-        let mut fanout = self.broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner);
         if keyframe_wanted {
             tracing::debug!(viewer = self.viewer.0, "keyframe requested");
-            fanout.request_keyframe(self.viewer);
         }
-        if let Some(estimate) = estimate {
-            let now_ns = u64::try_from(now.saturating_duration_since(self.baseline.0).as_nanos()).unwrap_or(u64::MAX);
-            fanout.update_estimate(self.viewer, estimate, now_ns);
-        }
-        let layer = fanout.layer(self.viewer).map(|layer| (layer, fanout.layer_rate_bps(layer)));
-        drop(fanout);
-        if let Some((layer, rate)) = layer {
+        let now_ns = u64::try_from(now.saturating_duration_since(self.baseline.0).as_nanos()).unwrap_or(u64::MAX);
+        if let Some(now) = self.broadcast.feedback(self.viewer, keyframe_wanted, estimate, now_ns) {
             let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
-            link.layer = layer;
-            link.layer_rate_bps = Some(rate);
+            link.layer = now.layer;
+            link.layer_rate_bps = Some(now.rate_bps);
         }
     }
 }

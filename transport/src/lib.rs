@@ -17,6 +17,8 @@ pub mod adapt;
 pub mod admission;
 pub mod auth;
 #[cfg(feature = "webrtc")]
+pub mod broadcast;
+#[cfg(feature = "webrtc")]
 pub mod fanout;
 #[cfg(feature = "webrtc")]
 pub mod feedback;
@@ -28,6 +30,8 @@ pub mod links;
 pub mod media;
 #[cfg(feature = "webrtc")]
 pub mod nack_budget;
+#[cfg(feature = "webrtc")]
+pub mod peer;
 pub mod protocol;
 #[cfg(feature = "webrtc")]
 pub mod room;

@@ -11,40 +11,26 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtc::interceptor::Slot;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use thiserror::Error;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use webrtc::data_channel::DataChannel;
-use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    StatsSelector, register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 
 use crate::access::{AccessEvent, AccessSink, LeaveReason, Who};
 use crate::admission::{Admission, Limits, Refusal};
 use crate::auth::Caller;
-use crate::fanout::{FanOut, ViewerId};
+use crate::broadcast::Broadcast;
+use crate::fanout::ViewerId;
 pub use crate::feedback::ViewerLink;
-use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback};
 use crate::ice::{IceServer, SdpFragment};
-use crate::nack_budget::{NACK_BUDGET_SLOT, NackBudget};
+use crate::peer::{PeerEnds, PeerError, Sending, build_peer};
 use crate::room::{CommandSink, Room};
-use crate::rtp_h264::H264RtpStream;
-
-/// The H.264 codec we offer: constrained baseline, packetization mode 1.
-/// With `level-asymmetry-allowed=1` the stream may carry a higher level (3.2
-/// for 720p60) than the 3.1 browsers announce for receiving.
-const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
-const H264_PAYLOAD_TYPE: u8 = 102;
 
 /// Why a WHEP session could not be set up.
 #[derive(Debug, Error)]
@@ -80,12 +66,10 @@ fn webrtc_error(e: impl std::fmt::Display) -> WhepError {
     WhepError::WebRtc(e.to_string())
 }
 
-/// Shared between the station's fan-out stage and the sessions.
-pub struct Broadcast {
-    /// The fan-out state.
-    pub fanout: Mutex<FanOut>,
-    /// Woken when new access units were pushed.
-    pub pushed: Notify,
+impl From<PeerError> for WhepError {
+    fn from(e: PeerError) -> Self {
+        WhepError::WebRtc(e.0)
+    }
 }
 
 /// How the endpoint runs.
@@ -147,9 +131,6 @@ struct Session {
 
 type Sessions = Arc<Mutex<HashMap<u64, Session>>>;
 
-/// How often each viewer's RTCP statistics are sampled.
-const STATS_INTERVAL: Duration = Duration::from_secs(1);
-
 /// The WHEP endpoint's sessions.
 pub struct Whep {
     broadcast: Arc<Broadcast>,
@@ -196,7 +177,7 @@ impl PeerConnectionEventHandler for Events {
         if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) {
             locked(&self.admission).release(self.viewer.0);
             // A viewer that vanished without DELETE frees its place and its queue.
-            locked(&self.broadcast.fanout).remove_viewer(self.viewer);
+            self.broadcast.leave(self.viewer);
             let session = locked(&self.sessions).remove(&self.viewer.0);
             if let Some(mut session) = session {
                 if let Some(stop) = session.stop.take() {
@@ -222,120 +203,6 @@ impl PeerConnectionEventHandler for Events {
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         tokio::spawn(self.room.clone().serve(self.viewer.0, channel));
     }
-}
-
-/// What a peer connection that sends the stream is made of.
-pub(crate) struct PeerEnds<'a> {
-    /// Its place in the fan-out.
-    pub viewer: ViewerId,
-    /// The stream.
-    pub broadcast: Arc<Broadcast>,
-    /// Its figures.
-    pub link: Arc<Mutex<ViewerLink>>,
-    /// Where ICE gathers host candidates.
-    pub bind_ip: IpAddr,
-    /// STUN/TURN.
-    pub ice_servers: &'a [IceServer],
-    /// With bandwidth estimation (TWCC + GCC) starting here, bit/s.
-    pub estimate_from_bps: Option<f64>,
-}
-
-/// The H.264 codec we send.
-fn h264_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "video/H264".to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: H264_FMTP.to_owned(),
-        rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
-    }
-}
-
-/// A peer connection sending the stream on one H.264 track (not yet added):
-/// our codec, webrtc-rs's NACK and report interceptors, the retransmission
-/// budget, the viewer's feedback and, when asked, bandwidth estimation.
-pub(crate) async fn build_peer(
-    ends: PeerEnds<'_>,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<(Arc<dyn PeerConnection>, Arc<TrackLocalStaticRTP>, u32), WhepError> {
-    let codec = h264_codec();
-    let mut media_engine = MediaEngine::default();
-    media_engine
-        .register_codec(
-            RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type: H264_PAYLOAD_TYPE },
-            RtpCodecKind::Video,
-        )
-        .map_err(webrtc_error)?;
-    // NACK responder and generator ("nack", "nack pli"), sender/receiver reports, then ours last.
-    let feedback = ViewerFeedback::new(ends.viewer, ends.broadcast.clone(), ends.link.clone(), Instant::now());
-    let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
-        .map_err(webrtc_error)?
-        .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback)
-        .with(Slot::from(NACK_BUDGET_SLOT), NackBudget::new(ends.link.clone()));
-    if let Some(initial) = ends.estimate_from_bps {
-        registry = with_bandwidth_estimation(registry, &mut media_engine, initial)?;
-    }
-    let runtime = webrtc::runtime::default_runtime().ok_or_else(|| webrtc_error("no async runtime"))?;
-    let ice_servers = ends
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
-        .collect();
-    let peer = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_handler(handler)
-        .with_runtime(runtime)
-        .with_udp_addrs(vec![format!("{}:0", ends.bind_ip)])
-        .build()
-        .await
-        .map_err(webrtc_error)?;
-    let peer: Arc<dyn PeerConnection> = Arc::new(peer);
-    let ssrc = rand_ssrc(ends.viewer.0);
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "scopecast".to_owned(),
-        "scopecast-video".to_owned(),
-        "endoscope".to_owned(),
-        RtpCodecKind::Video,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    )));
-    Ok((peer, track, ssrc))
-}
-
-/// Send-side bandwidth estimation for one viewer: transport-wide sequence
-/// numbers on every packet (`transport-cc` header extension and RTCP
-/// feedback negotiated), and webrtc-rs's GCC over the viewer's TWCC reports.
-/// No pacer: frames leave as they are encoded (pacing would add queueing
-/// delay to every frame); the estimate only chooses the viewer's layer.
-fn with_bandwidth_estimation(
-    registry: Registry,
-    media_engine: &mut MediaEngine,
-    initial_bps: f64,
-) -> Result<Registry, WhepError> {
-    use rtc::interceptor::{CongestionControlBuilder, GCC_MIN_BITRATE, Gcc, TwccSenderBuilder};
-    use rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability;
-    use rtc::rtp_transceiver::rtp_sender::TYPE_RTCP_FB_TRANSPORT_CC;
-    media_engine.register_feedback(
-        RTCPFeedback { typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(), parameter: String::new() },
-        RtpCodecKind::Video,
-    );
-    media_engine
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability { uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned() },
-            RtpCodecKind::Video,
-            None,
-        )
-        .map_err(webrtc_error)?;
-    let initial = initial_bps.max(GCC_MIN_BITRATE);
-    let gcc = Gcc::new(initial, GCC_MIN_BITRATE, (initial * 20.0).max(GCC_MIN_BITRATE));
-    Ok(registry
-        .with(Slot::CongestionControl, CongestionControlBuilder::new(gcc).build())
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build()))
 }
 
 /// The `a=ice-ufrag` of an SDP (session or first media level).
@@ -535,17 +402,17 @@ impl Whep {
         // are not trickled to the viewer.
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
-        locked(&self.broadcast.fanout).add_viewer(viewer);
+        let feed = self.broadcast.join(viewer);
         self.room.join(id, &caller);
         let sending =
-            Sending { viewer, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
+            Sending { feed, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
         let stop_tx = match sending.start(sender.as_ref()).await {
             Ok(stop) => stop,
             Err(e) => {
-                locked(&self.broadcast.fanout).remove_viewer(viewer);
+                self.broadcast.leave(viewer);
                 self.room.leave(id).await;
                 let _ = peer.close().await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         let session = Session {
@@ -680,108 +547,9 @@ impl Ender {
         if let Some(stop) = session.stop.take() {
             let _ = stop.send(());
         }
-        locked(&self.broadcast.fanout).remove_viewer(ViewerId(id));
+        self.broadcast.leave(ViewerId(id));
         self.room.leave(id).await;
         let _ = session.peer.close().await;
         true
     }
-}
-
-/// What [`Sending::start`] needs: a negotiated peer and its track.
-pub(crate) struct Sending {
-    /// Its place in the fan-out (already added).
-    pub viewer: ViewerId,
-    /// The stream.
-    pub broadcast: Arc<Broadcast>,
-    /// The connection.
-    pub peer: Arc<dyn PeerConnection>,
-    /// Its H.264 track.
-    pub track: Arc<TrackLocalStaticRTP>,
-    /// The track's SSRC.
-    pub ssrc: u32,
-    /// Its figures.
-    pub link: Arc<Mutex<ViewerLink>>,
-}
-
-impl Sending {
-    /// Starts the task that sends the fan-out's access units on the track
-    /// (with the payload type negotiated for `sender`); the returned sender
-    /// stops it.
-    pub async fn start(
-        self,
-        sender: &dyn webrtc::rtp_transceiver::RtpSender,
-    ) -> Result<oneshot::Sender<()>, WhepError> {
-        let payload_type = sender
-            .get_parameters()
-            .await
-            .map_err(webrtc_error)?
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-            .unwrap_or(H264_PAYLOAD_TYPE);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let start = rand_ssrc(self.viewer.0.wrapping_add(0x5c0e));
-        let task = SessionTask {
-            viewer: self.viewer,
-            broadcast: self.broadcast,
-            peer: self.peer,
-            track: self.track,
-            stream: H264RtpStream::new(self.ssrc, payload_type, start as u16, start.rotate_left(16)),
-            link: self.link,
-        };
-        tokio::spawn(task.run(stop_rx));
-        Ok(stop_tx)
-    }
-}
-
-/// One viewer's task: media out, keyframe requests and statistics in.
-struct SessionTask {
-    viewer: ViewerId,
-    broadcast: Arc<Broadcast>,
-    peer: Arc<dyn PeerConnection>,
-    track: Arc<TrackLocalStaticRTP>,
-    stream: H264RtpStream,
-    link: Arc<Mutex<ViewerLink>>,
-}
-
-impl SessionTask {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
-        let mut stats_tick = tokio::time::interval(STATS_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = self.broadcast.pushed.notified() => self.send_pending().await,
-                _ = stats_tick.tick() => self.sample_stats().await,
-            }
-        }
-    }
-
-    async fn send_pending(&mut self) {
-        loop {
-            let next = locked(&self.broadcast.fanout).pop(self.viewer);
-            let Some(au) = next else { break };
-            for packet in self.stream.packetize(&au) {
-                if let Err(e) = self.track.write_rtp(packet).await {
-                    tracing::debug!(viewer = self.viewer.0, error = %e, "write failed (not connected yet?)");
-                    break;
-                }
-            }
-        }
-    }
-
-    async fn sample_stats(&self) {
-        let report = self.peer.get_stats(Instant::now(), StatsSelector::None).await;
-        let mut link = locked(&self.link);
-        for outbound in report.outbound_rtp_streams() {
-            link.packets_sent = outbound.sent_rtp_stream_stats.packets_sent;
-            link.bytes_sent = outbound.sent_rtp_stream_stats.bytes_sent;
-        }
-    }
-}
-
-/// An SSRC derived from the session id and the time (unique per station run).
-fn rand_ssrc(id: u64) -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    (id as u32).wrapping_mul(0x9e37_79b9) ^ nanos
 }

@@ -20,11 +20,13 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
+use crate::broadcast::Broadcast;
 use crate::fanout::ViewerId;
 use crate::feedback::ViewerLink;
 use crate::http_client::{HttpUrl, request};
 use crate::ice::IceServer;
-use crate::whep::{Broadcast, PeerEnds, Sending, WhepError, build_peer};
+use crate::peer::{PeerEnds, Sending, build_peer};
+use crate::whep::WhepError;
 
 /// Fan-out ids of publishers start here (WHEP sessions count up from 1).
 const PUBLISHER_IDS: u64 = 1 << 62;
@@ -237,8 +239,8 @@ async fn publish_once(
             return Err(e);
         }
     };
-    broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).add_viewer(viewer);
-    let sending = Sending { viewer, broadcast: broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
+    let feed = broadcast.join(viewer);
+    let sending = Sending { feed, broadcast: broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
     let sender =
         transceiver.sender().await.map_err(|e| e.to_string()).and_then(|s| s.ok_or_else(|| "no sender".to_string()));
     let outcome = match sender {
@@ -252,7 +254,7 @@ async fn publish_once(
         },
         Err(e) => Err(e),
     };
-    broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).remove_viewer(viewer);
+    broadcast.leave(viewer);
     if let Some(resource) = resource {
         let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
         if let Err(e) = request("DELETE", &resource, &headers, b"", HTTP_DEADLINE).await {

@@ -6,15 +6,16 @@
 //! connect are dropped after the deadline.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use scopecast_transport::auth::{Caller, Role};
-use scopecast_transport::fanout::{FanOut, FanOutPolicy};
+use scopecast_transport::broadcast::Broadcast;
+use scopecast_transport::fanout::FanOutPolicy;
 use scopecast_transport::ice::parse_sdpfrag;
-use scopecast_transport::whep::{Broadcast, Whep, WhepError, WhepSettings};
+use scopecast_transport::whep::{Whep, WhepError, WhepSettings};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, Registry,
     register_default_interceptors,
@@ -63,10 +64,7 @@ async fn offer() -> (Arc<dyn PeerConnection>, String) {
 }
 
 fn whep(max_viewers: usize, connect_deadline: Duration) -> Arc<Whep> {
-    let broadcast = Arc::new(Broadcast {
-        fanout: Mutex::new(FanOut::new(FanOutPolicy::default())),
-        pushed: tokio::sync::Notify::new(),
-    });
+    let broadcast = Arc::new(Broadcast::new(FanOutPolicy::default()));
     let settings = WhepSettings {
         bind_ip: IpAddr::from([127, 0, 0, 1]),
         max_viewers,

@@ -57,7 +57,7 @@ pub struct HudSources {
     /// The source's status.
     pub source: OnceLock<Arc<Mutex<SourceStatus>>>,
     /// The remote viewers.
-    pub broadcast: OnceLock<Arc<scopecast_transport::whep::Broadcast>>,
+    pub broadcast: OnceLock<Arc<scopecast_transport::broadcast::Broadcast>>,
     /// The session recorder.
     pub recorder: OnceLock<Arc<crate::recorder::Recorder>>,
     /// The stages' failures in words (and the encoder's choice).
@@ -233,7 +233,7 @@ impl App {
         }
         state.fps = self.recent_presents.len() as f64;
         if let Some(broadcast) = self.parts.sources.broadcast.get() {
-            state.viewers = broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).viewer_count();
+            state.viewers = broadcast.viewer_count();
             if state.viewers < self.last_viewers {
                 self.viewer_alarm_until = Some(now + Duration::from_secs(10));
             }

@@ -13,7 +13,7 @@ use scopecast_transport::media::AccessUnit;
 
 use super::{EncoderError, EncoderKind, EncoderSettings, H264Encoder, h264_level_idc};
 use crate::frame::Frame;
-use crate::source::gst::{app_ends, bus_error};
+use crate::gst_runtime::{app_ends, bus_error};
 
 /// How long to wait for an access unit after pushing a frame.
 const PULL_TIMEOUT_MS: u64 = 500;
@@ -91,7 +91,7 @@ pub fn elements(kind: EncoderKind) -> Vec<String> {
 impl GstH264Encoder {
     /// Opens the encoder.
     pub fn new(settings: EncoderSettings) -> Result<Self, EncoderError> {
-        crate::source::gst::init().map_err(unavailable)?;
+        crate::gst_runtime::init().map_err(unavailable)?;
         let description = pipeline_description(&settings)?;
         let needed = elements(settings.kind);
         let needed: Vec<&str> = needed.iter().map(String::as_str).collect();

@@ -34,7 +34,7 @@ pub struct EncoderStage {
     keyframes: Arc<Counter>,
     errors: Arc<Counter>,
     /// Where viewers' keyframe requests come from.
-    broadcast: Option<Arc<scopecast_transport::whep::Broadcast>>,
+    broadcast: Option<Arc<scopecast_transport::broadcast::Broadcast>>,
     /// Stamp the timecode strip into frames converted here.
     stamp_timecode: bool,
     /// Stamp it afresh into the reduced layer's frames.
@@ -132,7 +132,7 @@ impl EncoderStage {
     }
 
     /// Takes keyframe requests (joins, PLI, overflows) from `broadcast`.
-    pub fn with_broadcast(mut self, broadcast: Arc<scopecast_transport::whep::Broadcast>) -> Self {
+    pub fn with_broadcast(mut self, broadcast: Arc<scopecast_transport::broadcast::Broadcast>) -> Self {
         self.broadcast = Some(broadcast);
         self
     }
@@ -247,9 +247,7 @@ impl EncoderStage {
     /// Whether a viewer asked `layer` for a keyframe (rate-limited in the fan-out).
     fn keyframe_requested(&self, layer: VideoLayer) -> bool {
         let now = self.clock.now_ns();
-        self.broadcast.as_ref().is_some_and(|b| {
-            b.fanout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take_keyframe_request(layer, now)
-        })
+        self.broadcast.as_ref().is_some_and(|b| b.keyframe_due(layer, now))
     }
 }
 

@@ -10,8 +10,9 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::frame::{Frame, FrameStamp};
+use crate::gst_runtime::{app_ends, bus_error};
 use crate::source::SourceError;
-use crate::source::gst::{app_ends, bus_error, frame_of_sample};
+use crate::source::gst::frame_of_sample;
 
 /// Longest wait for one picture, ms.
 const PULL_TIMEOUT_MS: u64 = 1000;
@@ -37,7 +38,7 @@ pub const DESCRIPTION: &str = "appsrc name=src format=time is-live=false block=f
 impl H264Decoder {
     /// Starts the pipeline (GStreamer's libav plugin: `gstreamer1.0-libav`).
     pub fn new() -> Result<Self, SourceError> {
-        crate::source::gst::init()?;
+        crate::gst_runtime::init()?;
         let missing = crate::gst_elements::missing(&crate::gst_elements::elements_in(DESCRIPTION));
         if !missing.is_empty() {
             return Err(failed(format!(

@@ -17,13 +17,13 @@ pub mod source;
 
 use std::sync::Arc;
 
-use scopecast_transport::fanout::{FanOut, FanOutPolicy};
-use scopecast_transport::whep::Broadcast;
+use scopecast_transport::broadcast::Broadcast;
+use scopecast_transport::fanout::FanOutPolicy;
 
 /// The fan-out for a replay: one layer (what was recorded), and queues long
 /// enough for the burst a joining viewer gets while the replay is held (the
 /// pictures from the last keyframe to the held one: one GOP, ≤ 1 s at 60 fps).
 pub fn replay_broadcast() -> Arc<Broadcast> {
     let policy = FanOutPolicy { queue_capacity: 128, ..FanOutPolicy::default() };
-    Arc::new(Broadcast { fanout: std::sync::Mutex::new(FanOut::new(policy)), pushed: tokio::sync::Notify::new() })
+    Arc::new(Broadcast::new(policy))
 }

@@ -16,10 +16,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use scopecast_transport::adapt::VideoLayer;
+use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::media::AccessUnit;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
 use scopecast_transport::room::CommandSink;
-use scopecast_transport::whep::Broadcast;
 
 use super::schedule::Playback;
 use super::session::{RecordedSession, SegmentCache};
@@ -162,9 +162,7 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
     let mut cache = SegmentCache::default();
     let mut sequence = 0u64;
     let mut failed_frames = 0u64;
-    let keyframe_wanted = |now| {
-        broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).take_keyframe_request(VideoLayer::Full, now)
-    };
+    let keyframe_wanted = |now| broadcast.keyframe_due(VideoLayer::Full, now);
     while !shared.stopped() {
         let Some(index) = shared.next_due(POLL, keyframe_wanted) else { continue };
         let frame = session.frames[index];
@@ -179,8 +177,7 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
                     capture_wall_ms: frame.wall_ms,
                     layer: VideoLayer::Full,
                 };
-                broadcast.fanout.lock().unwrap_or_else(PoisonError::into_inner).push(&au);
-                broadcast.pushed.notify_waiters();
+                broadcast.publish([&au]);
             }
             Err(e) => {
                 // A segment that vanished or shrank: skip the frame; the fan-out resyncs at the next keyframe.

@@ -5,7 +5,7 @@
 //! The appsink keeps at most one buffer and drops older ones (`max-buffers=1,
 //! drop=true`), the same newest-wins policy as the pipeline's slots.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -16,14 +16,6 @@ use super::{FrameSource, SourceError, SourceSpec};
 use crate::clock::SharedClock;
 use crate::config::FormatRequest;
 use crate::frame::{Frame, FrameBytes, FrameContent, FrameStamp, PixelFormat, Plane};
-
-/// Initialises GStreamer once per process.
-pub fn init() -> Result<(), SourceError> {
-    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
-    INIT.get_or_init(|| gst::init().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|reason| SourceError::GstUnavailable { reason: format!("gst_init failed: {reason}") })
-}
 
 /// The elements [`GstSource`] makes for `spec`, in the order it makes them
 /// (a test builds each pipeline and compares).
@@ -111,7 +103,7 @@ impl GstSource {
     }
 
     fn build(&self) -> Result<Running, SourceError> {
-        init()?;
+        crate::gst_runtime::init()?;
         let pipeline = gst::Pipeline::with_name("scopecast-source");
         let convert = make("videoconvert")?;
         let is_file = matches!(self.spec, SourceSpec::File { .. });
@@ -268,23 +260,6 @@ impl GstSource {
             let capture_wall_ms = self.clock.wall_ms().saturating_sub(age_ns / 1_000_000);
             FrameStamp { sequence: 0, capture_time_ns, capture_wall_ms }
         })
-    }
-}
-
-/// The `appsrc` named `src` and the `appsink` named `sink` of a parsed
-/// pipeline (the encoders' and the replay decoder's push/pull ends).
-pub fn app_ends(pipeline: &gst::Pipeline) -> Option<(gst_app::AppSrc, gst_app::AppSink)> {
-    let appsrc = pipeline.by_name("src")?.downcast::<gst_app::AppSrc>().ok()?;
-    let appsink = pipeline.by_name("sink")?.downcast::<gst_app::AppSink>().ok()?;
-    Some((appsrc, appsink))
-}
-
-/// The first error waiting on `pipeline`'s bus, in words.
-pub fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
-    let message = pipeline.bus()?.pop_filtered(&[gst::MessageType::Error])?;
-    match message.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
-        _ => None,
     }
 }
 

@@ -48,6 +48,12 @@ pub enum SourceError {
     Layout(#[from] FrameError),
 }
 
+impl From<crate::gst_runtime::GstUnavailable> for SourceError {
+    fn from(e: crate::gst_runtime::GstUnavailable) -> Self {
+        SourceError::GstUnavailable { reason: e.reason }
+    }
+}
+
 /// A producer of frames, driven by the supervisor on the source thread.
 pub trait FrameSource: Send {
     /// Short human description for the status line, e.g. `synthetic` or `v4l2:///dev/video0`.
