@@ -69,11 +69,8 @@ impl AccessLog {
     /// Records `event` at `t_unix_ms` (what [`AccessSink::record`] does with now).
     pub fn record_at(&self, event: AccessEvent, t_unix_ms: u64) {
         let record = AccessRecord { v: ACCESS_LOG_VERSION, t_unix_ms, event };
-        if let Some(recorder) = &self.recorder
-            && let Ok(serde_json::Value::Object(mut fields)) = serde_json::to_value(&record)
-        {
-            fields.insert("kind".into(), "access".into());
-            recorder.note(serde_json::Value::Object(fields));
+        if let Some(recorder) = &self.recorder {
+            recorder.note(crate::recorder::format::TimelineRecord::Access(record.clone()));
         }
         let Some(tx) = &self.tx else { return };
         if let Err(TrySendError::Full(_)) = tx.try_send(record) {

@@ -6,10 +6,11 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use scopecast_engine::recorder::format::{Manifest, SessionState, TimelineRecord};
 use scopecast_engine::recorder::mp4::SegmentContents;
 use scopecast_engine::recorder::{Track, mp4, segment_files, sessions, timeline, track_files};
 
-fn manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
+fn manifest(dir: &Path) -> anyhow::Result<Manifest> {
     Ok(scopecast_engine::replay::session::read_manifest(dir)?)
 }
 
@@ -89,8 +90,8 @@ fn figures(dir: &Path) -> anyhow::Result<Figures> {
             if contents.torn_bytes > 0 {
                 f.problems.push(format!("timeline.bin: {} bytes after the last whole record", contents.torn_bytes));
             }
-            f.gaps = contents.records.iter().filter(|r| r["kind"] == "gap").count();
-            f.scene_changes = contents.records.iter().filter(|r| r["kind"] == "scene").count();
+            f.gaps = contents.records.iter().filter(|r| matches!(r, TimelineRecord::Gap { .. })).count();
+            f.scene_changes = contents.records.iter().filter(|r| matches!(r, TimelineRecord::Scene { .. })).count();
         }
         None => f.problems.push("timeline.bin: missing or not a scopecast timeline".into()),
     }
@@ -109,9 +110,9 @@ pub fn list(folder: &Path) -> anyhow::Result<String> {
         match manifest(&dir) {
             Ok(m) => out.push_str(&format!(
                 "{name}  {}  {} segment(s)  {:.1} s\n",
-                m["state"].as_str().unwrap_or("?"),
+                m.state,
                 segment_files(&dir).len(),
-                m["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                m.duration_ms.unwrap_or(0) as f64 / 1000.0
             )),
             Err(e) => out.push_str(&format!("{name}  unreadable: {e}\n")),
         }
@@ -123,16 +124,17 @@ pub fn list(folder: &Path) -> anyhow::Result<String> {
 pub fn info(dir: &Path) -> anyhow::Result<String> {
     let m = manifest(dir)?;
     let f = figures(dir)?;
-    let repaired = m["state"] == "repaired";
     let mut out = format!(
         "session {}\nstate {}{}\nduration {:.2} s in {} segment(s), {} frames ({} keyframes), {:.1} MB\n\
          gaps {}, scene changes {}\n",
-        m["session"].as_str().unwrap_or("?"),
-        m["state"].as_str().unwrap_or("?"),
-        if repaired {
-            format!(" (after a crash: {} bytes of torn tails cut)", m["repair"]["cut_bytes"])
-        } else {
-            String::new()
+        m.session,
+        m.state,
+        match (m.state, m.repair) {
+            (SessionState::Repaired, Some(repair)) => {
+                format!(" (after a crash: {} bytes of torn tails cut)", repair.cut_bytes)
+            }
+            (SessionState::Repaired, None) => " (after a crash)".to_string(),
+            _ => String::new(),
         },
         f.duration_s,
         f.segments,
@@ -201,7 +203,13 @@ fn tar_header(name: &str, size: u64, mtime: u64) -> anyhow::Result<[u8; 512]> {
 pub fn export(dir: &Path, out: &Path) -> anyhow::Result<String> {
     use std::io::Write;
     let m = manifest(dir)?;
-    let session = m["session"].as_str().unwrap_or("session").to_string();
+    // The archive's folder: the session's name, unless it could climb out of it.
+    let folder_name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "session".into());
+    let session = if m.session.is_empty() || m.session.contains(['/', '\\']) || m.session.starts_with('.') {
+        folder_name
+    } else {
+        m.session
+    };
     let mut files: Vec<_> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
     files.sort();
     let mut archive = std::io::BufWriter::new(

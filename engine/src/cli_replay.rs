@@ -55,7 +55,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             "the composited stream as recorded"
         }
     );
-    if session.state == "recording" {
+    if session.state == scopecast_engine::recorder::format::SessionState::Recording {
         println!("unfinished session (the station crashed or still records it): playing up to its last whole fragment");
     }
     for skipped in &session.skipped {

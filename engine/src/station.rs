@@ -116,12 +116,15 @@ fn session_info(config: &Config) -> crate::recorder::SessionInfo {
         .collect();
     crate::recorder::SessionInfo {
         station: "scopecast capture station".into(),
-        setup: serde_json::json!({ "calibration": calibration, "models": models }),
-        encoder: serde_json::json!({
-            "kind": format!("{:?}", config.encoder.kind), "bitrate_kbps": config.encoder.bitrate_kbps,
-            "keyframe_interval_s": config.encoder.keyframe_interval_s,
-            "width": config.source.width, "height": config.source.height, "fps": config.source.fps,
-        }),
+        setup: crate::recorder::format::SetupRecord { calibration, models },
+        encoder: crate::recorder::format::EncoderRecord {
+            kind: format!("{:?}", config.encoder.kind),
+            bitrate_kbps: config.encoder.bitrate_kbps,
+            keyframe_interval_s: config.encoder.keyframe_interval_s,
+            width: config.source.width,
+            height: config.source.height,
+            fps: config.source.fps,
+        },
     }
 }
 

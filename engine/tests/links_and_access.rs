@@ -171,7 +171,17 @@ fn a_revoked_link_stops_its_holder_at_once_and_the_access_log_says_who_did_what(
     let session = std::fs::read_dir(&recordings).expect("recordings").filter_map(Result::ok).next().expect("a session");
     let bytes = std::fs::read(session.path().join("timeline.bin")).expect("timeline");
     let timeline = scopecast_engine::recorder::timeline::read(&bytes).expect("a timeline");
-    let kept: Vec<&serde_json::Value> = timeline.records.iter().filter(|r| r["kind"] == "access").collect();
-    assert!(kept.iter().any(|r| r["event"] == "joined" && r["who"]["name"] == "Dr A"), "{kept:?}");
-    assert!(kept.iter().any(|r| r["event"] == "left" && r["reason"] == "revoked"), "{kept:?}");
+    let kept: Vec<&AccessEvent> = timeline
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            scopecast_engine::recorder::format::TimelineRecord::Access(record) => Some(&record.event),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        kept.iter().any(|e| matches!(e, AccessEvent::Joined { who, .. } if who.name.as_deref() == Some("Dr A"))),
+        "{kept:?}"
+    );
+    assert!(kept.iter().any(|e| matches!(e, AccessEvent::Left { reason: LeaveReason::Revoked, .. })), "{kept:?}");
 }

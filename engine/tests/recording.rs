@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use scopecast_engine::recorder::format::TimelineRecord;
 use scopecast_engine::recorder::{mp4, segment_files, sessions, timeline};
 use scopecast_engine::replay::schedule::Playback;
 use scopecast_engine::replay::session::RecordedSession;
@@ -33,12 +34,19 @@ fn cli(args: &[&str]) -> (bool, String) {
 fn recorded_until_ms(dir: &Path) -> u64 {
     let records =
         timeline::read(&std::fs::read(dir.join("timeline.bin")).expect("timeline")).expect("a timeline").records;
-    let last = records.iter().rev().find(|r| r["kind"] == "segment").expect("a segment record");
-    let index = last["index"].as_u64().expect("index");
+    let last = records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            TimelineRecord::Segment(segment) => Some(*segment),
+            _ => None,
+        })
+        .expect("a segment record");
+    let index = last.index;
     let path = dir.join(format!("segment-{index:06}.mp4"));
     let samples = mp4::read_samples(&std::fs::read(&path).expect("segment")).expect("readable segment");
     let ticks: u64 = samples.iter().map(|(_, s)| u64::from(s.duration)).sum();
-    last["wall_ms"].as_u64().expect("wall_ms") + ticks * 1000 / mp4::TIMESCALE
+    last.wall_ms + ticks * 1000 / mp4::TIMESCALE
 }
 
 fn gst_discoverer(path: &Path) -> String {

@@ -25,6 +25,7 @@
 //! finds sessions still marked `recording` (a crash or power cut) and repairs
 //! them: torn tails cut at the last whole fragment and record.
 
+pub mod format;
 pub mod mp4;
 pub mod sps;
 pub mod timeline;
@@ -38,11 +39,14 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use scopecast_transport::media::AccessUnit;
-use serde_json::json;
 
 use crate::clock::SharedClock;
 use crate::metrics::{Counter, Gauge, MetricsRegistry};
-use crate::scene::{Annotation, Scene, SceneStore};
+use crate::scene::SceneStore;
+pub use format::FORMAT;
+use format::{
+    EncoderRecord, Manifest, RepairRecord, SceneRecord, SegmentRecord, SessionState, SetupRecord, TimelineRecord,
+};
 
 /// The longest stretch of video a fragment holds, ns: what a crash can lose
 /// beyond the queue.
@@ -51,8 +55,6 @@ pub const FRAGMENT_NS: u64 = 500_000_000;
 pub const QUEUE_FRAMES: usize = 240;
 /// How long after a failed write the recorder tries again.
 const RETRY_AFTER_NS: u64 = 1_000_000_000;
-/// The manifest's format name.
-pub const FORMAT: &str = "scopecast-recording/1";
 
 /// Which stream of a session a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +77,20 @@ impl Track {
         }
     }
 
-    /// The `kind` of its segments' timeline records.
-    pub fn record_kind(self) -> &'static str {
+    /// The timeline record that starts one of its segments.
+    pub fn segment_record(self, segment: SegmentRecord) -> TimelineRecord {
         match self {
-            Track::Composited => "segment",
-            Track::Clean => "clean_segment",
+            Track::Composited => TimelineRecord::Segment(segment),
+            Track::Clean => TimelineRecord::CleanSegment(segment),
+        }
+    }
+
+    /// The segment a timeline record starts on this track, if it is one.
+    pub fn segment_of(self, record: &TimelineRecord) -> Option<&SegmentRecord> {
+        match (self, record) {
+            (Track::Composited, TimelineRecord::Segment(segment))
+            | (Track::Clean, TimelineRecord::CleanSegment(segment)) => Some(segment),
+            _ => None,
         }
     }
 
@@ -160,7 +171,7 @@ impl RecorderStatus {
 enum Message {
     Frame(Track, AccessUnit),
     /// A timeline record from elsewhere in the station (the access log's).
-    Note(serde_json::Value),
+    Note(TimelineRecord),
     Start,
     Stop,
 }
@@ -178,10 +189,10 @@ pub struct Recorder {
 pub struct SessionInfo {
     /// Station name for the manifest (from the config; no patient data).
     pub station: String,
-    /// The calibration and models, as JSON, for the manifest.
-    pub setup: serde_json::Value,
-    /// Encoder settings, as JSON.
-    pub encoder: serde_json::Value,
+    /// The calibration and models, for the manifest.
+    pub setup: SetupRecord,
+    /// Encoder settings.
+    pub encoder: EncoderRecord,
 }
 
 impl Recorder {
@@ -239,10 +250,9 @@ impl Recorder {
         }
     }
 
-    /// Adds `record` (a JSON object with a `kind`) to the open session's
-    /// timeline; without a session it is not kept. Never blocks: dropped,
-    /// counted, when the queue is full.
-    pub fn note(&self, record: serde_json::Value) {
+    /// Adds `record` to the open session's timeline; without a session it
+    /// is not kept. Never blocks: dropped, counted, when the queue is full.
+    pub fn note(&self, record: TimelineRecord) {
         if !self.status.recording.load(Ordering::Relaxed) {
             return;
         }
@@ -368,47 +378,11 @@ pub fn utc_stamp(unix_ms: u64) -> String {
     format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// The scene as a timeline record's payload.
-pub fn scene_json(scene: &Scene) -> serde_json::Value {
-    let annotations: Vec<serde_json::Value> = scene
-        .annotations
-        .iter()
-        .map(|e| {
-            let shape = match &e.annotation {
-                Annotation::Stroke { points, colour, width_px } => json!({
-                    "stroke": { "points": points.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>(), "colour": colour, "width_px": width_px }
-                }),
-                Annotation::Arrow { from, to, colour, width_px } => json!({
-                    "arrow": { "from": [from.x, from.y], "to": [to.x, to.y], "colour": colour, "width_px": width_px }
-                }),
-                Annotation::Label { at, text, colour, size_px } => json!({
-                    "label": { "at": [at.x, at.y], "text": text, "colour": colour, "size_px": size_px }
-                }),
-            };
-            json!({ "author": e.author, "time_ns": e.time_ns, "id": e.id, "expires_ns": e.expires_ns, "shape": shape })
-        })
-        .collect();
-    let models: Vec<serde_json::Value> = scene
-        .models
-        .iter()
-        .map(|m| {
-            json!({ "name": m.name, "visible": m.visible, "opacity": m.opacity, "colour": m.colour,
-                    "camera_from_model": m.camera_from_model.to_cols_array() })
-        })
-        .collect();
-    json!({
-        "layers": { "anatomy": scene.layers.anatomy, "annotations": scene.layers.annotations },
-        "undistorted": scene.output_mode == crate::scene::OutputMode::Undistorted,
-        "models": models,
-        "annotations": annotations,
-    })
-}
-
-/// Writes `value` to `path` atomically (temporary file, sync, rename).
-fn write_json_atomically(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+/// Writes `manifest` to `path` atomically (temporary file, sync, rename).
+fn write_manifest(path: &Path, manifest: &Manifest) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let written = File::create(&tmp).and_then(|mut file| {
-        std::io::Write::write_all(&mut file, serde_json::to_string_pretty(value).unwrap_or_default().as_bytes())?;
+        std::io::Write::write_all(&mut file, manifest.to_json().as_bytes())?;
         file.sync_all()
     });
     if let Err(e) = written {
@@ -473,13 +447,16 @@ impl Writer {
         std::fs::create_dir_all(&self.folder)?;
         let dir = self.folder.join(&name);
         std::fs::create_dir(&dir)?;
-        let manifest = json!({
-            "format": FORMAT, "session": name, "state": "recording", "started_wall_ms": started,
-            "station": self.info.station, "setup": self.info.setup, "encoder": self.info.encoder,
-        });
-        write_json_atomically(&dir.join("manifest.json"), &manifest)?;
+        let manifest = Manifest::started(
+            name.clone(),
+            started,
+            self.info.station.clone(),
+            self.info.setup.clone(),
+            self.info.encoder.clone(),
+        );
+        write_manifest(&dir.join("manifest.json"), &manifest)?;
         let mut timeline = timeline::TimelineWriter::create(&dir.join("timeline.bin"))?;
-        timeline.append(&json!({ "kind": "start", "wall_ms": started, "t_ns": self.clock.now_ns() }))?;
+        timeline.append(&TimelineRecord::Start { wall_ms: started, t_ns: self.clock.now_ns() })?;
         Ok(Session {
             dir,
             name,
@@ -497,8 +474,8 @@ impl Writer {
             // Frames were dropped before the queue: each track resumes at a keyframe.
             self.status.gaps.inc();
             session.tracks.iter_mut().for_each(|t| t.need_keyframe = true);
-            let _ =
-                session.timeline.append(&json!({ "kind": "gap", "t_ns": au.capture_time_ns, "reason": "queue full" }));
+            let gap = TimelineRecord::Gap { t_ns: au.capture_time_ns, reason: "queue full".into() };
+            let _ = session.timeline.append(&gap);
         }
         let state = &mut session.tracks[track.index()];
         let waiting =
@@ -517,9 +494,8 @@ impl Writer {
                 // The segment keeps what was synced; the next one starts at a keyframe.
                 session.tracks[track.index()].segment = None;
                 session.retry_at_ns = Some(au.capture_time_ns + RETRY_AFTER_NS);
-                let _ = session
-                    .timeline
-                    .append(&json!({ "kind": "gap", "t_ns": au.capture_time_ns, "reason": e.kind().to_string() }));
+                let gap = TimelineRecord::Gap { t_ns: au.capture_time_ns, reason: e.kind().to_string() };
+                let _ = session.timeline.append(&gap);
             }
         } else if session.retry_at_ns.take().is_some() {
             self.status.set_error(None);
@@ -564,9 +540,12 @@ impl Writer {
                 state.segments -= 1;
                 return Err(e);
             }
-            session.timeline.append(&json!({
-                "kind": track.record_kind(), "index": state.segments, "t_ns": au.capture_time_ns,
-                "wall_ms": au.capture_wall_ms, "width": width, "height": height,
+            session.timeline.append(&track.segment_record(SegmentRecord {
+                index: u64::from(state.segments),
+                t_ns: au.capture_time_ns,
+                wall_ms: au.capture_wall_ms,
+                width,
+                height,
             }))?;
             state.segment = Some(Segment {
                 file,
@@ -580,10 +559,12 @@ impl Writer {
         }
         let current = scene.load();
         if track == Track::Composited && session.scene_version != Some(current.version) {
-            session.timeline.append(&json!({
-                "kind": "scene", "t_ns": au.capture_time_ns, "wall_ms": au.capture_wall_ms,
-                "version": current.version, "scene": scene_json(&current.scene),
-            }))?;
+            session.timeline.append(&TimelineRecord::Scene {
+                t_ns: au.capture_time_ns,
+                wall_ms: au.capture_wall_ms,
+                version: current.version,
+                scene: SceneRecord::from(&*current.scene),
+            })?;
             session.scene_version = Some(current.version);
         }
         let state = &mut session.tracks[track.index()];
@@ -660,20 +641,20 @@ impl Writer {
             self.status.bytes.add(bytes);
         }
         let stopped = wall_ms();
-        let _ = session.timeline.append(&json!({ "kind": "stop", "wall_ms": stopped, "t_ns": self.clock.now_ns() }));
+        let _ = session.timeline.append(&TimelineRecord::Stop { wall_ms: stopped, t_ns: self.clock.now_ns() });
         let manifest_path = session.dir.join("manifest.json");
-        let mut manifest: serde_json::Value = std::fs::read(&manifest_path)
+        let mut manifest = std::fs::read(&manifest_path)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| json!({ "format": FORMAT, "session": session.name }));
-        manifest["state"] = json!("finished");
-        manifest["finished_wall_ms"] = json!(stopped);
-        manifest["duration_ms"] = json!(stopped.saturating_sub(session.started_wall_ms));
-        manifest["segments"] = json!(session.tracks[Track::Composited.index()].segments);
-        manifest["clean_segments"] = json!(session.tracks[Track::Clean.index()].segments);
-        manifest["dropped_frames"] = json!(self.status.dropped.get());
-        manifest["gaps"] = json!(self.status.gaps.get());
-        if closed.is_err() || write_json_atomically(&manifest_path, &manifest).is_err() {
+            .and_then(|b| Manifest::parse(&b).ok())
+            .unwrap_or_else(|| Manifest::bare(session.name.clone()));
+        manifest.state = SessionState::Finished;
+        manifest.finished_wall_ms = Some(stopped);
+        manifest.duration_ms = Some(stopped.saturating_sub(session.started_wall_ms));
+        manifest.segments = Some(session.tracks[Track::Composited.index()].segments);
+        manifest.clean_segments = Some(session.tracks[Track::Clean.index()].segments);
+        manifest.dropped_frames = Some(self.status.dropped.get());
+        manifest.gaps = Some(self.status.gaps.get());
+        if closed.is_err() || write_manifest(&manifest_path, &manifest).is_err() {
             self.failed("could not finish the recording's last segment or manifest");
         }
         tracing::info!(session = %session.name, "recording stopped");
@@ -740,13 +721,12 @@ pub fn repair_unfinished(folder: &Path) -> Vec<RepairReport> {
     let mut reports = Vec::new();
     for dir in sessions(folder) {
         let manifest_path = dir.join("manifest.json");
-        let Ok(mut manifest) = std::fs::read(&manifest_path)
-            .map_err(|_| ())
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|_| ()))
+        let Ok(mut manifest) =
+            std::fs::read(&manifest_path).map_err(|_| ()).and_then(|b| Manifest::parse(&b).map_err(|_| ()))
         else {
             continue;
         };
-        if manifest["state"] != "recording" {
+        if manifest.state != SessionState::Recording {
             continue;
         }
         let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
@@ -770,12 +750,12 @@ pub fn repair_unfinished(folder: &Path) -> Vec<RepairReport> {
         if let Some(contents) = timeline::read(&bytes) {
             report.cut_bytes += truncate(&timeline_path, contents.valid_length).unwrap_or(0);
         }
-        manifest["state"] = json!("repaired");
-        manifest["repaired_wall_ms"] = json!(wall_ms());
-        manifest["repair"] = json!({ "cut_bytes": report.cut_bytes, "removed_segments": report.removed_segments });
-        manifest["segments"] = json!(segments[Track::Composited.index()]);
-        manifest["clean_segments"] = json!(segments[Track::Clean.index()]);
-        if write_json_atomically(&manifest_path, &manifest).is_ok() {
+        manifest.state = SessionState::Repaired;
+        manifest.repaired_wall_ms = Some(wall_ms());
+        manifest.repair = Some(RepairRecord { cut_bytes: report.cut_bytes, removed_segments: report.removed_segments });
+        manifest.segments = Some(segments[Track::Composited.index()]);
+        manifest.clean_segments = Some(segments[Track::Clean.index()]);
+        if write_manifest(&manifest_path, &manifest).is_ok() {
             reports.push(report);
         }
     }

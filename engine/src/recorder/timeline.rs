@@ -2,11 +2,14 @@
 //! little-endian length, the CRC-32 (IEEE) of the payload, and the payload (one
 //! JSON object), after an 8-byte magic. A record is synced when written, so a
 //! cut file holds every record up to a torn tail; [`read`] stops at the first
-//! record whose length or checksum does not hold and says where.
+//! record whose length or checksum does not hold and says where. What the
+//! records say is [`super::format::TimelineRecord`].
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+
+use super::format::TimelineRecord;
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"SCTL0001";
@@ -30,8 +33,8 @@ impl TimelineWriter {
     }
 
     /// Appends one record and syncs it.
-    pub fn append(&mut self, record: &serde_json::Value) -> std::io::Result<()> {
-        let payload = record.to_string().into_bytes();
+    pub fn append(&mut self, record: &TimelineRecord) -> std::io::Result<()> {
+        let payload = record.to_json().into_bytes();
         if payload.len() > MAX_RECORD_BYTES {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "timeline record over 4 MiB"));
         }
@@ -51,8 +54,9 @@ impl TimelineWriter {
 /// What [`read`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineContents {
-    /// The whole records, in order.
-    pub records: Vec<serde_json::Value>,
+    /// The whole records, in order (a kind this build does not know, or a
+    /// record it cannot read, as [`TimelineRecord::Other`]).
+    pub records: Vec<TimelineRecord>,
     /// Bytes up to the end of the last whole record.
     pub valid_length: usize,
     /// Bytes after it (a torn or damaged tail).
@@ -76,8 +80,8 @@ pub fn read(bytes: &[u8]) -> Option<TimelineContents> {
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let Ok(record) = serde_json::from_slice(payload) else { break };
-        records.push(record);
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(payload) else { break };
+        records.push(TimelineRecord::from_json(record));
         at += 8 + length;
     }
     Some(TimelineContents { records, valid_length: at, torn_bytes: bytes.len() - at })
@@ -93,11 +97,12 @@ mod tests {
         let path = dir.path().join("timeline.bin");
         let mut writer = TimelineWriter::create(&path).expect("create");
         for i in 0..3 {
-            writer.append(&serde_json::json!({ "kind": "scene", "i": i })).expect("append");
+            writer.append(&TimelineRecord::Gap { t_ns: i, reason: "queue full".into() }).expect("append");
         }
         let bytes = std::fs::read(&path).expect("read");
         let whole = read(&bytes).expect("a timeline");
         assert_eq!(whole.records.len(), 3);
+        assert_eq!(whole.records[2], TimelineRecord::Gap { t_ns: 2, reason: "queue full".into() });
         assert_eq!((whole.valid_length, whole.torn_bytes), (bytes.len(), 0));
         let cut = read(&bytes[..bytes.len() - 3]).expect("a timeline");
         assert_eq!(cut.records.len(), 2);

@@ -1,5 +1,5 @@
 //! The recorded scene over time, from the timeline's `scene` records (see
-//! `recorder::scene_json`), put back into a live scene when a replay draws
+//! `recorder::format::SceneRecord`), put back into a live scene when a replay draws
 //! the overlays afresh.
 //!
 //! What a trainer does during the replay stays on top of what was recorded:
@@ -17,10 +17,10 @@
 //! frame's `shift` (replay capture time − recorded capture time), so the
 //! compositor fades them exactly as it did live.
 
-use glam::{Mat4, Vec2};
-use serde_json::Value;
+use glam::Mat4;
 
-use crate::scene::{Annotation, AnnotationEntry, OutputMode, Scene};
+use crate::recorder::format::TimelineRecord;
+use crate::scene::{AnnotationEntry, OutputMode, Scene};
 
 /// The author prefix of recorded annotations in a replay's scene.
 pub const RECORDED_AUTHOR_PREFIX: &str = "recorded:";
@@ -40,7 +40,7 @@ pub struct RecordedModel {
     pub camera_from_model: Mat4,
 }
 
-/// One `scene` record.
+/// One `scene` record, ready to apply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedScene {
     /// Capture time of the first frame that showed it, recording clock, ns.
@@ -51,86 +51,40 @@ pub struct RecordedScene {
     pub undistorted: bool,
     /// The models.
     pub models: Vec<RecordedModel>,
-    /// The annotations, times on the recording clock.
+    /// The annotations, times on the recording clock, authors prefixed
+    /// with [`RECORDED_AUTHOR_PREFIX`] and ids 0 (nobody edits them).
     pub annotations: Vec<AnnotationEntry>,
 }
 
-fn point(value: &Value) -> Option<Vec2> {
-    Some(Vec2::new(value.get(0)?.as_f64()? as f32, value.get(1)?.as_f64()? as f32))
-}
-
-fn floats<const N: usize>(value: &Value) -> Option<[f32; N]> {
-    let items = value.as_array()?;
-    if items.len() != N {
-        return None;
-    }
-    let mut out = [0.0; N];
-    for (slot, item) in out.iter_mut().zip(items) {
-        *slot = item.as_f64()? as f32;
-    }
-    Some(out)
-}
-
-fn annotation(value: &Value) -> Option<AnnotationEntry> {
-    let shape = &value["shape"];
-    let annotation = if let Some(stroke) = shape.get("stroke") {
-        let points = stroke["points"].as_array()?.iter().map(point).collect::<Option<Vec<_>>>()?;
-        Annotation::Stroke { points, colour: floats(&stroke["colour"])?, width_px: stroke["width_px"].as_f64()? as f32 }
-    } else if let Some(arrow) = shape.get("arrow") {
-        Annotation::Arrow {
-            from: point(&arrow["from"])?,
-            to: point(&arrow["to"])?,
-            colour: floats(&arrow["colour"])?,
-            width_px: arrow["width_px"].as_f64()? as f32,
-        }
-    } else if let Some(label) = shape.get("label") {
-        Annotation::Label {
-            at: point(&label["at"])?,
-            text: label["text"].as_str()?.to_string(),
-            colour: floats(&label["colour"])?,
-            size_px: label["size_px"].as_f64()? as f32,
-        }
-    } else {
-        return None;
-    };
-    Some(AnnotationEntry {
-        author: format!("{RECORDED_AUTHOR_PREFIX}{}", value["author"].as_str().unwrap_or("")),
-        time_ns: value["time_ns"].as_u64()?,
-        annotation,
-        // Nobody edits a recorded annotation (and its live id could collide with the trainer's).
-        id: 0,
-        expires_ns: value["expires_ns"].as_u64(),
-    })
-}
-
-fn model(value: &Value) -> Option<RecordedModel> {
-    Some(RecordedModel {
-        name: value["name"].as_str()?.to_string(),
-        visible: value["visible"].as_bool()?,
-        opacity: value["opacity"].as_f64()? as f32,
-        colour: floats(&value["colour"])?,
-        camera_from_model: Mat4::from_cols_array(&floats::<16>(&value["camera_from_model"])?),
-    })
-}
-
-/// One `scene` record's payload; `None` when it is not one (a record of
-/// another format is skipped, never trusted half-way).
-pub fn recorded_scene(record: &Value) -> Option<RecordedScene> {
-    if record["kind"] != "scene" {
-        return None;
-    }
-    let scene = &record["scene"];
+/// One `scene` record's payload; `None` when the record is another kind.
+pub fn recorded_scene(record: &TimelineRecord) -> Option<RecordedScene> {
+    let TimelineRecord::Scene { t_ns, scene, .. } = record else { return None };
     Some(RecordedScene {
-        t_ns: record["t_ns"].as_u64()?,
-        layers: (scene["layers"]["anatomy"].as_bool()?, scene["layers"]["annotations"].as_bool()?),
-        undistorted: scene["undistorted"].as_bool()?,
-        models: scene["models"].as_array()?.iter().map(model).collect::<Option<Vec<_>>>()?,
-        annotations: scene["annotations"].as_array()?.iter().map(annotation).collect::<Option<Vec<_>>>()?,
+        t_ns: *t_ns,
+        layers: (scene.layers.anatomy, scene.layers.annotations),
+        undistorted: scene.undistorted,
+        models: scene
+            .models
+            .iter()
+            .map(|m| RecordedModel {
+                name: m.name.clone(),
+                visible: m.visible,
+                opacity: m.opacity,
+                colour: m.colour,
+                camera_from_model: m.camera_from_model(),
+            })
+            .collect(),
+        // Nobody edits a recorded annotation (and its live id could collide with the trainer's).
+        annotations: scene
+            .annotations
+            .iter()
+            .map(|a| AnnotationEntry { id: 0, ..a.entry(RECORDED_AUTHOR_PREFIX) })
+            .collect(),
     })
 }
 
 /// The scene records of a timeline, in order.
-pub fn scene_track(records: &[Value]) -> Vec<RecordedScene> {
+pub fn scene_track(records: &[TimelineRecord]) -> Vec<RecordedScene> {
     records.iter().filter_map(recorded_scene).collect()
 }
 
@@ -175,8 +129,11 @@ pub fn apply(scene: &mut Scene, recorded: &RecordedScene, switches: bool, shift_
 
 #[cfg(test)]
 mod tests {
+    use glam::Vec2;
+
     use super::*;
-    use crate::recorder::scene_json;
+    use crate::recorder::format::SceneRecord;
+    use crate::scene::Annotation;
 
     fn entry(author: &str, time_ns: u64, expires_ns: Option<u64>) -> AnnotationEntry {
         AnnotationEntry {
@@ -207,7 +164,9 @@ mod tests {
             },
             ..entry("viewer 2", 2_000, None)
         });
-        let record = serde_json::json!({ "kind": "scene", "t_ns": 500, "scene": scene_json(&live) });
+        let record = TimelineRecord::Scene { t_ns: 500, wall_ms: 0, version: 1, scene: SceneRecord::from(&live) };
+        // Through the file's JSON, as a replay reads it.
+        let record = TimelineRecord::from_json(serde_json::from_str(&record.to_json()).expect("JSON"));
         let recorded = recorded_scene(&record).expect("a scene record");
         assert_eq!(recorded.t_ns, 500);
         assert_eq!(recorded.layers, (false, true));
@@ -231,8 +190,10 @@ mod tests {
 
     #[test]
     fn damaged_records_are_skipped_and_the_record_in_force_is_found() {
-        assert_eq!(recorded_scene(&serde_json::json!({ "kind": "scene", "t_ns": 1, "scene": { "layers": 5 } })), None);
-        assert_eq!(recorded_scene(&serde_json::json!({ "kind": "gap", "t_ns": 1 })), None);
+        let damaged =
+            TimelineRecord::from_json(serde_json::json!({ "kind": "scene", "t_ns": 1, "scene": { "layers": 5 } }));
+        assert_eq!(recorded_scene(&damaged), None);
+        assert_eq!(recorded_scene(&TimelineRecord::Gap { t_ns: 1, reason: "queue full".into() }), None);
         let at = |t_ns| RecordedScene {
             t_ns,
             layers: (true, true),

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::schedule::FrameTime;
-use crate::recorder::{FORMAT, Track, mp4, timeline, track_files};
+use crate::recorder::format::{FORMAT, Manifest, ManifestError, SessionState, TimelineRecord};
+use crate::recorder::{Track, mp4, timeline, track_files};
 
 /// Longest pause between two frames kept on the replay timeline, ns.
 pub const MAX_GAP_NS: u64 = 1_000_000_000;
@@ -101,8 +102,8 @@ pub struct SegmentFile {
 pub struct RecordedSession {
     /// The folder's name (a UTC stamp and a random suffix: no patient data).
     pub name: String,
-    /// `finished`, `repaired` or `recording` (unfinished).
-    pub state: String,
+    /// Finished, repaired or still `recording` (unfinished).
+    pub state: SessionState,
     /// Every frame, in order.
     pub frames: Vec<RecordedFrame>,
     /// The segment files the frames are in.
@@ -112,7 +113,7 @@ pub struct RecordedSession {
 }
 
 /// The timeline's whole records (none when it is missing or foreign).
-pub fn timeline_records(dir: &Path) -> Vec<serde_json::Value> {
+pub fn timeline_records(dir: &Path) -> Vec<TimelineRecord> {
     let bytes = std::fs::read(dir.join("timeline.bin")).unwrap_or_default();
     timeline::read(&bytes).map(|c| c.records).unwrap_or_default()
 }
@@ -121,8 +122,8 @@ pub fn timeline_records(dir: &Path) -> Vec<serde_json::Value> {
 fn segment_starts(dir: &Path, track: Track) -> HashMap<u64, (u64, u64)> {
     timeline_records(dir)
         .iter()
-        .filter(|r| r["kind"] == track.record_kind())
-        .filter_map(|r| Some((r["index"].as_u64()?, (r["t_ns"].as_u64()?, r["wall_ms"].as_u64()?))))
+        .filter_map(|r| track.segment_of(r))
+        .map(|segment| (segment.index, (segment.t_ns, segment.wall_ms)))
         .collect()
 }
 
@@ -133,16 +134,14 @@ fn segment_number(path: &Path, track: Track) -> Option<u64> {
 
 /// The manifest of session folder `dir`, checked to be ours: what every
 /// reader of recordings (replay, `recordings list|info|verify|export`) opens first.
-pub fn read_manifest(dir: &Path) -> Result<serde_json::Value, ReplayError> {
+pub fn read_manifest(dir: &Path) -> Result<Manifest, ReplayError> {
     let manifest_path = dir.join("manifest.json");
     let not_a_session = |reason: String| ReplayError::NotASession { path: dir.to_path_buf(), reason };
     let bytes = std::fs::read(&manifest_path).map_err(|e| not_a_session(e.to_string()))?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| not_a_session(format!("manifest.json: {e}")))?;
-    if manifest["format"] != FORMAT {
-        return Err(ReplayError::Foreign { path: manifest_path, found: manifest["format"].to_string() });
-    }
-    Ok(manifest)
+    Manifest::parse(&bytes).map_err(|e| match e {
+        ManifestError::Foreign { found } => ReplayError::Foreign { path: manifest_path, found },
+        unreadable @ ManifestError::Unreadable(_) => not_a_session(unreadable.to_string()),
+    })
 }
 
 impl RecordedSession {
@@ -162,7 +161,7 @@ impl RecordedSession {
         let starts = segment_starts(dir, track);
         let mut session = Self {
             name: dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-            state: manifest["state"].as_str().unwrap_or("unknown").to_string(),
+            state: manifest.state,
             frames: Vec::new(),
             segments: Vec::new(),
             skipped: Vec::new(),
@@ -286,7 +285,11 @@ mod tests {
         std::fs::write(path.join("manifest.json"), format!(r#"{{"format":"{FORMAT}","state":"repaired"}}"#))
             .expect("manifest");
         let mut timeline = TimelineWriter::create(&path.join("timeline.bin")).expect("timeline");
-        let segment = |index: u64, t_ns: u64, wall_ms: u64| serde_json::json!({ "kind": "segment", "index": index, "t_ns": t_ns, "wall_ms": wall_ms });
+        let segment = |index: u64, t_ns: u64, wall_ms: u64| {
+            TimelineRecord::from_json(
+                serde_json::json!({ "kind": "segment", "index": index, "t_ns": t_ns, "wall_ms": wall_ms }),
+            )
+        };
         timeline.append(&segment(1, 1_000_000_000, 5_000)).expect("record");
         // Segment 2 starts 5 s after segment 1 ended (a full disk); segment 3's record was lost.
         timeline.append(&segment(2, 6_100_000_000, 10_100)).expect("record");
@@ -296,7 +299,7 @@ mod tests {
         std::fs::write(path.join("segment-000004.mp4"), b"torn beyond repair").expect("broken");
 
         let session = RecordedSession::open(path).expect("opens");
-        assert_eq!(session.state, "repaired");
+        assert_eq!(session.state, SessionState::Repaired);
         let walls: Vec<u64> = session.frames.iter().map(|f| f.wall_ms).collect();
         assert_eq!(walls, [5_000, 5_033, 5_067, 10_100, 10_133, 10_166, 10_199], "recorded capture times, ms");
         let plays: Vec<u64> = session.frames.iter().map(|f| f.play_ns / 1_000_000).collect();
