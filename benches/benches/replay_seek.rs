@@ -99,7 +99,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     for held in [false, true] {
         if held {
-            controls.apply(1, &Command::Pause {}).expect("pause");
+            controls.apply(ViewerId(1), &Command::Pause {}).expect("pause");
         }
         let (mut landed, mut playing, mut misses) = (Vec::new(), Vec::new(), 0);
         for i in 0..SEEKS {
@@ -109,7 +109,7 @@ fn main() {
             let key_wall = frames[key].wall_ms;
             drain(&broadcast, viewer);
             let sent = Instant::now();
-            controls.apply(1, &Command::Seek { to_ms: target_ms }).expect("seek");
+            controls.apply(ViewerId(1), &Command::Seek { to_ms: target_ms }).expect("seek");
             match wait_for(&broadcast, viewer, sent, |au| au.keyframe && au.capture_wall_ms == key_wall) {
                 Some(t) => landed.push(t.as_secs_f64() * 1e3),
                 None => misses += 1,

@@ -93,7 +93,10 @@ impl ServedStation {
             connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
         };
         let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
-        let whep = station.broadcast.clone().map(|b| Arc::new(Whep::new(b, settings, Some(drawing))));
+        let whep = station
+            .broadcast
+            .clone()
+            .map(|b| Arc::new(Whep::new(b, settings, Some(drawing), scopecast_engine::clock::for_transport(&clock))));
         let server = scopecast_engine::http::HttpServer::start(
             "127.0.0.1:0".parse().expect("addr"),
             station.metrics_view(),

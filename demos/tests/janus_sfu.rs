@@ -127,7 +127,7 @@ fn eight_viewers_watch_through_janus_and_the_harness_prints_what_janus_adds() {
         initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
         connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
     };
-    let whep = Arc::new(Whep::new(broadcast.clone(), settings, None));
+    let whep = Arc::new(Whep::new(broadcast.clone(), settings, None, scopecast_engine::clock::for_transport(&clock)));
     let server = scopecast_engine::http::HttpServer::start(
         "127.0.0.1:0".parse().expect("addr"),
         station.metrics_view(),
@@ -146,6 +146,7 @@ fn eight_viewers_watch_through_janus_and_the_harness_prints_what_janus_adds() {
             ice_servers: Vec::new(),
         },
         broadcast,
+        scopecast_engine::clock::for_transport(&clock),
     )
     .expect("publisher starts");
 

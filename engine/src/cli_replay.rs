@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use scopecast_engine::clock::{SharedClock, SystemClock};
+use scopecast_engine::clock::{SharedClock, SystemClock, for_transport};
 use scopecast_engine::config::Config;
 use scopecast_engine::metrics::MetricsRegistry;
 use scopecast_engine::recorder::Track;
@@ -96,7 +96,10 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let drawing: Arc<dyn CommandSink> = station.commands.clone();
         let controls: Arc<dyn CommandSink> = Arc::new(PlayerControls::new(shared.clone(), Some(drawing)));
         let access = crate::start_access_log(&config, None);
-        let whep = Arc::new(crate::whep_with_access(Whep::new(broadcast, settings, Some(controls)), access.as_ref()));
+        let whep = Arc::new(crate::whep_with_access(
+            Whep::new(broadcast, settings, Some(controls), for_transport(&clock)),
+            access.as_ref(),
+        ));
         let (metrics, source) = (station.metrics_view(), station.source_status.clone());
         let server = crate::start_http(&config, addr, metrics, source, &clock, Some(whep.clone()), access)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), whep.viewer_count()));
@@ -112,7 +115,10 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let player = Player::start(session, broadcast.clone(), clock.clone()).context("cannot start the player")?;
         let controls: Arc<dyn CommandSink> = player.controls();
         let access = crate::start_access_log(config, None);
-        let whep = Arc::new(crate::whep_with_access(Whep::new(broadcast, settings, Some(controls)), access.as_ref()));
+        let whep = Arc::new(crate::whep_with_access(
+            Whep::new(broadcast, settings, Some(controls), for_transport(&clock)),
+            access.as_ref(),
+        ));
         let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
         let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()), access)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), whep.viewer_count()));

@@ -26,6 +26,13 @@ pub trait Clock: Send + Sync {
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// `clock` as transport reads it (rate limits, keyframe intervals, layer
+/// choices): one clock for the whole station.
+pub fn for_transport(clock: &SharedClock) -> scopecast_transport::clock::StationClock {
+    let clock = clock.clone();
+    scopecast_transport::clock::StationClock::new(move || clock.now_ns())
+}
+
 /// The real clock: `Instant` for monotonic time, `SystemTime` for wall time.
 #[derive(Debug, Clone)]
 pub struct SystemClock {

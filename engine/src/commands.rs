@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, bounded};
 
+use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
 use scopecast_transport::room::CommandSink;
 
@@ -63,7 +64,7 @@ impl StationCommands {
 }
 
 impl CommandSink for StationCommands {
-    fn apply(&self, viewer: u64, command: &Command) -> Result<Option<Notice>, String> {
+    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String> {
         match command {
             Command::Record { on } => {
                 let switches = self
@@ -72,18 +73,18 @@ impl CommandSink for StationCommands {
                     .ok_or_else(|| "this station is not encoding, so it cannot record".to_string())?;
                 let on = *on;
                 switches.try_send(on).map_err(|_| "the recorder is busy; try again in a second".to_string())?;
-                tracing::info!(viewer, on, "recording switched from a viewer page");
+                tracing::info!(viewer = viewer.0, on, "recording switched from a viewer page");
                 Ok(Some(Notice::Recording { v: PROTOCOL_VERSION, on }))
             }
             Command::Pause {} | Command::Play {} | Command::Seek { .. } | Command::Speed { .. } => {
                 Err(format!("{} works on a replay (scopecast replay), not on the live station", command.name()))
             }
-            _ => self.telestration.apply_at(viewer, command, self.clock.now_ns()).map(|()| None),
+            _ => self.telestration.apply_at(viewer.0, command, self.clock.now_ns()).map(|()| None),
         }
     }
 
-    fn left(&self, viewer: u64) {
-        self.telestration.left(viewer);
+    fn left(&self, viewer: ViewerId) {
+        self.telestration.left(viewer.0);
     }
 
     fn greeting(&self) -> Option<Notice> {

@@ -627,7 +627,12 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
             let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
             let access = start_access_log(config, station.recorder.clone());
             let whep = station.broadcast.clone().map(|b| {
-                let whep = scopecast_transport::whep::Whep::new(b, settings.clone(), Some(drawing));
+                let whep = scopecast_transport::whep::Whep::new(
+                    b,
+                    settings.clone(),
+                    Some(drawing),
+                    scopecast_engine::clock::for_transport(&clock),
+                );
                 Arc::new(whep_with_access(whep, access.as_ref()))
             });
             let (metrics, source) = (station.metrics_view(), station.source_status.clone());
@@ -645,7 +650,11 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
                 ice_servers: config.http.ice_servers.clone(),
             };
             println!("publishing to WHIP endpoint {}", config.whip.url);
-            Some(scopecast_transport::whip::WhipPublisher::start(settings, broadcast.clone())?)
+            Some(scopecast_transport::whip::WhipPublisher::start(
+                settings,
+                broadcast.clone(),
+                scopecast_engine::clock::for_transport(&clock),
+            )?)
         }
         (None, false) => {
             tracing::warn!("whip.url is set but the encoder is off: nothing to publish");

@@ -29,6 +29,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
 use crate::broadcast::Broadcast;
+use crate::clock::StationClock;
 use crate::fanout::ViewerId;
 
 /// One viewer's network path as the station sees it from RTCP.
@@ -99,19 +100,28 @@ pub struct ViewerFeedback {
     /// A monotonic instant and the wall time then (as webrtc-rs's sender
     /// reports use): packet times become NTP without reading the clock again.
     baseline: (Instant, Duration),
+    clock: StationClock,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
 impl ViewerFeedback {
     /// Feedback of `viewer`, written to `link`, keyframe requests to `broadcast`.
-    pub fn new(viewer: ViewerId, broadcast: Arc<Broadcast>, link: Arc<Mutex<ViewerLink>>, now: Instant) -> Self {
+    /// `clock` times its estimates for the layer choice (the station's clock).
+    pub fn new(
+        viewer: ViewerId,
+        broadcast: Arc<Broadcast>,
+        link: Arc<Mutex<ViewerLink>>,
+        now: Instant,
+        clock: StationClock,
+    ) -> Self {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Self {
             viewer,
             broadcast,
             link,
             baseline: (now, wall),
+            clock,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
         }
@@ -149,8 +159,7 @@ impl ViewerFeedback {
         if keyframe_wanted {
             tracing::debug!(viewer = self.viewer.0, "keyframe requested");
         }
-        let now_ns = u64::try_from(now.saturating_duration_since(self.baseline.0).as_nanos()).unwrap_or(u64::MAX);
-        if let Some(now) = self.broadcast.feedback(self.viewer, keyframe_wanted, estimate, now_ns) {
+        if let Some(now) = self.broadcast.feedback(self.viewer, keyframe_wanted, estimate, self.clock.now_ns()) {
             let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
             link.layer = now.layer;
             link.layer_rate_bps = Some(now.rate_bps);

@@ -19,6 +19,8 @@ pub mod auth;
 #[cfg(feature = "webrtc")]
 pub mod broadcast;
 #[cfg(feature = "webrtc")]
+pub mod clock;
+#[cfg(feature = "webrtc")]
 pub mod fanout;
 #[cfg(feature = "webrtc")]
 pub mod feedback;
@@ -35,6 +37,8 @@ pub mod peer;
 pub mod protocol;
 #[cfg(feature = "webrtc")]
 pub mod room;
+#[cfg(feature = "webrtc")]
+pub mod room_channels;
 #[cfg(feature = "webrtc")]
 pub mod rtp_h264;
 #[cfg(feature = "webrtc")]

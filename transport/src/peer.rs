@@ -24,6 +24,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::broadcast::{Broadcast, ViewerFeed};
+use crate::clock::StationClock;
 use crate::fanout::ViewerId;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback, ViewerLink};
 use crate::ice::IceServer;
@@ -66,6 +67,8 @@ pub(crate) struct PeerEnds<'a> {
     pub ice_servers: &'a [IceServer],
     /// With bandwidth estimation (TWCC + GCC) starting here, bit/s.
     pub estimate_from_bps: Option<f64>,
+    /// The station's clock.
+    pub clock: StationClock,
 }
 
 /// The H.264 codec we send.
@@ -95,7 +98,8 @@ pub(crate) async fn build_peer(
         )
         .map_err(webrtc_error)?;
     // NACK responder and generator ("nack", "nack pli"), sender/receiver reports, then ours last.
-    let feedback = ViewerFeedback::new(ends.viewer, ends.broadcast.clone(), ends.link.clone(), Instant::now());
+    let feedback =
+        ViewerFeedback::new(ends.viewer, ends.broadcast.clone(), ends.link.clone(), Instant::now(), ends.clock);
     let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
         .map_err(webrtc_error)?
         .with(Slot::from(VIEWER_FEEDBACK_SLOT), feedback)

@@ -26,11 +26,13 @@ use crate::access::{AccessEvent, AccessSink, LeaveReason, Who};
 use crate::admission::{Admission, Limits, Refusal};
 use crate::auth::Caller;
 use crate::broadcast::Broadcast;
+use crate::clock::StationClock;
 use crate::fanout::ViewerId;
 pub use crate::feedback::ViewerLink;
 use crate::ice::{IceServer, SdpFragment};
 use crate::peer::{PeerEnds, PeerError, Sending, build_peer};
-use crate::room::{CommandSink, Room};
+use crate::room::CommandSink;
+use crate::room_channels::RoomChannels;
 
 /// Why a WHEP session could not be set up.
 #[derive(Debug, Error)]
@@ -135,11 +137,12 @@ type Sessions = Arc<Mutex<HashMap<u64, Session>>>;
 pub struct Whep {
     broadcast: Arc<Broadcast>,
     sessions: Sessions,
-    room: Arc<Room>,
+    room: Arc<RoomChannels>,
     next_id: AtomicU64,
     settings: WhepSettings,
     admission: Arc<Mutex<Admission>>,
     access: Option<Arc<dyn AccessSink>>,
+    clock: StationClock,
 }
 
 #[derive(Clone)]
@@ -147,7 +150,7 @@ struct Events {
     gathered: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     broadcast: Arc<Broadcast>,
     sessions: Sessions,
-    room: Arc<Room>,
+    room: Arc<RoomChannels>,
     viewer: ViewerId,
     link: Arc<Mutex<ViewerLink>>,
     admission: Arc<Mutex<Admission>>,
@@ -196,12 +199,12 @@ impl PeerConnectionEventHandler for Events {
                     let _ = peer.close().await;
                 });
             }
-            self.room.leave(self.viewer.0).await;
+            self.room.leave(self.viewer).await;
         }
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        tokio::spawn(self.room.clone().serve(self.viewer.0, channel));
+        tokio::spawn(self.room.clone().serve(self.viewer, channel));
     }
 }
 
@@ -233,12 +236,19 @@ pub fn check_offer(offer_sdp: String) -> Result<CheckedOffer, WhepError> {
 
 impl Whep {
     /// Sessions fed by `broadcast`; the viewers' drawing and layer commands
-    /// go to `commands` (without one they are refused).
-    pub fn new(broadcast: Arc<Broadcast>, settings: WhepSettings, commands: Option<Arc<dyn CommandSink>>) -> Self {
+    /// go to `commands` (without one they are refused); decisions read `clock`
+    /// (the station's).
+    pub fn new(
+        broadcast: Arc<Broadcast>,
+        settings: WhepSettings,
+        commands: Option<Arc<dyn CommandSink>>,
+        clock: StationClock,
+    ) -> Self {
         Self {
             broadcast,
             sessions: Arc::new(Mutex::new(HashMap::new())),
-            room: Arc::new(Room::new(commands)),
+            room: Arc::new(RoomChannels::new(commands, clock.clone())),
+            clock,
             next_id: AtomicU64::new(1),
             admission: Arc::new(Mutex::new(Admission::new(Limits::for_sessions(settings.max_viewers)))),
             settings,
@@ -248,9 +258,7 @@ impl Whep {
 
     /// Tells `access` who joins and leaves, and what they do on the data channel.
     pub fn with_access(mut self, access: Arc<dyn AccessSink>) -> Self {
-        if let Some(room) = Arc::get_mut(&mut self.room) {
-            room.set_access(access.clone());
-        }
+        self.room.set_access(access.clone());
         self.access = Some(access);
         self
     }
@@ -388,6 +396,7 @@ impl Whep {
             bind_ip: self.settings.bind_ip,
             ice_servers: &self.settings.ice_servers,
             estimate_from_bps: Some(self.settings.initial_estimate_bps),
+            clock: self.clock.clone(),
         };
         let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await?;
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
@@ -403,14 +412,14 @@ impl Whep {
         let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx).await;
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         let feed = self.broadcast.join(viewer);
-        self.room.join(id, &caller);
+        self.room.join(viewer, &caller);
         let sending =
             Sending { feed, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
         let stop_tx = match sending.start(sender.as_ref()).await {
             Ok(stop) => stop,
             Err(e) => {
                 self.broadcast.leave(viewer);
-                self.room.leave(id).await;
+                self.room.leave(viewer).await;
                 let _ = peer.close().await;
                 return Err(e.into());
             }
@@ -531,7 +540,7 @@ impl Drop for SeatGuard {
 struct Ender {
     sessions: Sessions,
     broadcast: Arc<Broadcast>,
-    room: Arc<Room>,
+    room: Arc<RoomChannels>,
     access: Option<Arc<dyn AccessSink>>,
 }
 
@@ -548,7 +557,7 @@ impl Ender {
             let _ = stop.send(());
         }
         self.broadcast.leave(ViewerId(id));
-        self.room.leave(id).await;
+        self.room.leave(ViewerId(id)).await;
         let _ = session.peer.close().await;
         true
     }

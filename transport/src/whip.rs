@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use crate::broadcast::Broadcast;
+use crate::clock::StationClock;
 use crate::fanout::ViewerId;
 use crate::feedback::ViewerLink;
 use crate::http_client::{HttpUrl, request};
@@ -99,8 +100,9 @@ fn status_of(status: &Mutex<WhipStatus>) -> std::sync::MutexGuard<'_, WhipStatus
 }
 
 impl WhipPublisher {
-    /// Starts publishing `broadcast` to `settings.url`; an unusable URL is refused at once.
-    pub fn start(settings: WhipSettings, broadcast: Arc<Broadcast>) -> Result<Self, WhepError> {
+    /// Starts publishing `broadcast` to `settings.url` (feedback timed by
+    /// `clock`, the station's); an unusable URL is refused at once.
+    pub fn start(settings: WhipSettings, broadcast: Arc<Broadcast>, clock: StationClock) -> Result<Self, WhepError> {
         let url = HttpUrl::parse(&settings.url).map_err(|e| WhepError::WebRtc(e.to_string()))?;
         let status = Arc::new(Mutex::new(WhipStatus::default()));
         let (stop, stopped) = watch::channel(false);
@@ -113,7 +115,7 @@ impl WhipPublisher {
         let task_status = status.clone();
         let thread = std::thread::Builder::new()
             .name("scopecast-whip".into())
-            .spawn(move || runtime.block_on(publish_forever(settings, url, broadcast, task_status, stopped)))
+            .spawn(move || runtime.block_on(publish_forever(settings, url, broadcast, clock, task_status, stopped)))
             .map_err(|e| WhepError::WebRtc(e.to_string()))?;
         Ok(Self { status, stop: Some(stop), thread: Some(thread) })
     }
@@ -148,6 +150,7 @@ async fn publish_forever(
     settings: WhipSettings,
     url: HttpUrl,
     broadcast: Arc<Broadcast>,
+    clock: StationClock,
     status: Arc<Mutex<WhipStatus>>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -156,7 +159,7 @@ async fn publish_forever(
     while !*stopped.borrow() {
         attempt += 1;
         let viewer = ViewerId(PUBLISHER_IDS + attempt);
-        match publish_once(&settings, &url, &broadcast, &status, viewer, &mut stopped).await {
+        match publish_once(&settings, &url, (&broadcast, &clock), &status, viewer, &mut stopped).await {
             Ok(()) => backoff = FIRST_RETRY,
             Err(e) => {
                 tracing::warn!(endpoint = %settings.url, error = %e, retry_in = ?backoff, "WHIP publishing failed");
@@ -181,7 +184,7 @@ async fn publish_forever(
 async fn publish_once(
     settings: &WhipSettings,
     url: &HttpUrl,
-    broadcast: &Arc<Broadcast>,
+    (broadcast, clock): (&Arc<Broadcast>, &StationClock),
     status: &Arc<Mutex<WhipStatus>>,
     viewer: ViewerId,
     stopped: &mut watch::Receiver<bool>,
@@ -199,6 +202,7 @@ async fn publish_once(
         bind_ip: settings.bind_ip,
         ice_servers: &settings.ice_servers,
         estimate_from_bps: None,
+        clock: clock.clone(),
     };
     let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await.map_err(|e| e.to_string())?;
     let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };

@@ -72,7 +72,7 @@ fn whep(max_viewers: usize, connect_deadline: Duration) -> Arc<Whep> {
         initial_estimate_bps: 1e6,
         connect_deadline,
     };
-    Arc::new(Whep::new(broadcast, settings, None))
+    Arc::new(Whep::new(broadcast, settings, None, scopecast_transport::clock::StationClock::from_now()))
 }
 
 fn caller(credential: usize, role: Role) -> Caller {

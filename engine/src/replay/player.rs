@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use scopecast_transport::adapt::VideoLayer;
 use scopecast_transport::broadcast::Broadcast;
+use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::media::AccessUnit;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
 use scopecast_transport::room::CommandSink;
@@ -191,7 +192,7 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
 }
 
 impl CommandSink for PlayerControls {
-    fn apply(&self, viewer: u64, command: &Command) -> Result<Option<Notice>, String> {
+    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String> {
         let now = self.shared.clock.now_ns();
         let mut playback = self.shared.playback();
         match command {
@@ -214,14 +215,14 @@ impl CommandSink for PlayerControls {
                 };
             }
         }
-        tracing::info!(viewer, command = command.name(), "replay control");
+        tracing::info!(viewer = viewer.0, command = command.name(), "replay control");
         let notice = self.shared.notice(&playback, now, self.drawing.is_some());
         drop(playback);
         self.shared.changed.notify_all();
         Ok(Some(notice))
     }
 
-    fn left(&self, viewer: u64) {
+    fn left(&self, viewer: ViewerId) {
         if let Some(drawing) = &self.drawing {
             drawing.left(viewer);
         }

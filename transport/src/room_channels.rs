@@ -1,0 +1,111 @@
+//! The room's async shell: each viewer's data channel, its events handed to
+//! the sans-IO [`Room`] with the station's clock, and the room's notices
+//! delivered to their recipients. Decisions live in the room; this only
+//! moves bytes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+
+use crate::access::AccessSink;
+use crate::auth::Caller;
+use crate::clock::StationClock;
+use crate::fanout::ViewerId;
+use crate::protocol::Participant;
+use crate::room::{CHANNEL_LABEL, CommandSink, Outgoing, Room, To};
+
+/// The room and the channels of those in it.
+pub struct RoomChannels {
+    room: Mutex<Room>,
+    channels: Mutex<HashMap<ViewerId, Arc<dyn DataChannel>>>,
+    clock: StationClock,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RoomChannels {
+    /// A room whose accepted commands go to `sink`, timed by `clock`.
+    pub fn new(sink: Option<Arc<dyn CommandSink>>, clock: StationClock) -> Self {
+        Self { room: Mutex::new(Room::new(sink)), channels: Mutex::new(HashMap::new()), clock }
+    }
+
+    /// Tells `access` what each participant does.
+    pub fn set_access(&self, access: Arc<dyn AccessSink>) {
+        locked(&self.room).set_access(access);
+    }
+
+    /// `caller`'s session `viewer` started.
+    pub fn join(&self, viewer: ViewerId, caller: &Caller) {
+        locked(&self.room).join(viewer, caller, self.clock.now_ns());
+    }
+
+    /// `viewer`'s session ended.
+    pub async fn leave(&self, viewer: ViewerId) {
+        locked(&self.channels).remove(&viewer);
+        let out = locked(&self.room).leave(viewer);
+        self.deliver(out).await;
+    }
+
+    /// Everyone, by id.
+    pub fn participants(&self) -> Vec<Participant> {
+        locked(&self.room).participants()
+    }
+
+    /// Sends each notice to its recipients whose channel is open.
+    async fn deliver(&self, out: Vec<Outgoing>) {
+        for Outgoing { to, notice } in out {
+            let text = notice.to_json();
+            let channels: Vec<Arc<dyn DataChannel>> = {
+                let channels = locked(&self.channels);
+                match to {
+                    To::One(viewer) => channels.get(&viewer).cloned().into_iter().collect(),
+                    To::Everyone => channels.values().cloned().collect(),
+                }
+            };
+            for channel in channels {
+                let _ = channel.send_text(&text).await;
+            }
+        }
+    }
+
+    /// Serves `viewer`'s channel until it closes.
+    pub async fn serve(self: Arc<Self>, viewer: ViewerId, channel: Arc<dyn DataChannel>) {
+        match channel.label().await {
+            Ok(label) if label == CHANNEL_LABEL => {}
+            Ok(label) => {
+                tracing::info!(viewer = viewer.0, %label, "unknown data channel closed");
+                let _ = channel.close().await;
+                return;
+            }
+            Err(_) => return,
+        }
+        if !locked(&self.room).has(viewer) {
+            return;
+        }
+        while let Some(event) = channel.poll().await {
+            let out = match event {
+                DataChannelEvent::OnOpen => {
+                    let out = locked(&self.room).opened(viewer);
+                    if !out.is_empty() {
+                        // Still in the room: from now on it hears what everyone hears.
+                        locked(&self.channels).insert(viewer, channel.clone());
+                    }
+                    out
+                }
+                DataChannelEvent::OnMessage(message) => {
+                    locked(&self.room).message(viewer, &message.data, self.clock.now_ns())
+                }
+                DataChannelEvent::OnClose => break,
+                _ => continue,
+            };
+            self.deliver(out).await;
+        }
+        let mut channels = locked(&self.channels);
+        if channels.get(&viewer).is_some_and(|open| Arc::ptr_eq(open, &channel)) {
+            channels.remove(&viewer);
+        }
+    }
+}
