@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::{Sender, bounded};
-
 use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
 use scopecast_transport::room::CommandSink;
@@ -16,45 +14,19 @@ use crate::clock::SharedClock;
 use crate::recorder::Recorder;
 use crate::telestration::Telestration;
 
-/// Record switches waiting for the switching thread; more are refused as busy.
-const SWITCH_QUEUE: usize = 16;
-
 /// The live station's [`CommandSink`].
 pub struct StationCommands {
     telestration: Arc<Telestration>,
+    /// Started and stopped without blocking (the recorder's own control
+    /// queue): the data channel's task serves every viewer.
     recorder: Option<Arc<Recorder>>,
-    /// To the thread that starts and stops the recorder, in order: a switch
-    /// may wait (up to 1 s) for a writer busy with a slow disk, never on the
-    /// data channel's task, which serves every viewer.
-    switches: Option<Sender<bool>>,
     clock: SharedClock,
 }
 
 impl StationCommands {
     /// Drawing into `telestration`; recording through `recorder` (none when the station does not encode).
     pub fn new(telestration: Arc<Telestration>, recorder: Option<Arc<Recorder>>, clock: SharedClock) -> Self {
-        let switches = recorder.as_ref().map(Arc::downgrade).and_then(|weak| {
-            let (tx, rx) = bounded::<bool>(SWITCH_QUEUE);
-            // A weak handle: the recorder still closes its session where the station lets it go.
-            let spawned = std::thread::Builder::new().name("scopecast-record-switch".into()).spawn(move || {
-                for on in rx {
-                    let Some(recorder) = weak.upgrade() else { break };
-                    if on {
-                        recorder.start_session();
-                    } else {
-                        recorder.stop_session();
-                    }
-                }
-            });
-            match spawned {
-                Ok(_) => Some(tx),
-                Err(e) => {
-                    tracing::error!(error = %e, "no thread for record switches: the viewer pages cannot switch recording");
-                    None
-                }
-            }
-        });
-        Self { telestration, recorder, switches, clock }
+        Self { telestration, recorder, clock }
     }
 
     fn recording_notice(&self) -> Option<Notice> {
@@ -67,12 +39,13 @@ impl CommandSink for StationCommands {
     fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String> {
         match command {
             Command::Record { on } => {
-                let switches = self
-                    .switches
+                let recorder = self
+                    .recorder
                     .as_ref()
                     .ok_or_else(|| "this station is not encoding, so it cannot record".to_string())?;
                 let on = *on;
-                switches.try_send(on).map_err(|_| "the recorder is busy; try again in a second".to_string())?;
+                let switched = if on { recorder.start_session() } else { recorder.stop_session() };
+                switched.map_err(|busy| busy.to_string())?;
                 tracing::info!(viewer = viewer.0, on, "recording switched from a viewer page");
                 Ok(Some(Notice::Recording { v: PROTOCOL_VERSION, on }))
             }

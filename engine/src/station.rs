@@ -477,8 +477,7 @@ impl Station {
         }
         let scene = Arc::new(SceneStore::new(scene)?);
         let fade_after = Duration::from_secs_f64(config.telestration.fade_after_s);
-        let telestration = Telestration::start(scene.clone(), clock.clone(), fade_after)
-            .map_err(|source| StationError::Spawn { name: "scopecast-telestration", source })?;
+        let telestration = Telestration::new(scene.clone(), clock.clone(), fade_after);
         let recorder = if config.encoder.enabled && make_source_on_scene.is_none() {
             Some(Arc::new(
                 crate::recorder::Recorder::start(
@@ -495,6 +494,8 @@ impl Station {
             None
         };
         let mut threads = Vec::new();
+        let (board, stop) = (telestration.clone(), shutdown.clone());
+        threads.push(spawn("scopecast-telestration", move || board.sweep_until(&stop))?);
         let mut slots: Vec<Box<dyn SlotReport>> = Vec::new();
         let hud_sources = Arc::new(crate::display::HudSources::default());
         let _ = hud_sources.stages.set(stages.clone());
@@ -614,7 +615,8 @@ impl Station {
             threads.push(spawn("scopecast-encoder", move || stage.run(&stop))?);
             if let Some(recorder) = &recorder {
                 if config.recording.enabled {
-                    recorder.start_session();
+                    // A fresh recorder's control queue is empty: it cannot be busy.
+                    let _ = recorder.start_session();
                 }
                 let _ = hud_sources.recorder.set(recorder.clone());
             }

@@ -11,8 +11,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use glam::Vec2;
 use scopecast_transport::protocol::{Command, Layer, Point, parse_colour};
@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::scene::{
     Annotation, AnnotationEntry, EditError, FADE_OUT_NS, MAX_STROKE_POINTS, Scene, SceneError, SceneStore,
 };
+use crate::shutdown::Shutdown;
 
 /// How long the laser pointer stays after its last move, ns.
 pub const LASER_NS: u64 = 1_500_000_000;
@@ -68,24 +69,29 @@ fn scene_refusal(e: SceneError) -> String {
 
 impl Telestration {
     /// Drawings on `scene` that fade `fade_after` after they were finished;
-    /// starts the sweeper thread (it ends when the last `Arc` is dropped).
-    pub fn start(scene: Arc<SceneStore>, clock: SharedClock, fade_after: Duration) -> std::io::Result<Arc<Self>> {
-        let board = Arc::new(Self {
+    /// expired ones go when [`Telestration::sweep_until`] runs (the station
+    /// gives it a thread of its own, stopped by its [`Shutdown`]).
+    pub fn new(scene: Arc<SceneStore>, clock: SharedClock, fade_after: Duration) -> Arc<Self> {
+        Arc::new(Self {
             scene,
             clock,
             fade_after_ns: u64::try_from(fade_after.as_nanos()).unwrap_or(u64::MAX).max(FADE_OUT_NS),
             next_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
-        });
-        let weak: Weak<Self> = Arc::downgrade(&board);
-        std::thread::Builder::new().name("scopecast-telestration".into()).spawn(move || {
-            loop {
-                std::thread::sleep(SWEEP_INTERVAL);
-                let Some(board) = weak.upgrade() else { break };
-                board.sweep(board.clock.now_ns());
+        })
+    }
+
+    /// Removes expired drawings every [`SWEEP_INTERVAL`] until `shutdown`
+    /// (seen within [`crate::shutdown::POLL_INTERVAL`]).
+    pub fn sweep_until(&self, shutdown: &Shutdown) {
+        let mut next = Instant::now() + SWEEP_INTERVAL;
+        while !shutdown.is_triggered() {
+            std::thread::sleep(crate::shutdown::POLL_INTERVAL.min(next.saturating_duration_since(Instant::now())));
+            if Instant::now() >= next {
+                self.sweep(self.clock.now_ns());
+                next += SWEEP_INTERVAL;
             }
-        })?;
-        Ok(board)
+        }
     }
 
     fn update(&self, change: impl Fn(&mut Scene) -> Result<(), String>) -> Result<(), String> {
@@ -272,7 +278,7 @@ mod tests {
     fn board(fade_after_s: u64) -> (Arc<SceneStore>, Arc<Telestration>) {
         let scene = Arc::new(SceneStore::new(Scene::default()).expect("empty scene"));
         let clock: SharedClock = Arc::new(SystemClock::new());
-        let board = Telestration::start(scene.clone(), clock, Duration::from_secs(fade_after_s)).expect("sweeper");
+        let board = Telestration::new(scene.clone(), clock, Duration::from_secs(fade_after_s));
         (scene, board)
     }
 

@@ -321,14 +321,14 @@ impl App {
             Action::ClearAnnotations => edit_scene(scene, |s| s.annotations.clear()),
             Action::ToggleRecording => {
                 match self.parts.sources.recorder.get() {
-                    Some(recorder) if recorder.is_recording() => {
-                        recorder.stop_session();
-                        self.say("RECORDING STOPPED");
-                    }
-                    Some(recorder) => {
-                        recorder.start_session();
-                        self.say("RECORDING STARTED");
-                    }
+                    Some(recorder) if recorder.is_recording() => match recorder.stop_session() {
+                        Ok(()) => self.say("RECORDING STOPPED"),
+                        Err(_) => self.say("THE RECORDER IS BUSY: PRESS R AGAIN IN A SECOND"),
+                    },
+                    Some(recorder) => match recorder.start_session() {
+                        Ok(()) => self.say("RECORDING STARTED"),
+                        Err(_) => self.say("THE RECORDER IS BUSY: PRESS R AGAIN IN A SECOND"),
+                    },
                     None => self.say("NOTHING TO RECORD: THE ENCODER IS OFF"),
                 }
                 Ok(0)

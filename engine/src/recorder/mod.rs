@@ -168,17 +168,34 @@ impl RecorderStatus {
     }
 }
 
+/// What the writer is given with the video, in the video's bounded queue.
 enum Message {
     Frame(Track, AccessUnit),
     /// A timeline record from elsewhere in the station (the access log's).
     Note(TimelineRecord),
+}
+
+/// Sessions started and stopped: a channel of their own, so a switch never
+/// waits behind a queue full of frames (and never blocks its caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
     Start,
     Stop,
 }
 
+/// Switches that may wait for the writer; more are refused as busy.
+const CONTROL_QUEUE: usize = 16;
+
+/// The writer has [`CONTROL_QUEUE`] switches waiting (a disk so slow that
+/// opening and closing sessions lags): try again in a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the recorder is busy; try again in a second")]
+pub struct RecorderBusy;
+
 /// The recorder: a writer thread fed through a bounded queue.
 pub struct Recorder {
     tx: Sender<Message>,
+    control: Sender<Control>,
     /// Its figures.
     pub status: Arc<RecorderStatus>,
     thread: Option<JoinHandle<()>>,
@@ -211,6 +228,7 @@ impl Recorder {
             tracing::warn!(session = %report.session, cut_bytes = report.cut_bytes, "repaired an unfinished recording");
         }
         let (tx, rx) = bounded(QUEUE_FRAMES);
+        let (control, control_rx) = bounded(CONTROL_QUEUE);
         let status = Arc::new(RecorderStatus::new(registry));
         let writer = Writer {
             folder,
@@ -221,8 +239,9 @@ impl Recorder {
             status: status.clone(),
             session: None,
         };
-        let thread = std::thread::Builder::new().name("scopecast-recorder".into()).spawn(move || writer.run(rx))?;
-        Ok(Self { tx, status, thread: Some(thread) })
+        let thread =
+            std::thread::Builder::new().name("scopecast-recorder".into()).spawn(move || writer.run(rx, control_rx))?;
+        Ok(Self { tx, control, status, thread: Some(thread) })
     }
 
     /// Hands a frame of what viewers saw to the writer without ever
@@ -261,11 +280,14 @@ impl Recorder {
         }
     }
 
-    /// Opens a new session (no-op while one is open).
-    pub fn start_session(&self) {
+    /// Opens a new session (no-op while one is open). Never blocks.
+    pub fn start_session(&self) -> Result<(), RecorderBusy> {
+        // The flag first: frames offered from now on belong to the session (the
+        // writer clears it if the session cannot open; a busy refusal leaves it
+        // to the switches already waiting).
         self.status.set_recording(true);
         self.status.keyframe_wished.store(true, Ordering::Relaxed);
-        let _ = self.tx.send_timeout(Message::Start, Duration::from_secs(1));
+        self.control.try_send(Control::Start).map_err(|_| RecorderBusy)
     }
 
     /// Whether a session just started and wants a keyframe soon (then
@@ -276,8 +298,8 @@ impl Recorder {
     }
 
     /// Closes the session.
-    pub fn stop_session(&self) {
-        let _ = self.tx.send_timeout(Message::Stop, Duration::from_secs(1));
+    pub fn stop_session(&self) -> Result<(), RecorderBusy> {
+        self.control.try_send(Control::Stop).map_err(|_| RecorderBusy)
     }
 
     /// Whether a session is open.
@@ -291,9 +313,11 @@ impl Recorder {
     }
 
     fn finish(&mut self) {
-        let _ = self.tx.send_timeout(Message::Stop, Duration::from_secs(1));
+        let _ = self.control.send_timeout(Control::Stop, Duration::from_secs(1));
         let (tx, _) = bounded(1);
         drop(std::mem::replace(&mut self.tx, tx));
+        let (control, _) = bounded(1);
+        drop(std::mem::replace(&mut self.control, control));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -401,37 +425,62 @@ fn ticks(ns: u64) -> u64 {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Message>) {
-        while let Ok(message) = rx.recv() {
-            match message {
-                Message::Start => {
-                    if self.session.is_none() {
-                        match self.open_session() {
-                            Ok(session) => {
-                                tracing::info!(session = %session.name, "recording started");
-                                *self.status.session.lock().unwrap_or_else(PoisonError::into_inner) =
-                                    Some(session.name.clone());
-                                self.session = Some(session);
-                            }
-                            Err(e) => {
-                                self.failed(&format!("cannot start a recording: {}", e.kind()));
-                                self.status.set_recording(false);
-                            }
-                        }
-                    }
-                }
-                Message::Stop => self.close_session(),
-                Message::Frame(track, au) => self.frame(track, &au),
-                Message::Note(record) => {
-                    if let Some(session) = &mut self.session
-                        && let Err(e) = session.timeline.append(&record)
-                    {
-                        tracing::warn!(error = %e, "a timeline note was not kept");
-                    }
-                }
+    fn run(mut self, data: Receiver<Message>, control: Receiver<Control>) {
+        loop {
+            // Switches first: a start or stop takes effect before frames queued after it.
+            if let Ok(switch) = control.try_recv() {
+                self.switch(switch, &data);
+                continue;
+            }
+            crossbeam_channel::select! {
+                recv(control) -> switch => match switch {
+                    Ok(switch) => self.switch(switch, &data),
+                    Err(_) => break,
+                },
+                recv(data) -> message => match message {
+                    Ok(message) => self.message(message),
+                    Err(_) => break,
+                },
             }
         }
         self.close_session();
+    }
+
+    fn switch(&mut self, switch: Control, data: &Receiver<Message>) {
+        match switch {
+            Control::Start if self.session.is_none() => match self.open_session() {
+                Ok(session) => {
+                    tracing::info!(session = %session.name, "recording started");
+                    *self.status.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session.name.clone());
+                    self.session = Some(session);
+                }
+                Err(e) => {
+                    self.failed(&format!("cannot start a recording: {}", e.kind()));
+                    self.status.set_recording(false);
+                }
+            },
+            Control::Start => {}
+            Control::Stop => {
+                // What was offered before the stop is part of the session.
+                while let Ok(message) = data.try_recv() {
+                    self.message(message);
+                }
+                self.close_session();
+            }
+        }
+    }
+
+    fn message(&mut self, message: Message) {
+        match message {
+            Message::Frame(track, au) => self.frame(track, &au),
+            Message::Note(record) => {
+                if let Some(session) = &mut self.session
+                    && let Err(e) = session.timeline.append(&record)
+                {
+                    tracing::warn!(error = %e, "a timeline note was not kept");
+                }
+            }
+        }
     }
 
     fn failed(&self, message: &str) {
