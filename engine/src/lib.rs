@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod clock;
+pub mod colour;
 pub mod commands;
 pub mod compositor;
 pub mod config;

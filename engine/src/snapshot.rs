@@ -6,6 +6,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use crate::colour::BT709;
 use crate::frame::{Frame, PixelFormat};
 
 /// Why a snapshot could not be written.
@@ -19,16 +20,6 @@ pub enum SnapshotError {
         /// The encoder's error.
         source: image::ImageError,
     },
-}
-
-/// BT.601 limited-range YCbCr to RGB (ITU-R BT.601-7, the matrix GStreamer
-/// and browsers use for SD and for most H.264 streams without colour info).
-fn rgb_from_yuv(y: u8, u: u8, v: u8) -> [u8; 3] {
-    let c = (f32::from(y) - 16.0) * 1.164;
-    let d = f32::from(u) - 128.0;
-    let e = f32::from(v) - 128.0;
-    let clamp = |x: f32| x.round().clamp(0.0, 255.0) as u8;
-    [clamp(c + 1.596 * e), clamp(c - 0.392 * d - 0.813 * e), clamp(c + 2.017 * d)]
 }
 
 /// The frame's pixels as packed RGBA (width·height·4 bytes, no padding).
@@ -50,7 +41,7 @@ pub fn to_rgba(frame: &Frame) -> Vec<u8> {
                     } else {
                         (u_row.get(x / 2 * 2), u_row.get(x / 2 * 2 + 1))
                     };
-                    let rgb = rgb_from_yuv(
+                    let rgb = BT709.rgb_from_ycbcr(
                         luma.get(x).copied().unwrap_or(0),
                         u.copied().unwrap_or(128),
                         v.copied().unwrap_or(128),
@@ -64,9 +55,9 @@ pub fn to_rgba(frame: &Frame) -> Vec<u8> {
     out
 }
 
-/// The frame converted to tightly packed I420 with BT.709 limited range (the
-/// same matrix as the compositor's GPU pass); a CPU path for benches and for
-/// sources that bypass the compositor.
+/// The frame converted to tightly packed I420 with BT.709 limited range
+/// ([`crate::colour::BT709`], the compositor's matrix); a CPU path for
+/// benches and for sources that bypass the compositor.
 pub fn i420_from(frame: &Frame) -> Frame {
     i420_converted(frame, false)
 }
@@ -85,10 +76,10 @@ fn i420_converted(frame: &Frame, timecode: bool) -> Frame {
     let (planes, len) = PixelFormat::I420.packed_layout(frame.width(), frame.height());
     let mut out = vec![0u8; len];
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let luma = |p: &[u8]| 0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2]);
+    let rgb = |p: &[u8]| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
     for y in 0..h {
         for x in 0..w {
-            out[y * w + x] = (16.0 + 219.0 * luma(&rgba[(y * w + x) * 4..]) / 255.0).round() as u8;
+            out[y * w + x] = BT709.ycbcr_from_rgb(rgb(&rgba[(y * w + x) * 4..]))[0];
         }
     }
     for cy in 0..ch {
@@ -100,11 +91,11 @@ fn i420_converted(frame: &Frame, timecode: bool) -> Frame {
                     sum[c] += f32::from(rgba[(y * w + x) * 4 + c]) / 4.0;
                 }
             }
-            let l = luma(&[sum[0] as u8, sum[1] as u8, sum[2] as u8]);
-            out[planes[1].offset + cy * cw + cx] =
-                (128.0 + 224.0 * (sum[2] - l) / 255.0 / 1.8556).round().clamp(0.0, 255.0) as u8;
-            out[planes[2].offset + cy * cw + cx] =
-                (128.0 + 224.0 * (sum[0] - l) / 255.0 / 1.5748).round().clamp(0.0, 255.0) as u8;
+            // Luma of the average truncated to codes, as before the move (the goldens' numbers).
+            let l = BT709.luma([sum[0].trunc(), sum[1].trunc(), sum[2].trunc()]);
+            let [cb, cr] = BT709.chroma(sum, l);
+            out[planes[1].offset + cy * cw + cx] = cb;
+            out[planes[2].offset + cy * cw + cx] = cr;
         }
     }
     if timecode {
@@ -142,13 +133,25 @@ mod tests {
 
     #[test]
     fn yuv_formats_convert_to_the_same_colours() {
-        // 2×2 of BT.601 "red" (Y 81, U 90, V 240) → about (255, 0, 0).
-        let i420 = frame(PixelFormat::I420, vec![81, 81, 81, 81, 90, 240], 2, 2);
-        let nv12 = frame(PixelFormat::Nv12, vec![81, 81, 81, 81, 90, 240], 2, 2);
+        // 2×2 of BT.709 red (Y 63, Cb 102, Cr 240) → about (255, 0, 0).
+        let i420 = frame(PixelFormat::I420, vec![63, 63, 63, 63, 102, 240], 2, 2);
+        let nv12 = frame(PixelFormat::Nv12, vec![63, 63, 63, 63, 102, 240], 2, 2);
         let a = to_rgba(&i420);
         assert_eq!(a, to_rgba(&nv12));
         assert!(a[0] >= 250 && a[1] <= 5 && a[2] <= 5, "{:?}", &a[..4]);
         let rgba = frame(PixelFormat::Rgba8, vec![1, 2, 3, 4], 1, 1);
         assert_eq!(to_rgba(&rgba), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_yuv_frame_keeps_its_codes_through_the_cpu_conversion() {
+        // Decoded and encoded with one matrix (BT.709), the codes stay within one;
+        // decoding with BT.601, as this path once did, moved green's Cr from 26 to 35.
+        for [y, cb, cr] in [[173u8, 42, 26], [63, 102, 240], [32, 240, 118], [126, 128, 128]] {
+            let source = frame(PixelFormat::I420, vec![y, y, y, y, cb, cr], 2, 2);
+            let out = i420_from(&source);
+            let got = [out.row(0, 0).expect("Y")[0], out.row(1, 0).expect("Cb")[0], out.row(2, 0).expect("Cr")[0]];
+            assert!((0..3).all(|c| got[c].abs_diff([y, cb, cr][c]) <= 1), "{:?} → {got:?}", [y, cb, cr]);
+        }
     }
 }
