@@ -401,7 +401,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.recording.folder = dir.path().join("sessions/today").display().to_string();
-        assert_eq!(recordings(&config).level, Level::Ok, "made at the first recording");
+        // Made at the first recording: ok (or, on a machine short of disk space, a warning about
+        // that); never a failure.
+        let made = recordings(&config);
+        assert!(made.level == Level::Ok || made.text.contains("GB free"), "{made:?}");
         config.recording.folder = "/proc/scopecast-recordings".into();
         assert_eq!(recordings(&config).level, Level::Fail);
     }

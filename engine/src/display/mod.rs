@@ -134,8 +134,27 @@ pub fn start(parts: DisplayParts) -> Result<(DisplayLink, std::thread::JoinHandl
 /// How often the HUD's figures are read while frames come.
 const HUD_REFRESH: Duration = Duration::from_millis(250);
 
-/// A test hook: sleep this long after every present (a deliberately slow monitor).
+/// A test hook that exists only in debug builds (what `cargo test` runs; a
+/// release station never reads it): sleep this long after every present (a
+/// deliberately slow monitor, `engine/tests/display_xvfb.rs`).
+#[cfg(debug_assertions)]
 const PRESENT_DELAY_ENV: &str = "SCOPECAST_TEST_PRESENT_DELAY_MS";
+
+/// The test hook's delay (`SCOPECAST_TEST_PRESENT_DELAY_MS`, debug builds only); zero otherwise.
+fn test_present_delay() -> Duration {
+    #[cfg(debug_assertions)]
+    {
+        std::env::var(PRESENT_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::ZERO)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        Duration::ZERO
+    }
+}
 
 struct App {
     parts: DisplayParts,
@@ -162,11 +181,7 @@ struct App {
 impl App {
     fn new(parts: DisplayParts, frames: SlotConsumer<DisplayFrame>) -> Self {
         let registry = parts.registry.clone();
-        let present_delay = std::env::var(PRESENT_DELAY_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::ZERO);
+        let present_delay = test_present_delay();
         Self {
             parts,
             frames,
