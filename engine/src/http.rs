@@ -71,6 +71,11 @@ pub struct HttpOptions {
 /// How often the revocations file and the links' expiry are checked.
 pub const LINK_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// After a stop, how long requests in flight may take to finish, and then
+/// how long the server's remaining tasks are waited for: the station stops
+/// within a second whatever its viewers' connections are doing.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Wall-clock now, Unix s (read at the HTTP boundary; the decisions take it as input).
 fn now_unix_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -373,7 +378,7 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 pub struct HttpServer {
     /// The address actually bound (port 0 picks a free one).
     pub local_addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -417,7 +422,7 @@ impl HttpServer {
                 metrics_need_token,
                 access,
             });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("scopecast-http-main".into())
             .spawn(move || {
@@ -425,22 +430,39 @@ impl HttpServer {
                     runtime.spawn(watch_links(tokens, whep, state_dir));
                 }
                 let served = runtime.block_on(async move {
-                    let stopped = async {
-                        let _ = stopped.await;
+                    let asked = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+                        // A dropped sender is a stop too.
+                        let _ = stopped.wait_for(|stop| *stop).await;
                     };
                     // The peer's address: WHEP setups are limited per address.
                     let app = app.into_make_service_with_connect_info::<PeerAddr>();
-                    match tls {
-                        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
-                        Some(identity) => {
-                            let listener = TlsListener::new(listener, &identity)?;
-                            axum::serve(listener, app).with_graceful_shutdown(stopped).await
+                    let serving = async {
+                        match tls {
+                            None => axum::serve(listener, app).with_graceful_shutdown(asked(stopped.clone())).await,
+                            Some(identity) => {
+                                let listener = TlsListener::new(listener, &identity)?;
+                                axum::serve(listener, app).with_graceful_shutdown(asked(stopped.clone())).await
+                            }
                         }
+                    };
+                    // Requests in flight get STOP_GRACE to finish (a WHEP offer
+                    // waits up to 3 s for ICE gathering); then the server goes.
+                    let grace = async {
+                        asked(stopped.clone()).await;
+                        tokio::time::sleep(STOP_GRACE).await;
+                        Ok(())
+                    };
+                    tokio::select! {
+                        served = serving => served,
+                        over = grace => over,
                     }
                 });
                 if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
+                // Tasks still running (peer connections' drivers, a blocking
+                // lookup) are left after STOP_GRACE rather than waited for.
+                runtime.shutdown_timeout(STOP_GRACE);
             })
             .map_err(HttpError::Runtime)?;
         Ok(Self { local_addr, stop: Some(stop), thread: Some(thread) })
@@ -453,7 +475,7 @@ impl HttpServer {
 
     fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
