@@ -39,11 +39,8 @@ impl YcbcrMatrix {
     /// 8-bit limited-range codes of straight 8-bit RGB (values 0–255).
     pub fn ycbcr_from_rgb(self, rgb: [f32; 3]) -> [u8; 3] {
         let y = self.luma(rgb);
-        [
-            code(16.0 + Y_SPAN * y / 255.0),
-            code(128.0 + C_SPAN * (rgb[2] - y) / 255.0 / (2.0 * (1.0 - self.kb))),
-            code(128.0 + C_SPAN * (rgb[0] - y) / 255.0 / (2.0 * (1.0 - self.kr))),
-        ]
+        let [cb, cr] = self.chroma(rgb, y);
+        [code(16.0 + Y_SPAN * y / 255.0), cb, cr]
     }
 
     /// Chroma codes (Cb, Cr) of an RGB average whose luma is `y` (0–255).

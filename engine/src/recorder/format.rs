@@ -386,27 +386,19 @@ pub struct SceneRecord {
     pub annotations: Vec<AnnotationRecord>,
 }
 
-fn xy(p: Vec2) -> [f32; 2] {
-    [p.x, p.y]
-}
-
-fn vec2(p: [f32; 2]) -> Vec2 {
-    Vec2::new(p[0], p[1])
-}
-
 impl From<&Annotation> for ShapeRecord {
     fn from(annotation: &Annotation) -> Self {
         match annotation {
             Annotation::Stroke { points, colour, width_px } => ShapeRecord::Stroke {
-                points: points.iter().copied().map(xy).collect(),
+                points: points.iter().map(Vec2::to_array).collect(),
                 colour: *colour,
                 width_px: *width_px,
             },
             Annotation::Arrow { from, to, colour, width_px } => {
-                ShapeRecord::Arrow { from: xy(*from), to: xy(*to), colour: *colour, width_px: *width_px }
+                ShapeRecord::Arrow { from: from.to_array(), to: to.to_array(), colour: *colour, width_px: *width_px }
             }
             Annotation::Label { at, text, colour, size_px } => {
-                ShapeRecord::Label { at: xy(*at), text: text.clone(), colour: *colour, size_px: *size_px }
+                ShapeRecord::Label { at: at.to_array(), text: text.clone(), colour: *colour, size_px: *size_px }
             }
         }
     }
@@ -416,15 +408,18 @@ impl From<&ShapeRecord> for Annotation {
     fn from(shape: &ShapeRecord) -> Self {
         match shape {
             ShapeRecord::Stroke { points, colour, width_px } => Annotation::Stroke {
-                points: points.iter().copied().map(vec2).collect(),
+                points: points.iter().copied().map(Vec2::from_array).collect(),
                 colour: *colour,
                 width_px: *width_px,
             },
-            ShapeRecord::Arrow { from, to, colour, width_px } => {
-                Annotation::Arrow { from: vec2(*from), to: vec2(*to), colour: *colour, width_px: *width_px }
-            }
+            ShapeRecord::Arrow { from, to, colour, width_px } => Annotation::Arrow {
+                from: Vec2::from_array(*from),
+                to: Vec2::from_array(*to),
+                colour: *colour,
+                width_px: *width_px,
+            },
             ShapeRecord::Label { at, text, colour, size_px } => {
-                Annotation::Label { at: vec2(*at), text: text.clone(), colour: *colour, size_px: *size_px }
+                Annotation::Label { at: Vec2::from_array(*at), text: text.clone(), colour: *colour, size_px: *size_px }
             }
         }
     }
