@@ -1,6 +1,10 @@
-//! Render and compute pipelines of the compositor, created once per device.
+//! Building blocks the compositor's passes share: texture formats, shader
+//! modules, bind-group layout entries, the two render-pipeline shapes (a
+//! full-screen pass into the output, a mesh pass into the overlay target),
+//! uniform and filled buffers, and the output's render pass. Each pass builds
+//! its own pipeline from these once per device (see `passes/`).
 
-use scopecast_shaders::{ANNOTATION, COMPOSE, MESH, RGBA_TO_I420, Shader, TIMECODE};
+use scopecast_shaders::Shader;
 
 /// Format of the composited output (the monitor, the encoder input, snapshots).
 /// Unorm, not sRGB: pixel values pass through unchanged from the camera's
@@ -14,32 +18,16 @@ pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
 pub const DEFAULT_MSAA_SAMPLES: u32 = 4;
 
 /// Premultiplied-alpha "over" blending.
-const PREMULTIPLIED_OVER: wgpu::BlendState = wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING;
+pub(crate) const PREMULTIPLIED_OVER: wgpu::BlendState = wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING;
 
-/// Every pipeline and layout (crate-internal: the compositor owns them).
-#[derive(Debug)]
-pub(crate) struct Pipelines {
-    pub(crate) compose: wgpu::RenderPipeline,
-    pub(crate) compose_layout: wgpu::BindGroupLayout,
-    pub(crate) mesh_solid: wgpu::RenderPipeline,
-    pub(crate) mesh_wireframe: wgpu::RenderPipeline,
-    pub(crate) mesh_layout: wgpu::BindGroupLayout,
-    pub(crate) annotation: wgpu::RenderPipeline,
-    pub(crate) annotation_layout: wgpu::BindGroupLayout,
-    pub(crate) timecode: wgpu::RenderPipeline,
-    pub(crate) timecode_layout: wgpu::BindGroupLayout,
-    pub(crate) i420: wgpu::ComputePipeline,
-    pub(crate) i420_layout: wgpu::BindGroupLayout,
-}
-
-fn module(device: &wgpu::Device, shader: Shader) -> wgpu::ShaderModule {
+pub(crate) fn module(device: &wgpu::Device, shader: Shader) -> wgpu::ShaderModule {
     device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(shader.name),
         source: wgpu::ShaderSource::Wgsl(shader.source.into()),
     })
 }
 
-fn uniform_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn uniform_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility,
@@ -52,7 +40,11 @@ fn uniform_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGrou
     }
 }
 
-fn texture_entry(binding: u32, filterable: bool, visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn texture_entry(
+    binding: u32,
+    filterable: bool,
+    visibility: wgpu::ShaderStages,
+) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility,
@@ -65,7 +57,7 @@ fn texture_entry(binding: u32, filterable: bool, visibility: wgpu::ShaderStages)
     }
 }
 
-fn sampler_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn sampler_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::FRAGMENT,
@@ -74,20 +66,25 @@ fn sampler_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn layout(device: &wgpu::Device, label: &str, entries: &[wgpu::BindGroupLayoutEntry]) -> wgpu::BindGroupLayout {
+pub(crate) fn layout(
+    device: &wgpu::Device,
+    label: &str,
+    entries: &[wgpu::BindGroupLayoutEntry],
+) -> wgpu::BindGroupLayout {
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries })
 }
 
-struct Fullscreen<'a> {
-    label: &'a str,
-    module: &'a wgpu::ShaderModule,
-    layout: &'a wgpu::BindGroupLayout,
-    blend: Option<wgpu::BlendState>,
-    buffers: &'a [Option<wgpu::VertexBufferLayout<'a>>],
-    topology: wgpu::PrimitiveTopology,
+/// A pass that draws into the composited output (no depth, one sample).
+pub(crate) struct Fullscreen<'a> {
+    pub(crate) label: &'a str,
+    pub(crate) module: &'a wgpu::ShaderModule,
+    pub(crate) layout: &'a wgpu::BindGroupLayout,
+    pub(crate) blend: Option<wgpu::BlendState>,
+    pub(crate) buffers: &'a [Option<wgpu::VertexBufferLayout<'a>>],
+    pub(crate) topology: wgpu::PrimitiveTopology,
 }
 
-fn output_pipeline(device: &wgpu::Device, p: Fullscreen<'_>) -> wgpu::RenderPipeline {
+pub(crate) fn output_pipeline(device: &wgpu::Device, p: Fullscreen<'_>) -> wgpu::RenderPipeline {
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(p.label),
         bind_group_layouts: &[Some(p.layout)],
@@ -120,7 +117,7 @@ fn output_pipeline(device: &wgpu::Device, p: Fullscreen<'_>) -> wgpu::RenderPipe
     })
 }
 
-fn mesh_pipeline(
+pub(crate) fn mesh_pipeline(
     device: &wgpu::Device,
     samples: u32,
     module: &wgpu::ShaderModule,
@@ -171,123 +168,66 @@ fn mesh_pipeline(
     })
 }
 
-impl Pipelines {
-    /// Creates every pipeline on `device`; the overlay with `msaa_samples` (1 or 4).
-    pub fn new(device: &wgpu::Device, msaa_samples: u32) -> Self {
-        let fragment = wgpu::ShaderStages::FRAGMENT;
-        let compose_layout = layout(
-            device,
-            "compose",
-            &[
-                uniform_entry(0, fragment),
-                texture_entry(1, true, fragment),
-                texture_entry(2, true, fragment),
-                texture_entry(3, true, fragment),
-                sampler_entry(4),
-                texture_entry(5, false, fragment),
-                texture_entry(6, true, fragment),
-                sampler_entry(7),
-            ],
-        );
-        let compose_module = module(device, COMPOSE);
-        let compose = output_pipeline(
-            device,
-            Fullscreen {
-                label: "compose",
-                module: &compose_module,
-                layout: &compose_layout,
-                blend: None,
-                buffers: &[],
-                topology: wgpu::PrimitiveTopology::TriangleList,
-            },
-        );
+/// A bind group of one uniform buffer at binding 0.
+pub(crate) fn single_uniform_bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffer: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &[wgpu::BindGroupEntry { binding: 0, resource: buffer.as_entire_binding() }],
+    })
+}
 
-        let mesh_layout = layout(device, "mesh", &[uniform_entry(0, wgpu::ShaderStages::VERTEX_FRAGMENT)]);
-        let mesh_module = module(device, MESH);
-        let mesh_solid =
-            mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::TriangleList);
-        let mesh_wireframe =
-            mesh_pipeline(device, msaa_samples, &mesh_module, &mesh_layout, wgpu::PrimitiveTopology::LineList);
+/// A uniform buffer of `size` bytes, written with `Queue::write_buffer`.
+pub(crate) fn uniform_buffer(device: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
 
-        let annotation_layout = layout(device, "annotation", &[uniform_entry(0, wgpu::ShaderStages::VERTEX)]);
-        let annotation_module = module(device, ANNOTATION);
-        let instance_attributes =
-            wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32x2, 2 => Float32x2, 3 => Float32x4];
-        let annotation = output_pipeline(
-            device,
-            Fullscreen {
-                label: "annotation",
-                module: &annotation_module,
-                layout: &annotation_layout,
-                blend: Some(PREMULTIPLIED_OVER),
-                buffers: &[Some(wgpu::VertexBufferLayout {
-                    array_stride: std::mem::size_of::<super::annotations::ShapeInstance>() as u64,
-                    step_mode: wgpu::VertexStepMode::Instance,
-                    attributes: &instance_attributes,
-                })],
-                topology: wgpu::PrimitiveTopology::TriangleStrip,
-            },
-        );
-
-        let timecode_layout = layout(device, "timecode", &[uniform_entry(0, fragment)]);
-        let timecode_module = module(device, TIMECODE);
-        let timecode = output_pipeline(
-            device,
-            Fullscreen {
-                label: "timecode",
-                module: &timecode_module,
-                layout: &timecode_layout,
-                blend: None,
-                buffers: &[],
-                topology: wgpu::PrimitiveTopology::TriangleList,
-            },
-        );
-
-        let compute = wgpu::ShaderStages::COMPUTE;
-        let i420_layout = layout(
-            device,
-            "rgba_to_i420",
-            &[
-                uniform_entry(0, compute),
-                texture_entry(1, false, compute),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: compute,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-            ],
-        );
-        let i420_module = module(device, RGBA_TO_I420);
-        let i420_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("rgba_to_i420"),
-            bind_group_layouts: &[Some(&i420_layout)],
-            immediate_size: 0,
-        });
-        let i420 = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("rgba_to_i420"),
-            layout: Some(&i420_pipeline_layout),
-            module: &i420_module,
-            entry_point: Some("cs_main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        Self {
-            compose,
-            compose_layout,
-            mesh_solid,
-            mesh_wireframe,
-            mesh_layout,
-            annotation,
-            annotation_layout,
-            timecode,
-            timecode_layout,
-            i420,
-            i420_layout,
-        }
+/// A buffer holding `bytes` (zero-padded to a multiple of 4).
+pub(crate) fn buffer_with(device: &wgpu::Device, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    let size = bytes.len().max(4).next_multiple_of(4);
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size as u64,
+        usage,
+        mapped_at_creation: true,
+    });
+    if let Ok(mut mapped) = buffer.slice(..).get_mapped_range_mut() {
+        let mut padded = bytes.to_vec();
+        padded.resize(size, 0);
+        mapped.copy_from_slice(&padded);
     }
+    buffer.unmap();
+    buffer
+}
+
+/// A render pass writing the composited output (no depth, no multisampling).
+pub(crate) fn output_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    view: &wgpu::TextureView,
+    label: &str,
+    load: wgpu::LoadOp<wgpu::Color>,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some(label),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations { load, store: wgpu::StoreOp::Store },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
 }
