@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
+use scopecast_transport::refused::CommandRefused;
 use scopecast_transport::room::CommandSink;
 
 use crate::clock::SharedClock;
@@ -36,28 +37,25 @@ impl StationCommands {
 }
 
 impl CommandSink for StationCommands {
-    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String> {
+    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused> {
         match command {
             Command::Record { on } => {
-                let recorder = self
-                    .recorder
-                    .as_ref()
-                    .ok_or_else(|| "this station is not encoding, so it cannot record".to_string())?;
+                let recorder = self.recorder.as_ref().ok_or(CommandRefused::NotEncoding)?;
                 let on = *on;
                 let switched = if on { recorder.start_session() } else { recorder.stop_session() };
-                switched.map_err(|busy| busy.to_string())?;
+                switched.map_err(|busy| CommandRefused::RecorderBusy { reason: busy.to_string() })?;
                 tracing::info!(viewer = viewer.0, on, "recording switched from a viewer page");
                 Ok(Some(Notice::Recording { v: PROTOCOL_VERSION, on }))
             }
             Command::Pause {} | Command::Play {} | Command::Seek { .. } | Command::Speed { .. } => {
-                Err(format!("{} works on a replay (scopecast replay), not on the live station", command.name()))
+                Err(CommandRefused::ReplayOnly { command: command.name() })
             }
-            _ => self.telestration.apply_at(viewer.0, command, self.clock.now_ns()).map(|()| None),
+            _ => self.telestration.apply_at(viewer, command, self.clock.now_ns()).map(|()| None),
         }
     }
 
     fn left(&self, viewer: ViewerId) {
-        self.telestration.left(viewer.0);
+        self.telestration.left(viewer);
     }
 
     fn greeting(&self) -> Option<Notice> {

@@ -590,7 +590,7 @@ fn start_http(
 /// station's telestration, as viewer `u64::MAX` (`--draw-demo-stroke`).
 fn draw_demo_stroke(station: &Station, now_ns: u64) -> anyhow::Result<()> {
     use scopecast_transport::protocol::Command;
-    const DEMO_VIEWER: u64 = u64::MAX;
+    const DEMO_VIEWER: scopecast_transport::fanout::ViewerId = scopecast_transport::fanout::ViewerId(u64::MAX);
     let ring: Vec<[f32; 2]> = (0..=48)
         .map(|i| {
             let angle = i as f32 / 48.0 * std::f32::consts::TAU;

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use glam::Vec2;
+use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::protocol::{Command, Layer, Point, parse_colour};
+use scopecast_transport::refused::CommandRefused;
 
 use crate::clock::SharedClock;
 use crate::scene::{
@@ -45,26 +47,31 @@ pub struct Telestration {
     fade_after_ns: u64,
     next_id: AtomicU64,
     /// Open strokes by (viewer, the viewer's stroke id).
-    open: Mutex<HashMap<(u64, u32), OpenStroke>>,
+    open: Mutex<HashMap<(ViewerId, u32), OpenStroke>>,
 }
 
-fn author(viewer: u64) -> String {
-    format!("viewer-{viewer}")
+fn author(viewer: ViewerId) -> String {
+    format!("viewer-{}", viewer.0)
 }
 
-fn laser_author(viewer: u64) -> String {
-    format!("viewer-{viewer}/laser")
+fn laser_author(viewer: ViewerId) -> String {
+    format!("viewer-{}/laser", viewer.0)
 }
 
 fn vec2(p: Point) -> Vec2 {
     Vec2::new(p[0], p[1])
 }
 
-fn scene_refusal(e: SceneError) -> String {
-    match e {
+fn scene_refusal(e: SceneError) -> CommandRefused {
+    let reason = match e {
         SceneError::TooManyAnnotations { .. } => format!("{e}: clear some first"),
         other => other.to_string(),
-    }
+    };
+    CommandRefused::Scene { reason }
+}
+
+fn colour_of(colour: &str) -> Result<[f32; 4], CommandRefused> {
+    parse_colour(colour).map_err(|_| CommandRefused::BadColour { colour: colour.to_string() })
 }
 
 impl Telestration {
@@ -94,28 +101,28 @@ impl Telestration {
         }
     }
 
-    fn update(&self, change: impl Fn(&mut Scene) -> Result<(), String>) -> Result<(), String> {
+    fn update(&self, change: impl Fn(&mut Scene) -> Result<(), CommandRefused>) -> Result<(), CommandRefused> {
         self.scene.edit(change).map(|_| ()).map_err(|e| match e {
             EditError::Refused(reason) => reason,
             EditError::Invalid(invalid) => scene_refusal(invalid),
         })
     }
 
-    fn open_strokes(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u32), OpenStroke>> {
+    fn open_strokes(&self) -> std::sync::MutexGuard<'_, HashMap<(ViewerId, u32), OpenStroke>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Carries out `command` from `viewer` at `now_ns`; the error says why not.
-    pub fn apply_at(&self, viewer: u64, command: &Command, now_ns: u64) -> Result<(), String> {
+    pub fn apply_at(&self, viewer: ViewerId, command: &Command, now_ns: u64) -> Result<(), CommandRefused> {
         match command {
             Command::Hello { .. } => Ok(()),
             Command::Record { .. }
             | Command::Pause {}
             | Command::Play {}
             | Command::Seek { .. }
-            | Command::Speed { .. } => Err(format!("{} is not a drawing command", command.name())),
+            | Command::Speed { .. } => Err(CommandRefused::NotDrawing { command: command.name() }),
             Command::PenDown { stroke, at, colour, width, pinned } => {
-                let colour = parse_colour(colour).map_err(|e| e.to_string())?;
+                let colour = colour_of(colour)?;
                 let entry_id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let entry = AnnotationEntry {
                     author: author(viewer),
@@ -138,15 +145,15 @@ impl Telestration {
             }
             Command::PenMove { stroke, points } => {
                 let open = self.open_strokes().get(&(viewer, *stroke)).copied();
-                let open = open.ok_or_else(|| format!("no open stroke {stroke}: send pen_down first"))?;
+                let open = open.ok_or(CommandRefused::NoOpenStroke { stroke: *stroke })?;
                 self.update(|s| {
                     let entry = s.annotations.iter_mut().find(|e| e.id == open.entry_id);
                     let Some(AnnotationEntry { annotation: Annotation::Stroke { points: drawn, .. }, .. }) = entry
                     else {
-                        return Err(format!("stroke {stroke} was cleared"));
+                        return Err(CommandRefused::StrokeCleared { stroke: *stroke });
                     };
                     if drawn.len() + points.len() > MAX_STROKE_POINTS {
-                        return Err(format!("a stroke has at most {MAX_STROKE_POINTS} points: lift the pen"));
+                        return Err(CommandRefused::StrokeTooLong { max: MAX_STROKE_POINTS });
                     }
                     drawn.extend(points.iter().copied().map(vec2));
                     Ok(())
@@ -154,12 +161,12 @@ impl Telestration {
             }
             Command::PenUp { stroke } => {
                 let open = self.open_strokes().remove(&(viewer, *stroke));
-                let open = open.ok_or_else(|| format!("no open stroke {stroke}"))?;
+                let open = open.ok_or(CommandRefused::NoStrokeToLift { stroke: *stroke })?;
                 self.finish(open, now_ns);
                 Ok(())
             }
             Command::Arrow { from, to, colour, width, pinned } => {
-                let colour = parse_colour(colour).map_err(|e| e.to_string())?;
+                let colour = colour_of(colour)?;
                 let entry = AnnotationEntry {
                     author: author(viewer),
                     time_ns: now_ns,
@@ -195,7 +202,7 @@ impl Telestration {
                 let mine = author(viewer);
                 self.update(|s| {
                     let newest = s.annotations.iter().rposition(|e| e.author == mine);
-                    let newest = newest.ok_or_else(|| "nothing of yours to undo".to_string())?;
+                    let newest = newest.ok_or(CommandRefused::NothingToUndo)?;
                     s.annotations.remove(newest);
                     Ok(())
                 })
@@ -221,7 +228,7 @@ impl Telestration {
                     Layer::Annotations => s.layers.annotations = *visible,
                     Layer::Model(name) => {
                         let model = s.models.iter_mut().find(|m| &m.name == name);
-                        model.ok_or_else(|| format!("no model named {name:?}"))?.visible = *visible;
+                        model.ok_or_else(|| CommandRefused::NoSuchModel { name: name.clone() })?.visible = *visible;
                     }
                 }
                 Ok(())
@@ -230,11 +237,11 @@ impl Telestration {
     }
 
     /// Viewer `viewer` left: its open strokes end (and start to fade).
-    pub fn left(&self, viewer: u64) {
+    pub fn left(&self, viewer: ViewerId) {
         let now_ns = self.clock.now_ns();
         let open: Vec<OpenStroke> = {
             let mut strokes = self.open_strokes();
-            let mine: Vec<(u64, u32)> = strokes.keys().filter(|(v, _)| *v == viewer).copied().collect();
+            let mine: Vec<(ViewerId, u32)> = strokes.keys().filter(|(v, _)| *v == viewer).copied().collect();
             mine.iter().filter_map(|k| strokes.remove(k)).collect()
         };
         for stroke in open {
@@ -289,16 +296,18 @@ mod tests {
     #[test]
     fn a_stroke_grows_while_drawn_then_fades_unless_pinned() {
         let (scene, board) = board(10);
-        board.apply_at(1, &pen_down(5, false), 1_000).expect("pen down");
-        board.apply_at(1, &Command::PenMove { stroke: 5, points: vec![[0.3, 0.4], [0.5, 0.6]] }, 2_000).expect("move");
+        board.apply_at(ViewerId(1), &pen_down(5, false), 1_000).expect("pen down");
+        board
+            .apply_at(ViewerId(1), &Command::PenMove { stroke: 5, points: vec![[0.3, 0.4], [0.5, 0.6]] }, 2_000)
+            .expect("move");
         let drawn = scene.load().scene.annotations.clone();
         assert_eq!(drawn.len(), 1);
         assert!(matches!(&drawn[0].annotation, Annotation::Stroke { points, .. } if points.len() == 3));
         assert_eq!(drawn[0].expires_ns, None, "an open stroke does not fade");
-        board.apply_at(1, &Command::PenUp { stroke: 5 }, 3_000).expect("pen up");
+        board.apply_at(ViewerId(1), &Command::PenUp { stroke: 5 }, 3_000).expect("pen up");
         assert_eq!(scene.load().scene.annotations[0].expires_ns, Some(3_000 + 10_000_000_000));
-        board.apply_at(1, &pen_down(6, true), 4_000).expect("pinned");
-        board.apply_at(1, &Command::PenUp { stroke: 6 }, 5_000).expect("pen up");
+        board.apply_at(ViewerId(1), &pen_down(6, true), 4_000).expect("pinned");
+        board.apply_at(ViewerId(1), &Command::PenUp { stroke: 6 }, 5_000).expect("pen up");
         board.sweep(3_000 + 10_000_000_000);
         let left = scene.load().scene.annotations.clone();
         assert_eq!(left.len(), 1, "the faded stroke is gone, the pinned one stays");
@@ -309,33 +318,33 @@ mod tests {
     fn viewers_undo_and_clear_only_their_own() {
         let (scene, board) = board(10);
         for viewer in [1, 2] {
-            board.apply_at(viewer, &pen_down(1, false), 0).expect("down");
-            board.apply_at(viewer, &Command::PenUp { stroke: 1 }, 0).expect("up");
+            board.apply_at(ViewerId(viewer), &pen_down(1, false), 0).expect("down");
+            board.apply_at(ViewerId(viewer), &Command::PenUp { stroke: 1 }, 0).expect("up");
         }
-        board.apply_at(2, &Command::Laser { at: [0.5, 0.5] }, 0).expect("laser");
-        board.apply_at(1, &Command::UndoMine {}, 0).expect("undo");
+        board.apply_at(ViewerId(2), &Command::Laser { at: [0.5, 0.5] }, 0).expect("laser");
+        board.apply_at(ViewerId(1), &Command::UndoMine {}, 0).expect("undo");
         let authors: Vec<String> = scene.load().scene.annotations.iter().map(|e| e.author.clone()).collect();
         assert_eq!(authors, ["viewer-2", "viewer-2/laser"]);
-        assert_eq!(board.apply_at(1, &Command::UndoMine {}, 0), Err("nothing of yours to undo".into()));
-        board.apply_at(2, &Command::ClearMine {}, 0).expect("clear mine");
+        assert_eq!(board.apply_at(ViewerId(1), &Command::UndoMine {}, 0), Err(CommandRefused::NothingToUndo));
+        board.apply_at(ViewerId(2), &Command::ClearMine {}, 0).expect("clear mine");
         assert!(scene.load().scene.annotations.is_empty());
     }
 
     #[test]
     fn bad_edits_are_refused_and_leave_the_scene_alone() {
         let (scene, board) = board(10);
-        let err = board.apply_at(1, &Command::PenMove { stroke: 9, points: vec![[0.1, 0.1]] }, 0);
-        assert_eq!(err, Err("no open stroke 9: send pen_down first".into()));
-        board.apply_at(1, &pen_down(1, false), 0).expect("down");
+        let err = board.apply_at(ViewerId(1), &Command::PenMove { stroke: 9, points: vec![[0.1, 0.1]] }, 0);
+        assert_eq!(err, Err(CommandRefused::NoOpenStroke { stroke: 9 }));
+        board.apply_at(ViewerId(1), &pen_down(1, false), 0).expect("down");
         let long = Command::PenMove { stroke: 1, points: vec![[0.2, 0.2]; 128] };
-        let refused = (0..40).map(|_| board.apply_at(1, &long, 0)).find(Result::is_err);
-        assert!(matches!(refused, Some(Err(e)) if e.contains("at most 4096 points")));
+        let refused = (0..40).map(|_| board.apply_at(ViewerId(1), &long, 0)).find(Result::is_err);
+        assert_eq!(refused, Some(Err(CommandRefused::StrokeTooLong { max: 4096 })));
         let layer = Command::Layer { layer: Layer::Model("spleen".into()), visible: false };
-        assert_eq!(board.apply_at(1, &layer, 0), Err("no model named \"spleen\"".into()));
-        board.apply_at(1, &Command::Layer { layer: Layer::Anatomy, visible: false }, 0).expect("layer");
+        assert_eq!(board.apply_at(ViewerId(1), &layer, 0), Err(CommandRefused::NoSuchModel { name: "spleen".into() }));
+        board.apply_at(ViewerId(1), &Command::Layer { layer: Layer::Anatomy, visible: false }, 0).expect("layer");
         assert!(!scene.load().scene.layers.anatomy);
         // The viewer leaves mid-stroke: the stroke is finished and fades.
-        board.left(1);
+        board.left(ViewerId(1));
         assert!(scene.load().scene.annotations[0].expires_ns.is_some());
     }
 }

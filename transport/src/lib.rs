@@ -35,6 +35,7 @@ pub mod nack_budget;
 #[cfg(feature = "webrtc")]
 pub mod peer;
 pub mod protocol;
+pub mod refused;
 #[cfg(feature = "webrtc")]
 pub mod room;
 #[cfg(feature = "webrtc")]

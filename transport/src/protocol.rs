@@ -249,8 +249,8 @@ pub enum ProtocolError {
         per_second: u32,
     },
     /// The station refused it (for example: a stroke that was never started).
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] crate::refused::CommandRefused),
 }
 
 impl ProtocolError {
@@ -586,7 +586,8 @@ mod tests {
 
     #[test]
     fn notices_serialise_with_type_and_version() {
-        let text = Notice::error(&ProtocolError::Refused("no open stroke 3".into())).to_json();
+        let text = Notice::error(&ProtocolError::Refused(crate::refused::CommandRefused::NoStrokeToLift { stroke: 3 }))
+            .to_json();
         assert_eq!(text, r#"{"type":"error","v":1,"code":"refused","message":"no open stroke 3"}"#);
         let presence =
             Notice::Presence { v: 1, viewers: vec![Participant { id: 2, name: "Dr A".into(), role: Role::Annotator }] };

@@ -17,6 +17,7 @@ use crate::access::{AccessEvent, AccessSink, Action, Who};
 use crate::auth::Caller;
 use crate::fanout::ViewerId;
 use crate::protocol::{Command, Notice, PROTOCOL_VERSION, Participant, ProtocolError, RateLimiter, parse_command};
+use crate::refused::CommandRefused;
 
 /// The data channel the viewer page opens.
 pub const CHANNEL_LABEL: &str = "scopecast";
@@ -29,7 +30,7 @@ pub trait CommandSink: Send + Sync {
     /// Carries out `command` from `viewer`; an `Err` is sent back to it
     /// (code `refused`), an `Ok(Some(notice))` goes to everyone (a changed
     /// state all pages show).
-    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String>;
+    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused>;
     /// The viewer left: its open strokes end.
     fn left(&self, viewer: ViewerId);
     /// What a viewer hears right after its welcome (the recording or playback state).
@@ -182,7 +183,7 @@ impl Room {
             return Ok(vec![self.presence()]);
         }
         let who = member.who.clone();
-        let sink = self.sink.as_ref().ok_or_else(|| ProtocolError::Refused("this station takes no drawing".into()))?;
+        let sink = self.sink.as_ref().ok_or(ProtocolError::Refused(CommandRefused::NoDrawing))?;
         let notice = sink.apply(viewer, &command).map_err(ProtocolError::Refused)?;
         if let (Some(access), Some(action)) = (&self.access, Action::of(&command)) {
             access.record(AccessEvent::Acted { session: viewer.0, who, action });
@@ -218,11 +219,11 @@ mod tests {
     struct Kept(Mutex<Vec<(ViewerId, &'static str)>>);
 
     impl CommandSink for Kept {
-        fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String> {
+        fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused> {
             self.0.lock().expect("kept").push((viewer, command.name()));
             match command {
                 Command::Record { on } => Ok(Some(Notice::Recording { v: PROTOCOL_VERSION, on: *on })),
-                Command::PenUp { .. } => Err("no open stroke 1".into()),
+                Command::PenUp { stroke } => Err(CommandRefused::NoStrokeToLift { stroke: *stroke }),
                 _ => Ok(None),
             }
         }

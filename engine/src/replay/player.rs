@@ -20,6 +20,7 @@ use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::media::AccessUnit;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
+use scopecast_transport::refused::CommandRefused;
 use scopecast_transport::room::CommandSink;
 
 use super::schedule::Playback;
@@ -192,7 +193,7 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
 }
 
 impl CommandSink for PlayerControls {
-    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, String> {
+    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused> {
         let now = self.shared.clock.now_ns();
         let mut playback = self.shared.playback();
         match command {
@@ -203,15 +204,12 @@ impl CommandSink for PlayerControls {
             }
             Command::Speed { factor } => playback.set_speed(f64::from(*factor), now),
             Command::Hello { .. } => return Ok(None),
-            Command::Record { .. } => return Err("a replay does not record".into()),
+            Command::Record { .. } => return Err(CommandRefused::ReplayDoesNotRecord),
             _ => {
                 drop(playback);
                 return match &self.drawing {
                     Some(drawing) => drawing.apply(viewer, command),
-                    None => Err(format!(
-                        "{} is refused: this replay plays the composited stream as recorded, which is never altered",
-                        command.name()
-                    )),
+                    None => Err(CommandRefused::RecordedAsIs { command: command.name() }),
                 };
             }
         }
