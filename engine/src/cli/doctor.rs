@@ -256,7 +256,7 @@ fn display(config: &Config) -> Finding {
 /// The listen address; with `demo`, the demo's default when none is configured.
 fn listen(config: &Config, demo: bool) -> Finding {
     let listen = match (config.http.listen.as_str(), demo) {
-        ("", true) => crate::demo_profile::DEMO_LISTEN,
+        ("", true) => super::demo_profile::DEMO_LISTEN,
         ("", false) => {
             return finding(
                 Level::Warn,

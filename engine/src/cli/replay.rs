@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use scopecast_engine::clock::{SharedClock, SystemClock, for_transport};
+use scopecast_engine::clock::{SharedClock, SystemClock};
 use scopecast_engine::config::Config;
 use scopecast_engine::metrics::MetricsRegistry;
 use scopecast_engine::recorder::Track;
@@ -27,17 +27,16 @@ use scopecast_engine::replay::session::{RecordedSession, timeline_records};
 use scopecast_engine::replay::source::ReplaySource;
 use scopecast_engine::shutdown::{POLL_INTERVAL, Shutdown};
 use scopecast_engine::source::supervisor::SourceStatus;
+use scopecast_engine::station::endpoints::{EndpointParts, Endpoints};
 use scopecast_engine::station::{MetricsView, Station};
 use scopecast_transport::protocol::Notice;
 use scopecast_transport::room::CommandSink;
-use scopecast_transport::whep::{Whep, WhepSettings};
 
 /// Serves `dir` until Ctrl-C or `stop_after_s`.
 pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<f64>) -> anyhow::Result<()> {
-    let addr: std::net::SocketAddr = match config.http.listen.parse() {
-        Ok(addr) => addr,
-        Err(_) => bail!("a replay is watched over WHEP: give --listen ADDR:PORT (or [http] listen in --config)"),
-    };
+    if config.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        bail!("a replay is watched over WHEP: give --listen ADDR:PORT (or [http] listen in --config)");
+    }
     let recomposite = !as_recorded && RecordedSession::has_clean_video(dir);
     let track = if recomposite { Track::Clean } else { Track::Composited };
     let session = RecordedSession::open_track(dir, track)?;
@@ -68,13 +67,6 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
     let on_signal = shutdown.clone();
     ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
     let clock: SharedClock = Arc::new(SystemClock::new());
-    let settings = WhepSettings {
-        bind_ip: addr.ip(),
-        max_viewers: config.http.max_viewers,
-        ice_servers: config.http.ice_servers.clone(),
-        initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
-        connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
-    };
     if recomposite {
         let scenes = scene_track(&timeline_records(dir));
         let mut config = config.clone();
@@ -95,15 +87,17 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let broadcast = station.broadcast.clone().context("a replay needs the encoder (encoder.enabled = true)")?;
         let drawing: Arc<dyn CommandSink> = station.commands.clone();
         let controls: Arc<dyn CommandSink> = Arc::new(PlayerControls::new(shared.clone(), Some(drawing)));
-        let access = crate::start_access_log(&config, None);
-        let whep = Arc::new(crate::whep_with_access(
-            Whep::new(broadcast, settings, Some(controls), for_transport(&clock)),
-            access.as_ref(),
-        ));
-        let (metrics, source) = (station.metrics_view(), station.source_status.clone());
-        let server = crate::start_http(&config, addr, metrics, source, &clock, Some(whep.clone()), access)?;
-        report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), whep.viewer_count()));
-        server.stop();
+        let parts = EndpointParts {
+            broadcast: Some(broadcast),
+            commands: Some(controls),
+            metrics: station.metrics_view(),
+            source: station.source_status.clone(),
+            recorder: None,
+            publish_whip: false,
+        };
+        let endpoints = start_endpoints(&config, parts, &clock)?;
+        report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), endpoints.viewer_count()));
+        endpoints.stop();
         shared.stop();
         station.stop(std::time::Duration::from_millis(800));
     } else {
@@ -114,18 +108,29 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
         let broadcast = replay_broadcast();
         let player = Player::start(session, broadcast.clone(), clock.clone()).context("cannot start the player")?;
         let controls: Arc<dyn CommandSink> = player.controls();
-        let access = crate::start_access_log(config, None);
-        let whep = Arc::new(crate::whep_with_access(
-            Whep::new(broadcast, settings, Some(controls), for_transport(&clock)),
-            access.as_ref(),
-        ));
-        let metrics = MetricsView::of_registry(Arc::new(MetricsRegistry::new()));
-        let server = crate::start_http(config, addr, metrics, source, &clock, Some(whep.clone()), access)?;
-        report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), whep.viewer_count()));
-        server.stop();
+        let parts = EndpointParts {
+            broadcast: Some(broadcast),
+            commands: Some(controls),
+            metrics: MetricsView::of_registry(Arc::new(MetricsRegistry::new())),
+            source,
+            recorder: None,
+            publish_whip: false,
+        };
+        let endpoints = start_endpoints(config, parts, &clock)?;
+        report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), endpoints.viewer_count()));
+        endpoints.stop();
         player.stop();
     }
     Ok(())
+}
+
+/// The endpoints of the replay, with the operator's links printed.
+fn start_endpoints(config: &Config, parts: EndpointParts, clock: &SharedClock) -> anyhow::Result<Endpoints> {
+    let endpoints = Endpoints::start(config, parts, clock)?;
+    for line in &endpoints.operator_lines {
+        println!("{line}");
+    }
+    Ok(endpoints)
 }
 
 /// The recording's frame rate (from its median frame interval), 1 to 240.

@@ -1,0 +1,13 @@
+//! The `scopecast` binary's subcommands (the library has none of this):
+//! each file turns parsed arguments into calls of `scopecast_engine` and
+//! words on the terminal. `main.rs` holds the argument grammar and
+//! dispatches here.
+
+pub mod calibrate;
+pub mod demo_profile;
+pub mod doctor;
+pub mod links;
+pub mod recordings;
+pub mod replay;
+pub mod run;
+pub mod snapshot;

@@ -1,0 +1,103 @@
+//! The compositor's stage: on its own thread, the newest captured frame in,
+//! composited on the GPU with the current scene, I420 out to the encoder's
+//! slot; the monitor gets its GPU copy, and while recording with
+//! `record_clean` each frame before the overlay also goes to the clean
+//! encoder. A frame the compositor cannot draw passes through undrawn (said
+//! once in the log and the stage status, not per frame).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::compositor::Compositor;
+use crate::frame::Frame;
+use crate::metrics::FpsMeter;
+use crate::scene::SceneStore;
+use crate::shutdown::{POLL_INTERVAL, Shutdown};
+use crate::slot::{SlotConsumer, SlotProducer, TakeError};
+
+/// Frames the compositor may have on the GPU at once (one rendering, one
+/// being read back).
+const MAX_GPU_FRAMES: usize = 2;
+
+/// The compositor on its own thread: newest frame in, composited I420 out.
+pub(super) struct CompositorStage {
+    pub(super) compositor: Compositor,
+    pub(super) input: SlotConsumer<Frame>,
+    pub(super) output: SlotProducer<Frame>,
+    pub(super) scene: Arc<SceneStore>,
+    pub(super) clock: SharedClock,
+    pub(super) latency: Arc<crate::metrics::LatencyHistogram>,
+    pub(super) frames: Arc<crate::metrics::Counter>,
+    pub(super) fps: FpsMeter,
+    pub(super) errors: Arc<crate::metrics::Counter>,
+    /// The station's monitor, when it has one.
+    pub(super) display: Option<crate::display::DisplayLink>,
+    /// `record_clean`: while recording, each frame before the overlay goes
+    /// here too (to the clean encoder).
+    pub(super) clean: Option<(SlotProducer<Frame>, Arc<crate::recorder::Recorder>)>,
+    /// Failures in words for the status line, the HUD and `/healthz`.
+    pub(super) stages: Arc<crate::stage_status::StageStatus>,
+}
+
+impl CompositorStage {
+    pub(super) fn run(mut self, stop: &Shutdown) {
+        let mut last_error: Option<String> = None;
+        while !stop.is_triggered() {
+            // A GPU slower than the source must cost frames, not latency: with
+            // MAX_GPU_FRAMES in flight, new frames wait in the input slot (where
+            // the newest replaces older ones, counted as drops).
+            if self.compositor.in_flight() >= MAX_GPU_FRAMES {
+                std::thread::sleep(Duration::from_micros(500));
+                self.collect();
+                continue;
+            }
+            // While a readback is in flight, come back soon to collect it.
+            let wait = if self.compositor.readback_pending() { Duration::from_millis(1) } else { POLL_INTERVAL };
+            match self.input.take(wait) {
+                Ok(frame) => {
+                    if let Some((clean, recorder)) = &self.clean
+                        && recorder.is_recording()
+                    {
+                        clean.put(frame.clone());
+                    }
+                    let scene = self.scene.load();
+                    let rendered = self.compositor.render(&frame, &scene.scene);
+                    if let (Some(display), Some(shown)) = (&self.display, self.compositor.take_display_frame()) {
+                        display.show(shown);
+                    }
+                    match rendered {
+                        Err(e) => {
+                            self.errors.inc();
+                            let message = e.to_string();
+                            if last_error.as_ref() != Some(&message) {
+                                tracing::error!(error = %message, "compositor cannot draw this frame; passing it through");
+                                self.stages.fail("compositor", format!("{message} (frames pass through undrawn)"));
+                                last_error = Some(message);
+                            }
+                            self.output.put(frame);
+                        }
+                        Ok(_) => {
+                            if last_error.take().is_some() {
+                                self.stages.recover("compositor");
+                            }
+                        }
+                    }
+                }
+                Err(TakeError::Timeout) => {}
+                Err(TakeError::ProducerGone) => break,
+            }
+            self.collect();
+        }
+    }
+
+    fn collect(&mut self) {
+        for composited in self.compositor.poll_i420() {
+            let now = self.clock.now_ns();
+            self.latency.record_ns(now.saturating_sub(composited.capture_time_ns));
+            self.frames.inc();
+            self.fps.tick(now);
+            self.output.put(composited);
+        }
+    }
+}
