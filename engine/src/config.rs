@@ -194,10 +194,12 @@ impl Default for RecordingConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AccessConfig {
     /// The station's state folder (the links' secret, revoked links, the
-    /// access log); empty: [`default_state_dir`].
-    pub state_dir: String,
-    /// The access log file; empty: `access.log` in the state folder.
-    pub log: String,
+    /// access log); empty (`None`): [`default_state_dir`].
+    #[serde(with = "empty_path_is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// The access log file; empty (`None`): `access.log` in the state folder.
+    #[serde(with = "empty_path_is_none")]
+    pub log: Option<PathBuf>,
     /// The log is rotated at this size, MiB.
     pub log_max_mib: u64,
     /// Rotated files kept (`access.log.1` is the newest).
@@ -206,19 +208,19 @@ pub struct AccessConfig {
 
 impl Default for AccessConfig {
     fn default() -> Self {
-        Self { state_dir: String::new(), log: String::new(), log_max_mib: 16, log_keep: 8 }
+        Self { state_dir: None, log: None, log_max_mib: 16, log_keep: 8 }
     }
 }
 
 impl AccessConfig {
     /// The state folder: `state_dir`, else [`default_state_dir`].
     pub fn state_dir(&self) -> std::path::PathBuf {
-        if self.state_dir.is_empty() { default_state_dir() } else { self.state_dir.clone().into() }
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
     }
 
     /// The access log's path.
     pub fn log_path(&self) -> std::path::PathBuf {
-        if self.log.is_empty() { self.state_dir().join("access.log") } else { self.log.clone().into() }
+        self.log.clone().unwrap_or_else(|| self.state_dir().join("access.log"))
     }
 }
 
@@ -236,10 +238,12 @@ pub fn default_state_dir() -> std::path::PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WhipConfig {
-    /// The endpoint, `http://host:port/path`; empty: no publishing.
-    pub url: String,
-    /// Its bearer token; empty: none.
-    pub token: String,
+    /// The endpoint, `http://host:port/path`; empty (`None`): no publishing.
+    #[serde(with = "empty_is_none")]
+    pub url: Option<String>,
+    /// Its bearer token; empty (`None`): none.
+    #[serde(with = "empty_is_none")]
+    pub token: Option<String>,
 }
 
 /// `[telestration]`: remote experts' drawings on the video.
@@ -335,7 +339,7 @@ pub struct CompositorConfig {
     pub msaa: u32,
     /// `synthetic` (the synthetic endoscope's lens), `none`, or the path of a
     /// calibration file (OpenCV FileStorage YAML or JSON).
-    pub calibration: String,
+    pub calibration: CalibrationSource,
     /// Show the built-in demo anatomy.
     pub demo_anatomy: bool,
     /// Models from files.
@@ -349,10 +353,80 @@ impl Default for CompositorConfig {
             output_mode: OutputModeConfig::Undistorted,
             timecode: true,
             msaa: 4,
-            calibration: "synthetic".into(),
+            calibration: CalibrationSource::Synthetic,
             demo_anatomy: true,
             models: Vec::new(),
         }
+    }
+}
+
+/// `[compositor] calibration`: the lens the overlay is drawn for. In TOML a
+/// string: `"synthetic"`, `"none"`, or a file's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum CalibrationSource {
+    /// The synthetic endoscope's lens (the test source's).
+    Synthetic,
+    /// No calibration: the video as captured, no anatomy overlay.
+    None,
+    /// A calibration file (OpenCV FileStorage YAML or JSON).
+    File(PathBuf),
+}
+
+impl From<String> for CalibrationSource {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "synthetic" => Self::Synthetic,
+            "none" => Self::None,
+            _ => Self::File(text.into()),
+        }
+    }
+}
+
+impl From<CalibrationSource> for String {
+    fn from(source: CalibrationSource) -> Self {
+        source.to_string()
+    }
+}
+
+impl fmt::Display for CalibrationSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Synthetic => f.write_str("synthetic"),
+            Self::None => f.write_str("none"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Text fields where the TOML's empty string (the way the default config
+/// shows a field that is off) is `None`, and `None` is written back as "".
+mod empty_is_none {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value.as_deref().unwrap_or(""))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok((!text.is_empty()).then_some(text))
+    }
+}
+
+/// Paths where the TOML's empty string is `None` (as [`empty_is_none`]).
+mod empty_path_is_none {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<PathBuf>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.as_ref().map(|p| p.to_string_lossy()).unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok((!text.is_empty()).then(|| PathBuf::from(text)))
     }
 }
 
@@ -404,18 +478,21 @@ pub struct TokenConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// `ADDR:PORT` to serve the viewer page, WHEP, `/metrics` and `/healthz` on; empty: no server.
-    pub listen: String,
+    /// `ADDR:PORT` to serve the viewer page, WHEP, `/metrics` and `/healthz` on; empty (`None`): no server.
+    #[serde(with = "empty_is_none")]
+    pub listen: Option<String>,
     /// Bearer tokens; without any, a viewer and an operator token are generated at start.
     pub tokens: Vec<TokenConfig>,
     /// WHEP sessions at once; more get `503` with `Retry-After`.
     pub max_viewers: usize,
     /// STUN/TURN servers the station gathers with and announces in `Link` headers.
     pub ice_servers: Vec<scopecast_transport::ice::IceServer>,
-    /// PEM certificate chain for HTTPS (off loopback); empty: a self-signed one is generated.
-    pub tls_cert: String,
+    /// PEM certificate chain for HTTPS (off loopback); empty (`None`): a self-signed one is generated.
+    #[serde(with = "empty_path_is_none")]
+    pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
-    pub tls_key: String,
+    #[serde(with = "empty_path_is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Who may read `/metrics`: `auto` (a valid bearer token off loopback,
     /// anyone on loopback), `token` (always a token) or `open` (anyone).
     pub metrics_auth: MetricsAuth,
@@ -448,12 +525,12 @@ impl MetricsAuth {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            listen: String::new(),
+            listen: None,
             tokens: Vec::new(),
             max_viewers: 32,
             ice_servers: Vec::new(),
-            tls_cert: String::new(),
-            tls_key: String::new(),
+            tls_cert: None,
+            tls_key: None,
             metrics_auth: MetricsAuth::Auto,
         }
     }
@@ -749,13 +826,13 @@ impl Config {
                 reason: "must be 1 or 4".into(),
             });
         }
-        if !matches!(c.calibration.as_str(), "synthetic" | "none")
-            && let Err(e) = scopecast_calibration::file::CalibrationFile::load(Path::new(&c.calibration))
+        if let CalibrationSource::File(file) = &c.calibration
+            && let Err(e) = scopecast_calibration::file::CalibrationFile::load(file)
         {
             return Err(ConfigError::Invalid {
                 path: path.into(),
                 field: "compositor.calibration",
-                value: format!("{:?}", c.calibration),
+                value: format!("{:?}", c.calibration.to_string()),
                 reason: format!("must be \"synthetic\", \"none\" or a calibration file: {e}"),
             });
         }
@@ -776,11 +853,13 @@ impl Config {
                 return Err(bad("colour and opacity must be within 0..=1"));
             }
         }
-        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        if let Some(listen) = &self.http.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
             return Err(ConfigError::Invalid {
                 path: path.into(),
                 field: "http.listen",
-                value: format!("{:?}", self.http.listen),
+                value: format!("{listen:?}"),
                 reason: "must be ADDR:PORT, e.g. 127.0.0.1:8080".into(),
             });
         }
@@ -801,7 +880,7 @@ impl Config {
                 reason: e.to_string(),
             })?;
         }
-        if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
+        if self.http.tls_cert.is_none() != self.http.tls_key.is_none() {
             return Err(ConfigError::Invalid {
                 path: path.into(),
                 field: "http.tls_key",
@@ -823,11 +902,13 @@ impl Config {
         range_check(path, "recording.segment_s", self.recording.segment_s, 1.0, 60.0)?;
         range_check(path, "access.log_max_mib", self.access.log_max_mib, 1, 1024)?;
         range_check(path, "access.log_keep", self.access.log_keep, 1, 100)?;
-        if !self.whip.url.is_empty() && !self.whip.url.starts_with("http://") {
+        if let Some(url) = &self.whip.url
+            && !url.starts_with("http://")
+        {
             return Err(ConfigError::Invalid {
                 path: path.into(),
                 field: "whip.url",
-                value: format!("{:?}", self.whip.url),
+                value: format!("{url:?}"),
                 reason: "an http:// endpoint (https:// is not supported yet)".into(),
             });
         }
@@ -844,6 +925,23 @@ mod tests {
         let config = Config::from_toml_str(text, path)?;
         config.validate(path)?;
         Ok(config)
+    }
+
+    #[test]
+    fn strings_that_stand_for_choices_read_as_types_and_write_back_as_strings() {
+        let config = parse(
+            "[compositor]\ncalibration = \"none\"\n[http]\nlisten = \"\"\ntls_cert = \"\"\n[whip]\nurl = \"http://sfu:8080/whip\"\ntoken = \"\"\n[access]\nlog = \"/var/log/scopecast/access.log\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.compositor.calibration, CalibrationSource::None);
+        assert_eq!((config.http.listen.as_deref(), config.http.tls_cert.as_deref()), (None, None), "empty is off");
+        assert_eq!(config.whip.url.as_deref(), Some("http://sfu:8080/whip"));
+        assert_eq!(config.whip.token, None);
+        assert_eq!(config.access.log_path(), PathBuf::from("/var/log/scopecast/access.log"));
+        assert_eq!(CalibrationSource::from("cam.yaml".to_string()), CalibrationSource::File("cam.yaml".into()));
+        let written = toml::to_string(&config).expect("serialises");
+        assert!(written.contains("calibration = \"none\"") && written.contains("listen = \"\""), "{written}");
+        assert_eq!(parse(&written).expect("reads back"), config);
     }
 
     #[test]

@@ -235,7 +235,8 @@ impl Overrides {
             config.source.uri = uri.clone();
         }
         if let Some(listen) = &self.listen {
-            config.http.listen = listen.clone();
+            // `--listen ""` turns the server off, as an empty `[http] listen` does.
+            config.http.listen = Some(listen.clone()).filter(|l| !l.is_empty());
         }
         config.recording.enabled |= self.record;
         config.recording.record_clean |= self.record_clean;
@@ -243,10 +244,10 @@ impl Overrides {
             config.recording.folder = folder.display().to_string();
         }
         if let Some(url) = &self.whip {
-            config.whip.url = url.clone();
+            config.whip.url = Some(url.clone()).filter(|u| !u.is_empty());
         }
         if let Some(token) = &self.whip_token {
-            config.whip.token = token.clone();
+            config.whip.token = Some(token.clone()).filter(|t| !t.is_empty());
         }
         config.display.enabled |= self.display || self.fullscreen;
         config.display.fullscreen |= self.fullscreen;
@@ -332,7 +333,7 @@ fn main() -> ExitCode {
             match config_or_default(config.as_deref()) {
                 Ok(mut loaded) => {
                     if let Some(listen) = listen {
-                        loaded.http.listen = listen;
+                        loaded.http.listen = Some(listen).filter(|l| !l.is_empty());
                     }
                     let origin = config.unwrap_or_else(|| PathBuf::from("<command line>"));
                     if let Err(e) = loaded.validate(&origin) {

@@ -8,13 +8,13 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use scopecast_engine::config::Config;
+use scopecast_engine::config::{CalibrationSource, Config};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let path = Path::new("fuzz.toml");
     let Ok(mut config) = Config::from_toml_str(text, path) else { return };
-    config.compositor.calibration = "synthetic".into();
+    config.compositor.calibration = CalibrationSource::Synthetic;
     if config.validate(path).is_err() {
         return;
     }

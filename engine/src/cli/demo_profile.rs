@@ -29,8 +29,8 @@ impl DemoProfile {
     /// returns what it did in words, one line each.
     pub fn apply(&self, config: &mut Config, overrides: &Overrides) -> Vec<String> {
         let mut said = Vec::new();
-        if overrides.listen.is_none() && config.http.listen.is_empty() {
-            config.http.listen = DEMO_LISTEN.into();
+        if overrides.listen.is_none() && config.http.listen.is_none() {
+            config.http.listen = Some(DEMO_LISTEN.into());
         }
         if !self.headless && !config.display.enabled {
             if display_server_present() {
@@ -113,10 +113,10 @@ mod tests {
         let profile = DemoProfile { headless: true, software_limits: false };
         let mut config = Config::default();
         profile.apply(&mut config, &Overrides::default());
-        assert_eq!(config.http.listen, DEMO_LISTEN);
+        assert_eq!(config.http.listen.as_deref(), Some(DEMO_LISTEN));
         let mut config = Config::default();
-        config.http.listen = "0.0.0.0:9443".into();
+        config.http.listen = Some("0.0.0.0:9443".into());
         profile.apply(&mut config, &Overrides::default());
-        assert_eq!(config.http.listen, "0.0.0.0:9443", "a configured address is kept");
+        assert_eq!(config.http.listen.as_deref(), Some("0.0.0.0:9443"), "a configured address is kept");
     }
 }

@@ -255,9 +255,9 @@ fn display(config: &Config) -> Finding {
 
 /// The listen address; with `demo`, the demo's default when none is configured.
 fn listen(config: &Config, demo: bool) -> Finding {
-    let listen = match (config.http.listen.as_str(), demo) {
-        ("", true) => super::demo_profile::DEMO_LISTEN,
-        ("", false) => {
+    let listen = match (config.http.listen.as_deref(), demo) {
+        (None, true) => super::demo_profile::DEMO_LISTEN,
+        (None, false) => {
             return finding(
                 Level::Warn,
                 "listen",
@@ -265,7 +265,7 @@ fn listen(config: &Config, demo: bool) -> Finding {
                 Some("set [http] listen = \"127.0.0.1:8080\" (or --listen ADDR:PORT)".into()),
             );
         }
-        (configured, _) => configured,
+        (Some(configured), _) => configured,
     };
     let addr: std::net::SocketAddr = match listen.parse() {
         Ok(addr) => addr,
@@ -388,11 +388,11 @@ mod tests {
     fn a_taken_port_is_a_warning_and_a_bad_address_a_failure() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let mut config = Config::default();
-        config.http.listen = taken.local_addr().expect("addr").to_string();
+        config.http.listen = Some(taken.local_addr().expect("addr").to_string());
         assert_eq!(listen(&config, false).level, Level::Warn);
-        config.http.listen = "not an address".into();
+        config.http.listen = Some("not an address".into());
         assert_eq!(listen(&config, false).level, Level::Fail);
-        config.http.listen = String::new();
+        config.http.listen = None;
         assert_eq!(listen(&config, false).level, Level::Warn, "nobody can watch");
     }
 

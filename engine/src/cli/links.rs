@@ -117,10 +117,10 @@ fn utc_words(unix_s: u64) -> String {
 
 /// The base URL people reach the station at, from `[http] listen`.
 fn base_url(config: &Config) -> anyhow::Result<String> {
-    if config.http.listen.is_empty() {
+    let Some(listen) = &config.http.listen else {
         return Ok("http://127.0.0.1:8080".into());
-    }
-    let addr: std::net::SocketAddr = config.http.listen.parse().context("[http] listen")?;
+    };
+    let addr: std::net::SocketAddr = listen.parse().context("[http] listen")?;
     let scheme = if addr.ip().is_loopback() { "http" } else { "https" };
     if addr.ip().is_unspecified() {
         bail!("[http] listen is {addr}: give the address people reach the station at with --url https://HOST:PORT");

@@ -34,7 +34,7 @@ use scopecast_transport::room::CommandSink;
 
 /// Serves `dir` until Ctrl-C or `stop_after_s`.
 pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<f64>) -> anyhow::Result<()> {
-    if config.http.listen.parse::<std::net::SocketAddr>().is_err() {
+    if config.http.listen.as_deref().and_then(|l| l.parse::<std::net::SocketAddr>().ok()).is_none() {
         bail!("a replay is watched over WHEP: give --listen ADDR:PORT (or [http] listen in --config)");
     }
     let recomposite = !as_recorded && RecordedSession::has_clean_video(dir);

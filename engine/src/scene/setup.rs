@@ -2,14 +2,13 @@
 //! anatomy and models from files. A model file that cannot be loaded is
 //! reported and left out; the station runs without it.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use glam::Mat4;
 use scopecast_calibration::file::CalibrationFile;
 
 use super::{Calibration, Model, ModelStyle, OutputMode, Scene, anatomy, mesh::load_mesh};
-use crate::config::{Config, OutputModeConfig, StyleConfig};
+use crate::config::{CalibrationSource, Config, OutputModeConfig, StyleConfig};
 use crate::source::synthetic::synthetic_camera;
 
 /// The scene described by `config`, and one message per model left out.
@@ -17,14 +16,14 @@ pub fn scene_from_config(config: &Config) -> (Scene, Vec<String>) {
     let c = &config.compositor;
     let s = &config.source;
     let mut problems = Vec::new();
-    let calibration = match c.calibration.as_str() {
-        "none" => None,
-        "synthetic" => Some(Calibration {
+    let calibration = match &c.calibration {
+        CalibrationSource::None => None,
+        CalibrationSource::Synthetic => Some(Calibration {
             camera: synthetic_camera(s.width, s.height, &s.synthetic),
             width: s.width,
             height: s.height,
         }),
-        file => match CalibrationFile::load(Path::new(file)) {
+        CalibrationSource::File(file) => match CalibrationFile::load(file) {
             Ok(f) => Some(Calibration { camera: f.camera, width: f.image_width, height: f.image_height }),
             Err(e) => {
                 problems.push(format!("calibration left out, the video is shown as captured: {e}"));
@@ -100,13 +99,13 @@ mod tests {
             .save(&path)
             .expect("written");
         let mut config = Config::default();
-        config.compositor.calibration = path.display().to_string();
+        config.compositor.calibration = CalibrationSource::File(path.clone());
         let (scene, problems) = scene_from_config(&config);
         assert!(problems.is_empty(), "{problems:?}");
         let calibration = scene.calibration.expect("loaded");
         assert_eq!((calibration.camera, calibration.width, calibration.height), (camera, 640, 480));
         std::fs::write(&path, "%YAML:1.0\nimage_width: 640\n").expect("write");
-        let err = config.validate(Path::new("station.toml")).expect_err("broken calibration refused");
+        let err = config.validate(std::path::Path::new("station.toml")).expect_err("broken calibration refused");
         assert!(err.to_string().contains("camera_matrix"), "{err}");
     }
 }

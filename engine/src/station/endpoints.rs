@@ -9,7 +9,6 @@
 //! terminal ([`Endpoints::operator_lines`]); the tokens are never logged.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 
 use scopecast_transport::access::AccessSink;
@@ -86,7 +85,7 @@ impl Endpoints {
     pub fn start(config: &Config, parts: EndpointParts, clock: &SharedClock) -> Result<Self, EndpointError> {
         let mut operator_lines = Vec::new();
         let (mut http, mut whep) = (None, None);
-        if let Ok(addr) = config.http.listen.parse::<SocketAddr>() {
+        if let Some(Ok(addr)) = config.http.listen.as_deref().map(str::parse::<SocketAddr>) {
             let access = start_access_log(config, parts.recorder.clone());
             whep = parts.broadcast.clone().map(|broadcast| {
                 let endpoint = Whep::new(
@@ -103,21 +102,22 @@ impl Endpoints {
             let server = start_http(config, addr, &parts, clock, whep.clone(), access, &mut operator_lines)?;
             http = Some(server);
         }
-        let whip = match (&parts.broadcast, parts.publish_whip && !config.whip.url.is_empty()) {
-            (Some(broadcast), true) => {
+        let url = config.whip.url.as_ref().filter(|_| parts.publish_whip);
+        let whip = match (&parts.broadcast, url) {
+            (Some(broadcast), Some(url)) => {
                 let settings = WhipSettings {
-                    url: config.whip.url.clone(),
-                    token: (!config.whip.token.is_empty()).then(|| config.whip.token.clone()),
+                    url: url.clone(),
+                    token: config.whip.token.clone(),
                     // All interfaces: the endpoint may be reachable on any of them.
                     bind_ip: Ipv4Addr::UNSPECIFIED.into(),
                     ice_servers: config.http.ice_servers.clone(),
                 };
-                operator_lines.push(format!("publishing to WHIP endpoint {}", config.whip.url));
+                operator_lines.push(format!("publishing to WHIP endpoint {url}"));
                 let publisher = WhipPublisher::start(settings, broadcast.clone(), for_transport(clock))
-                    .map_err(|source| EndpointError::Whip { url: config.whip.url.clone(), source })?;
+                    .map_err(|source| EndpointError::Whip { url: url.clone(), source })?;
                 Some(publisher)
             }
-            (None, true) => {
+            (None, Some(_)) => {
                 tracing::warn!("whip.url is set but the encoder is off: nothing to publish");
                 None
             }
@@ -158,14 +158,16 @@ fn tls_identity(config: &Config, addr: SocketAddr) -> Result<Option<TlsIdentity>
     if addr.ip().is_loopback() {
         return Ok(None);
     }
-    let identity = if config.http.tls_cert.is_empty() {
-        let mut names = vec!["localhost".to_string()];
-        if !addr.ip().is_unspecified() {
-            names.push(addr.ip().to_string());
+    let identity = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => TlsIdentity::load(cert, key)?,
+        // `Config::validate` refuses a certificate without its key and the other way round.
+        _ => {
+            let mut names = vec!["localhost".to_string()];
+            if !addr.ip().is_unspecified() {
+                names.push(addr.ip().to_string());
+            }
+            TlsIdentity::self_signed(names)?
         }
-        TlsIdentity::self_signed(names)?
-    } else {
-        TlsIdentity::load(Path::new(&config.http.tls_cert), Path::new(&config.http.tls_key))?
     };
     Ok(Some(identity))
 }

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use super::StationError;
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{CalibrationSource, Config};
 use crate::source::gst::GstSource;
 use crate::source::health::HealthPolicy;
 use crate::source::supervisor::SupervisorSettings;
@@ -16,9 +16,9 @@ use crate::source::{FrameSource, SourceSpec};
 /// What a recording's manifest says about the setup: the calibration (its
 /// contents, not its path) and the models' names.
 pub(super) fn session_info(config: &Config) -> crate::recorder::SessionInfo {
-    let calibration = match config.compositor.calibration.as_str() {
-        source @ ("synthetic" | "none") => serde_json::json!(source),
-        path => scopecast_calibration::file::CalibrationFile::load(std::path::Path::new(path))
+    let calibration = match &config.compositor.calibration {
+        source @ (CalibrationSource::Synthetic | CalibrationSource::None) => serde_json::json!(source.to_string()),
+        CalibrationSource::File(path) => scopecast_calibration::file::CalibrationFile::load(path)
             .ok()
             .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.to_json()).ok())
             .unwrap_or(serde_json::Value::Null),
