@@ -1,11 +1,14 @@
-//! scopecast-engine: the capture station's frame pipeline: frames and their
-//! clock, the latest-wins slots between stages, sources (the synthetic
-//! endoscope and GStreamer inputs) with NO SIGNAL and recovery, metrics, the
-//! config, and the `scopecast` CLI (in `main.rs`).
+//! scopecast-engine: the capture station: frames and their clock, the
+//! latest-wins slots between stages, sources (the synthetic endoscope and
+//! GStreamer inputs) with NO SIGNAL and recovery, the scene and telestration,
+//! the GPU compositor, the encoders, recording and replay, the station's
+//! wiring and endpoints (`station/`), the HTTP(S) server, metrics and the
+//! config. The `scopecast` binary's subcommands live beside it in `cli/`
+//! (declared by `main.rs`, not part of the library).
 //!
-//! It depends on `scopecast-calibration` for camera models and, as they land,
-//! on `scopecast-shaders` and `scopecast-transport`; nothing of ours depends
-//! on the engine except `demos/` and `benches/`. Decision code takes time as
+//! It depends on `scopecast-calibration` (camera models, registration),
+//! `scopecast-shaders` and `scopecast-transport`; nothing of ours depends on
+//! the engine except `demos/` and `benches/`. Decision code takes time as
 //! a parameter; threads ask a [`clock::Clock`].
 
 pub mod access_log;

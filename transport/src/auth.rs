@@ -1,5 +1,7 @@
-//! Bearer-token authorisation for the station's HTTP API (WHEP and, later,
-//! the data channel): each token carries a role, and each action needs one.
+//! Bearer-token authorisation for the station's HTTP API (WHEP, `/viewers`,
+//! `/metrics`; a viewer's data channel acts with the role of the credential
+//! that opened its session): each token, configured or a named link,
+//! carries a role, and each action needs one.
 //! Tokens are compared in constant time and never logged or printed except
 //! once, at start, to the operator's terminal.
 
