@@ -12,21 +12,14 @@
 //!
 //! Run with `cargo bench -p scopecast-benches --bench viewers`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use scopecast_benches::ServedStation;
+use scopecast_benches::receiver::Receiver;
 use scopecast_engine::config::Config;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCSessionDescription, Registry, register_default_interceptors,
-};
 
 const TOKEN: &str = "viewer-cost-bench-token";
 const WINDOW: Duration = Duration::from_secs(10);
@@ -44,94 +37,6 @@ fn process_cpu_s() -> f64 {
 
 // ---------------------------------------------------------------- the swarm (child process)
 
-#[derive(Clone)]
-struct Receiver {
-    packets: Arc<AtomicU64>,
-    gathered: Arc<tokio::sync::Notify>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Receiver {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            self.gathered.notify_one();
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let packets = self.packets.clone();
-        tokio::spawn(async move {
-            while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(_) = event {
-                    packets.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
-}
-
-fn post_offer(addr: &str, sdp: &str) -> std::io::Result<String> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    write!(
-        stream,
-        "POST /whep HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
-        sdp.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    match response.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 201") => Ok(body.to_string()),
-        _ => Err(std::io::Error::other(format!("WHEP refused: {}", response.lines().next().unwrap_or("")))),
-    }
-}
-
-async fn connect_viewer(addr: String) -> Result<(Arc<dyn PeerConnection>, Arc<AtomicU64>), String> {
-    let error = |e: &dyn std::fmt::Display| e.to_string();
-    let mut media_engine = MediaEngine::default();
-    let codec = RTCRtpCodec {
-        mime_type: "video/H264".into(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
-        rtcp_feedback: vec![],
-    };
-    media_engine
-        .register_codec(RTCRtpCodecParameters { rtp_codec: codec, payload_type: 102 }, RtpCodecKind::Video)
-        .map_err(|e| error(&e))?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine).map_err(|e| error(&e))?;
-    let receiver = Receiver { packets: Arc::new(AtomicU64::new(0)), gathered: Arc::new(tokio::sync::Notify::new()) };
-    let runtime = webrtc::runtime::default_runtime().ok_or("no runtime")?;
-    let peer = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(receiver.clone()))
-        .with_runtime(runtime)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-        .build()
-        .await
-        .map_err(|e| error(&e))?;
-    let peer: Arc<dyn PeerConnection> = Arc::new(peer);
-    peer.add_transceiver_from_kind(
-        RtpCodecKind::Video,
-        Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }),
-    )
-    .await
-    .map_err(|e| error(&e))?;
-    let offer = peer.create_offer(None).await.map_err(|e| error(&e))?;
-    peer.set_local_description(offer).await.map_err(|e| error(&e))?;
-    let _ = tokio::time::timeout(Duration::from_secs(3), receiver.gathered.notified()).await;
-    let sdp = peer.local_description().await.ok_or("no local description")?.sdp;
-    let answer = tokio::task::spawn_blocking(move || post_offer(&addr, &sdp))
-        .await
-        .map_err(|e| error(&e))?
-        .map_err(|e| error(&e))?;
-    let answer = RTCSessionDescription::answer(answer).map_err(|e| error(&e))?;
-    peer.set_remote_description(answer).await.map_err(|e| error(&e))?;
-    Ok((peer, receiver.packets))
-}
-
 /// `--swarm ADDR N SECONDS`: N receivers; prints "ready" once all receive,
 /// then after SECONDS the packets each received in that time.
 fn swarm(addr: &str, count: usize, seconds: u64) {
@@ -139,22 +44,23 @@ fn swarm(addr: &str, count: usize, seconds: u64) {
     runtime.block_on(async {
         let mut viewers = Vec::new();
         for _ in 0..count {
-            match connect_viewer(addr.to_string()).await {
+            match Receiver::connect(addr, TOKEN).await {
                 Ok(v) => viewers.push(v),
                 Err(e) => eprintln!("viewer failed: {e}"),
             }
         }
+        let packets = |v: &Receiver| v.reception.packets.load(Ordering::Relaxed);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while viewers.iter().any(|(_, p)| p.load(Ordering::Relaxed) == 0) && Instant::now() < deadline {
+        while viewers.iter().any(|v| packets(v) == 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let start: Vec<u64> = viewers.iter().map(|(_, p)| p.load(Ordering::Relaxed)).collect();
+        let start: Vec<u64> = viewers.iter().map(packets).collect();
         println!("ready {}", viewers.len());
         tokio::time::sleep(Duration::from_secs(seconds)).await;
-        let received: Vec<u64> = viewers.iter().zip(&start).map(|((_, p), s)| p.load(Ordering::Relaxed) - s).collect();
+        let received: Vec<u64> = viewers.iter().zip(&start).map(|(v, s)| packets(v) - s).collect();
         println!("received {}", received.iter().map(u64::to_string).collect::<Vec<_>>().join(" "));
-        for (peer, _) in viewers {
-            let _ = peer.close().await;
+        for viewer in viewers {
+            viewer.vanish().await;
         }
     });
 }

@@ -1,6 +1,6 @@
 //! A WHEP viewer on webrtc-rs for harnesses: it posts an offer with a bearer
 //! token (recvonly H.264 and the `scopecast` data channel), counts the
-//! frames it receives (RTP packets with the marker bit) and keeps the
+//! packets and frames it receives (RTP packets with the marker bit) and keeps the
 //! longest time between two of them (its longest freeze), and can send on
 //! the data channel, `DELETE` its session, or vanish without one.
 
@@ -21,6 +21,8 @@ use webrtc::peer_connection::{
 /// What a receiver saw.
 #[derive(Debug, Default)]
 pub struct Reception {
+    /// RTP packets received.
+    pub packets: AtomicU64,
     /// Frames received (marker-bit packets).
     pub frames: AtomicU64,
     /// The longest time between two frames, ns.
@@ -60,10 +62,11 @@ impl PeerConnectionEventHandler for Events {
         let reception = self.reception.clone();
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(packet) = event
-                    && packet.header.marker
-                {
-                    reception.frame(Instant::now());
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    reception.packets.fetch_add(1, Ordering::Relaxed);
+                    if packet.header.marker {
+                        reception.frame(Instant::now());
+                    }
                 }
             }
         });
