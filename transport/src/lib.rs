@@ -27,6 +27,7 @@ pub mod feedback;
 #[cfg(feature = "webrtc")]
 pub mod http_client;
 pub mod ice;
+pub mod igtl;
 pub mod links;
 #[cfg(feature = "webrtc")]
 pub mod media;
