@@ -111,7 +111,7 @@ pub struct Message {
     /// The content.
     pub content: Content,
     /// Version 2/3 metadata, in order (PLUS: `TransformStatus` = `OK` or `INVALID`).
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Metadata,
 }
 
 impl Message {
@@ -143,8 +143,11 @@ fn finite(transform: Transform, type_name: &str) -> Result<Transform, IgtlError>
     if transform.is_finite() { Ok(transform) } else { Err(IgtlError::NotFinite { type_name: type_name.to_string() }) }
 }
 
+/// Metadata entries, key and value, in order.
+pub type Metadata = Vec<(String, String)>;
+
 /// Splits a version 2/3 body into its content and metadata.
-fn split_body<'b>(header: &Header, body: &'b [u8]) -> Result<(&'b [u8], Vec<(String, String)>), IgtlError> {
+fn split_body<'b>(header: &Header, body: &'b [u8]) -> Result<(&'b [u8], Metadata), IgtlError> {
     if header.version < 2 {
         return Ok((body, Vec::new()));
     }
