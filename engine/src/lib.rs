@@ -41,3 +41,4 @@ pub mod status;
 pub mod telestration;
 pub mod timecode;
 pub mod tls;
+pub mod tracking;

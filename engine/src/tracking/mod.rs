@@ -1,0 +1,5 @@
+//! Tracking: poses from trackers (OpenIGTLink, `scopecast_transport::igtl`)
+//! kept with their times and evaluated at each frame's capture time.
+
+pub mod chain;
+pub mod pose_store;
