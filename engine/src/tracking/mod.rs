@@ -3,3 +3,4 @@
 
 pub mod chain;
 pub mod pose_store;
+pub mod tracker_link;

@@ -121,7 +121,7 @@ pub struct Freshness {
 }
 
 /// Poses by transform name (`a_from_b`).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PoseStore {
     transforms: HashMap<String, VecDeque<Sample>>,
     /// Samples refused: the store was full of other names.
