@@ -64,7 +64,7 @@ fn poses_from_a_pyigtl_server_then_garbage_then_a_reconnect() {
         PoseAt::Tracked(p) => p.translation.x,
         other => panic!("tracked expected: {other:?}"),
     };
-    assert!(newest_valid >= 30.0 && newest_valid < 50.0, "the stylus moved along x: {newest_valid}");
+    assert!((30.0..50.0).contains(&newest_valid), "the stylus moved along x: {newest_valid}");
     wait_until("the 10 invalid poses", 10, || link.stats.invalid.load(Ordering::Relaxed) >= 10);
     assert_eq!(poses.load().at("tracker_from_stylus", clock.now_ns(), FRESH), PoseAt::Invalid);
     let _ = server.wait();
@@ -111,5 +111,6 @@ fn a_pyigtl_tracker_pushes_to_the_station() {
     assert_eq!(link.stats.errors.load(Ordering::Relaxed), 0);
     shutdown.trigger();
     let _ = client.kill();
+    let _ = client.wait();
     wait_until("the tracker thread to stop", 5, || link.is_finished());
 }
