@@ -275,6 +275,78 @@ impl Default for StatusConfig {
     }
 }
 
+/// One link of a model's tracked pose (`[[compositor.models.pose]]`): the
+/// transform a tracker sends under `tracked` (PLUS `XToY` or `a_from_b`),
+/// or the matrix in `file` (the JSON `scopecast calibrate hand-eye` and
+/// `scopecast register` write: its `…_from_…` 4×4, row-major, mm).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoseLinkConfig {
+    /// A tracker's transform name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<String>,
+    /// A file's transform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Use the inverse.
+    pub inverse: bool,
+}
+
+/// `[tracking]`: tracker poses over OpenIGTLink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingConfig {
+    /// A pose older than this at a frame's capture time is stale, ms.
+    pub stale_after_ms: u64,
+    /// The camera's delay minus the tracker's, ms: poses are taken at each
+    /// frame's capture time minus this.
+    pub video_minus_tracker_latency_ms: f64,
+    /// A model whose pose is stale: hidden, or drawn as not tracked.
+    pub when_stale: WhenStale,
+    /// The trackers.
+    pub trackers: Vec<TrackerConfig>,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        Self {
+            stale_after_ms: 200,
+            video_minus_tracker_latency_ms: 0.0,
+            when_stale: WhenStale::Hide,
+            trackers: Vec::new(),
+        }
+    }
+}
+
+/// `[tracking] when_stale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenStale {
+    /// Not drawn.
+    #[default]
+    Hide,
+    /// Drawn grey, as a wireframe, where the last pose put it.
+    NotTracked,
+}
+
+/// `[[tracking.trackers]]`: one OpenIGTLink peer.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// Its name in logs and metrics.
+    pub name: String,
+    /// `ADDR:PORT` of PLUS Server or Slicer to connect to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<String>,
+    /// `ADDR:PORT` to listen on for a tracker that pushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The tracker's own delay, ms (poses are timed at arrival minus it).
+    pub latency_ms: f64,
+    /// Time poses by the tracker's timestamps (clocks in sync) instead.
+    pub tracker_timestamps: bool,
+}
+
 /// How a configured model is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -303,8 +375,11 @@ pub enum OutputModeConfig {
 pub struct ModelConfig {
     /// OBJ, STL, GLB or glTF file.
     pub path: PathBuf,
-    /// Model (file units, mm) to camera frame, 4×4 row-major.
+    /// Model (file units, mm) to camera frame, 4×4 row-major (when `pose` is empty).
     pub camera_from_model: Vec<f32>,
+    /// A tracked pose instead: links from the camera's frame to the model's,
+    /// each a tracker's transform or a file's, any of them inverted.
+    pub pose: Vec<PoseLinkConfig>,
     /// Linear RGB in 0..=1.
     pub colour: [f32; 3],
     /// 0..=1.
@@ -318,6 +393,7 @@ impl Default for ModelConfig {
         Self {
             path: PathBuf::new(),
             camera_from_model: vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 80.0, 0.0, 0.0, 0.0, 1.0],
+            pose: Vec::new(),
             colour: [0.9, 0.8, 0.2],
             opacity: 0.8,
             style: StyleConfig::Solid,
@@ -560,6 +636,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// The status line.
     pub status: StatusConfig,
+    /// Tracker poses.
+    pub tracking: TrackingConfig,
 }
 
 /// The default configuration with a comment on every field; `scopecast config
@@ -632,6 +710,10 @@ demo_anatomy = true
 #   colour = [0.9, 0.8, 0.2]
 #   opacity = 0.8
 #   style = "solid"                                           # solid | wireframe | silhouette
+# or, instead of camera_from_model, a tracked pose: links from the camera to
+# the model, each a tracker's transform or a file's, any of them inverted:
+#   pose = [{ file = "handeye.json", inverse = true }, { tracked = "MarkerToTracker", inverse = true },
+#           { tracked = "ReferenceToTracker" }, { file = "registration.json" }]
 models = []
 
 [encoder]
@@ -741,6 +823,23 @@ fade_after_s = 15.0
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).
 interval_ms = 1000
+
+[tracking]
+# A tracked model's pose older than this (ms, 10..=5000) at a frame's
+# capture time is stale: the model is not drawn as if it were right.
+stale_after_ms = 200
+# The camera's delay minus the tracker's (ms, -1000..=1000): poses are taken
+# at each frame's capture time minus this.
+video_minus_tracker_latency_ms = 0.0
+# A model on a stale pose: "hide" it, or draw it "not_tracked" (grey wireframe).
+when_stale = "hide"
+# Trackers, OpenIGTLink (PLUS Server, 3D Slicer, a tracker); none by default:
+# [[tracking.trackers]]
+# name = "plus"
+# connect = "127.0.0.1:18944"   # or listen = "0.0.0.0:18944" for a tracker that pushes
+# latency_ms = 0.0
+# tracker_timestamps = false
+trackers = []
 "#;
 
 /// Maps a byte offset in `text` to a 1-based (line, column).
@@ -852,6 +951,15 @@ impl Config {
             if model.colour.iter().chain([&model.opacity]).any(|v| !(0.0..=1.0).contains(v)) {
                 return Err(bad("colour and opacity must be within 0..=1"));
             }
+            for link in &model.pose {
+                match (&link.tracked, &link.file) {
+                    (Some(name), None) if !name.is_empty() => {}
+                    (None, Some(file)) => {
+                        crate::tracking::setup::load_transform_file(file).map_err(|e| bad(&e.to_string()))?;
+                    }
+                    _ => return Err(bad("each pose link needs either tracked = \"NAME\" or file = \"PATH\"")),
+                }
+            }
         }
         if let Some(listen) = &self.http.listen
             && listen.parse::<std::net::SocketAddr>().is_err()
@@ -902,6 +1010,32 @@ impl Config {
         range_check(path, "recording.segment_s", self.recording.segment_s, 1.0, 60.0)?;
         range_check(path, "access.log_max_mib", self.access.log_max_mib, 1, 1024)?;
         range_check(path, "access.log_keep", self.access.log_keep, 1, 100)?;
+        range_check(path, "tracking.stale_after_ms", self.tracking.stale_after_ms, 10, 5000)?;
+        range_check(
+            path,
+            "tracking.video_minus_tracker_latency_ms",
+            self.tracking.video_minus_tracker_latency_ms,
+            -1000.0,
+            1000.0,
+        )?;
+        for tracker in &self.tracking.trackers {
+            let bad = |reason: &str| ConfigError::Invalid {
+                path: path.into(),
+                field: "tracking.trackers",
+                value: format!("{:?}", tracker.name),
+                reason: reason.into(),
+            };
+            let address = match (&tracker.connect, &tracker.listen) {
+                (Some(a), None) | (None, Some(a)) => a,
+                _ => return Err(bad("give either connect = \"ADDR:PORT\" or listen = \"ADDR:PORT\"")),
+            };
+            if address.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(&format!("{address:?} is not ADDR:PORT")));
+            }
+            if !(0.0..=1000.0).contains(&tracker.latency_ms) {
+                return Err(bad("latency_ms must be within 0..=1000"));
+            }
+        }
         if let Some(url) = &self.whip.url
             && !url.starts_with("http://")
         {

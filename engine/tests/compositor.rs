@@ -148,6 +148,102 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
     println!("fiducial accuracy:\n{}", report.join("\n"));
 }
 
+/// A pose sent by pyigtl (an independent OpenIGTLink peer, as PLUS Server
+/// would send it) through the station's tracker connection, pose store and
+/// chain moves a fiducial to where the camera model projects it: within
+/// 0.5 px on lavapipe. Then the tracker stops and the fiducial is hidden.
+#[test]
+fn a_pose_from_pyigtl_puts_the_model_where_the_camera_model_projects_it() {
+    use scopecast_engine::clock::{SharedClock, SystemClock};
+    use scopecast_engine::compositor::ModelPose;
+    use scopecast_engine::config::WhenStale;
+    use scopecast_engine::metrics::MetricsRegistry;
+    use scopecast_engine::shutdown::Shutdown;
+    use scopecast_engine::stage_status::StageStatus;
+    use scopecast_engine::tracking::chain::{Chain, Link};
+    use scopecast_engine::tracking::frame_poses::FramePoses;
+    use scopecast_engine::tracking::pose_store::{Freshness, PoseStore};
+    use scopecast_engine::tracking::tracker_link::{PoseTime, SharedPoses, TrackerLink, TrackerRole, TrackerSettings};
+
+    let ctx = gpu();
+    let (width, height) = (1280u32, 720u32);
+    let camera = strong_lens();
+    let p_mm = [-18.0f64, 9.5, 75.0];
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let python = std::env::var("SCOPECAST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tracker/pyigtl_tracker.py");
+    let mut tracker = std::process::Command::new(&python)
+        .args([script, "pose", &port.to_string()])
+        .args(p_mm.map(|v| v.to_string()))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python} ({e}): the README's test command installs pyigtl"));
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
+    let shutdown = Shutdown::new();
+    let settings = TrackerSettings {
+        name: "pyigtl".into(),
+        role: TrackerRole::Client(format!("127.0.0.1:{port}")),
+        time: PoseTime::Arrival { latency_ns: 0 },
+    };
+    let link = TrackerLink::start(settings, poses.clone(), clock.clone(), shutdown.clone()).expect("tracker thread");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while link.stats.poses.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no pose from pyigtl");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let radius_mm = 4.0 * p_mm[2] / camera.intrinsics.fx;
+    let scene = Scene {
+        calibration: Some(Calibration { camera, width, height }),
+        output_mode: OutputMode::Undistorted,
+        models: vec![Model {
+            name: "fiducial".into(),
+            mesh: Arc::new(ellipsoid(Vec3::splat(radius_mm as f32), 24, 48, |_, _| 0.0)),
+            camera_from_model: Mat4::IDENTITY,
+            colour: [1.0, 1.0, 1.0],
+            opacity: 1.0,
+            visible: true,
+            style: ModelStyle::Solid,
+        }],
+        ..Default::default()
+    };
+    let chain = Chain { links: vec![Link::Tracked { name: "camera_from_fiducial".into(), inverted: false }] };
+    let stages = Arc::new(StageStatus::new(0));
+    let mut frame_poses = FramePoses::new(
+        poses,
+        vec![("fiducial".into(), chain)],
+        Freshness { stale_after_ns: 200_000_000 },
+        0.0,
+        WhenStale::Hide,
+        stages.clone(),
+        &MetricsRegistry::new(),
+    );
+    let model_poses = frame_poses.for_frame(&scene, clock.now_ns());
+    assert!(matches!(model_poses[0], ModelPose::Tracked(_)), "{model_poses:?}");
+    let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false, ..Default::default() });
+    let frame = blank_frame(width, height, 0, 0);
+    compositor.render_settled(&frame, &scene, SETTLE).expect("settles");
+    compositor.render_posed(&frame, &scene, &model_poses).expect("renders");
+    let rgba = compositor.read_rgba().expect("readback");
+    let projected = camera.pixel_from_normalized(p_mm[0] / p_mm[2], p_mm[1] / p_mm[2]);
+    let expected = [projected[0] + 0.5, projected[1] + 0.5];
+    let found = centroid(&rgba, width, height, expected, 12).expect("the fiducial is drawn near its projection");
+    let error = (found[0] - expected[0]).hypot(found[1] - expected[1]);
+    println!("tracked fiducial: expected {expected:?}, drawn at {found:?}, error {error:.3} px");
+    assert!(error <= 0.5, "error {error} px");
+
+    // The tracker goes away: 300 ms later the fiducial is hidden and the reason said.
+    let _ = tracker.kill();
+    let _ = tracker.wait();
+    std::thread::sleep(Duration::from_millis(400));
+    let model_poses = frame_poses.for_frame(&scene, clock.now_ns());
+    assert_eq!(model_poses[0], ModelPose::Hidden);
+    compositor.render_posed(&frame, &scene, &model_poses).expect("renders");
+    let rgba = compositor.read_rgba().expect("readback");
+    assert!(centroid(&rgba, width, height, expected, 12).is_none(), "a stale fiducial is not drawn");
+    assert!(stages.failures().iter().any(|(_, text)| text.contains("camera_from_fiducial")), "{:?}", stages.failures());
+    shutdown.trigger();
+}
+
 #[test]
 fn the_timecode_strip_decodes_to_the_capture_time_in_rgba_and_in_i420() {
     let ctx = gpu();

@@ -33,7 +33,7 @@ use gpu::GpuContext;
 use passes::annotations::AnnotationPass;
 use passes::compose::{ComposeInputs, ComposePass};
 use passes::i420::{I420Pass, I420Target};
-use passes::overlay::OverlayPass;
+use passes::overlay::{OverlayInputs, OverlayPass};
 use passes::timecode::TimecodePass;
 use projection::OverlayViewport;
 use remap_cache::{RemapCache, RemapUpdate};
@@ -70,6 +70,20 @@ impl Default for CompositorSettings {
     fn default() -> Self {
         Self { timecode: true, msaa_samples: pipelines::DEFAULT_MSAA_SAMPLES }
     }
+}
+
+/// How a model is drawn this frame, by its tracked pose (see
+/// `crate::tracking`); models without one are drawn as the scene says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ModelPose {
+    /// As the scene says (not tracked, or a fixed pose).
+    AsScene,
+    /// At this camera_from_model (mm), tracked at the frame's capture time.
+    Tracked(glam::Mat4),
+    /// Not drawn: its pose is stale or invalid.
+    Hidden,
+    /// Drawn grey as a wireframe where its last pose put it: stale or invalid.
+    NotTracked(glam::Mat4),
 }
 
 /// Wall time of each pass of one frame (bench only: passes are submitted and
@@ -174,14 +188,20 @@ impl Compositor {
     /// Composites `frame` with `scene`: every pass is encoded and submitted at
     /// once, and the I420 readback is started. Never waits for the GPU.
     pub fn render(&mut self, frame: &Frame, scene: &Scene) -> Result<(), CompositorError> {
-        self.render_passes(frame, scene, None)
+        self.render_passes(frame, scene, &[], None)
+    }
+
+    /// Like [`Compositor::render`], with the models' tracked poses for this
+    /// frame (by model index; missing entries: as the scene says).
+    pub fn render_posed(&mut self, frame: &Frame, scene: &Scene, poses: &[ModelPose]) -> Result<(), CompositorError> {
+        self.render_passes(frame, scene, poses, None)
     }
 
     /// Like [`Compositor::render`], but submits and waits for each pass on its
     /// own and returns their wall times (for benches).
     pub fn render_timed(&mut self, frame: &Frame, scene: &Scene) -> Result<PassTimings, CompositorError> {
         let mut timings = PassTimings::default();
-        self.render_passes(frame, scene, Some(&mut timings))?;
+        self.render_passes(frame, scene, &[], Some(&mut timings))?;
         Ok(timings)
     }
 
@@ -192,6 +212,7 @@ impl Compositor {
         &mut self,
         frame: &Frame,
         scene: &Scene,
+        poses: &[ModelPose],
         mut timings: Option<&mut PassTimings>,
     ) -> Result<(), CompositorError> {
         let size = (frame.width(), frame.height());
@@ -240,7 +261,8 @@ impl Compositor {
         let mut encoder = new_encoder();
         let overlay_drawn = self.remap.ready_for(scene) && {
             let target = self.remap.distorted_overlay(scene.output_mode).unwrap_or(&sized.identity_overlay);
-            self.overlay.encode(ctx, &mut encoder, scene, target, size, self.bindings_generation)
+            let inputs = OverlayInputs { scene, poses, target, size, generation: self.bindings_generation };
+            self.overlay.encode(ctx, &mut encoder, inputs)
         };
         let mut pending = step("overlay", encoder);
 

@@ -36,6 +36,8 @@ pub(super) struct CompositorStage {
     /// `record_clean`: while recording, each frame before the overlay goes
     /// here too (to the clean encoder).
     pub(super) clean: Option<(SlotProducer<Frame>, Arc<crate::recorder::Recorder>)>,
+    /// Tracked models' poses for each frame, when any model is tracked.
+    pub(super) tracked: Option<crate::tracking::frame_poses::FramePoses>,
     /// Failures in words for the status line, the HUD and `/healthz`.
     pub(super) stages: Arc<crate::stage_status::StageStatus>,
 }
@@ -62,7 +64,13 @@ impl CompositorStage {
                         clean.put(frame.clone());
                     }
                     let scene = self.scene.load();
-                    let rendered = self.compositor.render(&frame, &scene.scene);
+                    let rendered = match self.tracked.as_mut() {
+                        Some(tracked) => {
+                            let poses = tracked.for_frame(&scene.scene, frame.capture_time_ns);
+                            self.compositor.render_posed(&frame, &scene.scene, &poses)
+                        }
+                        None => self.compositor.render(&frame, &scene.scene),
+                    };
                     if let (Some(display), Some(shown)) = (&self.display, self.compositor.take_display_frame()) {
                         display.show(shown);
                     }

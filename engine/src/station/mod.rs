@@ -44,6 +44,9 @@ use crate::source::supervisor::{SharedSourceStatus, Supervisor};
 use crate::source::{FrameSource, SpecError};
 use crate::stage_status::StageStatus;
 use crate::telestration::Telestration;
+use crate::tracking::frame_poses::FramePoses;
+use crate::tracking::pose_store::PoseStore;
+use crate::tracking::tracker_link::{SharedPoses, TrackerLink};
 use compositor_stage::CompositorStage;
 use delivery::{Delivery, spawn_clean_encoder, spawn_sink};
 use scopecast_transport::broadcast::Broadcast;
@@ -75,6 +78,9 @@ pub enum StationError {
     /// The scene from the config is invalid.
     #[error("scene: {0}")]
     Scene(#[from] crate::scene::SceneError),
+    /// A tracked model's pose cannot be set up.
+    #[error("tracking: {0}")]
+    Tracking(#[from] crate::tracking::setup::TransformFileError),
     /// A thread could not be spawned.
     #[error("cannot spawn thread {name}: {source}")]
     Spawn {
@@ -195,6 +201,38 @@ impl Wiring<'_> {
         }
     }
 
+    /// The trackers' threads and each tracked model's chain; `None` when no
+    /// model is tracked and no tracker is configured.
+    fn tracking(&mut self) -> Result<Option<FramePoses>, StationError> {
+        let tracking = &self.config.tracking;
+        let mut chains = Vec::new();
+        for model in &self.config.compositor.models {
+            if let Some(chain) = crate::tracking::setup::chain_of(model)? {
+                let name = model.path.file_stem().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+                chains.push((name, chain));
+            }
+        }
+        let trackers = crate::tracking::setup::tracker_settings(tracking);
+        if chains.is_empty() && trackers.is_empty() {
+            return Ok(None);
+        }
+        let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
+        for settings in trackers {
+            let link = TrackerLink::start(settings, poses.clone(), self.clock.clone(), self.shutdown.clone())
+                .map_err(|source| StationError::Spawn { name: "scopecast-tracker", source })?;
+            self.threads.push(link.into_thread());
+        }
+        Ok(Some(FramePoses::new(
+            poses,
+            chains,
+            crate::tracking::setup::freshness(tracking),
+            tracking.video_minus_tracker_latency_ms,
+            tracking.when_stale,
+            self.stages.clone(),
+            &self.registry,
+        )))
+    }
+
     /// Source → compositor → encoder slots, with the compositor's thread
     /// (and the monitor, and the clean track's encoder) when compositing.
     fn compositing(&mut self, recorder: Option<&Arc<Recorder>>) -> Result<Compositing, StationError> {
@@ -215,6 +253,7 @@ impl Wiring<'_> {
             let _ = self.hud.renderer_warning.set(warning);
         }
         let display = self.display(&ctx);
+        let tracked = self.tracking()?;
         let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
         let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
         self.slots.push(Box::new(source_out.monitor()));
@@ -244,6 +283,7 @@ impl Wiring<'_> {
         let registry = &self.registry;
         let has_display = display.is_some();
         let stage = CompositorStage {
+            tracked,
             stages: self.stages.clone(),
             clean,
             display,

@@ -2,5 +2,7 @@
 //! kept with their times and evaluated at each frame's capture time.
 
 pub mod chain;
+pub mod frame_poses;
 pub mod pose_store;
+pub mod setup;
 pub mod tracker_link;

@@ -154,6 +154,11 @@ impl TrackerLink {
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()
     }
+
+    /// Its thread, for whoever joins the station's threads.
+    pub fn into_thread(self) -> JoinHandle<()> {
+        self.thread
+    }
 }
 
 struct Worker {

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
-use glam::Vec3;
+use glam::{Mat4, Vec3};
 use scopecast_shaders::MESH;
 
+use crate::compositor::ModelPose;
 use crate::compositor::gpu::GpuContext;
 use crate::compositor::pipelines::{buffer_with, layout, mesh_pipeline, module, uniform_buffer, uniform_entry};
 use crate::compositor::projection::{OverlayViewport, camera_for_frame, clip_from_camera};
@@ -81,6 +82,61 @@ struct GpuMesh {
 struct ModelSlot {
     uniform: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
+}
+
+/// A model as this frame draws it: the scene's, with its tracked pose.
+struct Drawn {
+    mesh: Arc<Mesh>,
+    camera_from_model: Mat4,
+    colour: [f32; 3],
+    opacity: f32,
+    style: ModelStyle,
+}
+
+/// Grey of a model drawn as not tracked (straight RGB).
+const NOT_TRACKED_COLOUR: [f32; 3] = [0.6, 0.6, 0.6];
+/// Its opacity.
+const NOT_TRACKED_OPACITY: f32 = 0.5;
+
+/// Model `index` as drawn this frame with `poses` (none: as the scene says).
+fn drawn(scene: &Scene, poses: &[ModelPose], index: usize) -> Option<Drawn> {
+    let model = &scene.models[index];
+    if !model.visible || model.opacity <= 0.0 {
+        return None;
+    }
+    let as_scene = Drawn {
+        mesh: model.mesh.clone(),
+        camera_from_model: model.camera_from_model,
+        colour: model.colour,
+        opacity: model.opacity,
+        style: model.style,
+    };
+    match poses.get(index).copied().unwrap_or(ModelPose::AsScene) {
+        ModelPose::AsScene => Some(as_scene),
+        ModelPose::Tracked(camera_from_model) => Some(Drawn { camera_from_model, ..as_scene }),
+        ModelPose::Hidden => None,
+        ModelPose::NotTracked(camera_from_model) => Some(Drawn {
+            camera_from_model,
+            colour: NOT_TRACKED_COLOUR,
+            opacity: NOT_TRACKED_OPACITY,
+            style: ModelStyle::Wireframe,
+            ..as_scene
+        }),
+    }
+}
+
+/// One frame's inputs to the overlay pass.
+pub(crate) struct OverlayInputs<'a> {
+    /// The scene.
+    pub(crate) scene: &'a Scene,
+    /// Tracked models' poses this frame, by model index (empty: as the scene says).
+    pub(crate) poses: &'a [ModelPose],
+    /// The target for the scene's output mode, ready to draw into.
+    pub(crate) target: &'a OverlayTarget,
+    /// Output size, px.
+    pub(crate) size: (u32, u32),
+    /// `Compositor`'s bindings generation.
+    pub(crate) generation: u64,
 }
 
 /// The overlay pass.
@@ -156,38 +212,39 @@ impl OverlayPass {
         &self.slots[index]
     }
 
-    /// Draws the scene's visible models into `target` (the caller's choice
-    /// for the scene's output mode, ready to draw into) for a `size` px
-    /// output; returns whether there is an overlay to compose. Nothing is
-    /// drawn when the target already holds this very overlay.
+    /// Draws the scene's visible models, at their tracked poses, into the
+    /// inputs' target (the caller's choice for the scene's output mode,
+    /// ready to draw into); returns whether there is an overlay to compose.
+    /// Nothing is drawn when the target already holds this very overlay.
     pub(crate) fn encode(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        scene: &Scene,
-        target: &OverlayTarget,
-        size: (u32, u32),
-        generation: u64,
+        inputs: OverlayInputs<'_>,
     ) -> bool {
+        let OverlayInputs { scene, poses, target, size, generation } = inputs;
         let Some(calibration) = &scene.calibration else { return false };
-        if !scene.layers.anatomy || !scene.models.iter().any(|m| m.visible && m.opacity > 0.0) {
+        if !scene.layers.anatomy {
             return false;
         }
         let camera = camera_for_frame(&calibration.camera, (calibration.width, calibration.height), size);
         let viewport: OverlayViewport = target.viewport;
         let clip_from_camera = clip_from_camera(&camera.intrinsics, &viewport);
+        let drawn: Vec<Drawn> = (0..scene.models.len()).filter_map(|i| drawn(scene, poses, i)).collect();
+        if drawn.is_empty() {
+            return false;
+        }
         // Opaque models first, then translucent ones from far to near.
-        let mut order: Vec<usize> =
-            (0..scene.models.len()).filter(|&i| scene.models[i].visible && scene.models[i].opacity > 0.0).collect();
-        let depth = |i: usize| scene.models[i].camera_from_model.transform_point3(Vec3::ZERO).z;
+        let mut order: Vec<usize> = (0..drawn.len()).collect();
+        let depth = |i: usize| drawn[i].camera_from_model.transform_point3(Vec3::ZERO).z;
         order.sort_by(|&a, &b| {
-            let (oa, ob) = (scene.models[a].opacity >= 1.0, scene.models[b].opacity >= 1.0);
+            let (oa, ob) = (drawn[a].opacity >= 1.0, drawn[b].opacity >= 1.0);
             ob.cmp(&oa).then(depth(b).total_cmp(&depth(a)))
         });
         let models: Vec<(Arc<Mesh>, ModelUniform)> = order
             .iter()
             .map(|&index| {
-                let model = &scene.models[index];
+                let model = &drawn[index];
                 let uniform = ModelUniform {
                     clip_from_model: (clip_from_camera * model.camera_from_model).to_cols_array_2d(),
                     camera_from_model: model.camera_from_model.to_cols_array_2d(),
@@ -237,7 +294,7 @@ impl OverlayPass {
             multiview_mask: None,
         });
         for (slot, &index) in order.iter().enumerate() {
-            let model = &scene.models[index];
+            let model = &drawn[index];
             let Some(mesh) = self.meshes.get(&mesh_key(&model.mesh)) else { continue };
             let wireframe = model.style == ModelStyle::Wireframe;
             pass.set_pipeline(if wireframe { &self.wireframe } else { &self.solid });

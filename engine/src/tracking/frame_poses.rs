@@ -1,0 +1,187 @@
+//! Each frame's tracked poses: every tracked model's chain evaluated at the
+//! frame's capture time (minus the camera-versus-tracker latency), and the
+//! watchdog: a model whose chain is stale, invalid or missing is hidden or
+//! drawn as not tracked (`[tracking] when_stale`), never as if it were
+//! right, with the reason in the stage status (status line, HUD), a gauge
+//! of models not tracked and a counter of frames drawn so. It recovers by
+//! itself when poses return. Time comes in with the frame.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use glam::Mat4;
+
+use super::chain::{Chain, ChainAt};
+use super::pose_store::Freshness;
+use super::tracker_link::SharedPoses;
+use crate::compositor::ModelPose;
+use crate::config::WhenStale;
+use crate::metrics::{Counter, Gauge, MetricsRegistry};
+use crate::scene::Scene;
+use crate::stage_status::StageStatus;
+
+/// The stage name the watchdog reports under.
+pub const STAGE: &str = "tracking";
+
+/// The tracked models and what they are evaluated against.
+pub struct FramePoses {
+    poses: SharedPoses,
+    /// Chains by model name.
+    chains: Vec<(String, Chain)>,
+    freshness: Freshness,
+    /// Camera delay minus tracker delay, ns (may be negative).
+    video_minus_tracker_ns: i64,
+    when_stale: WhenStale,
+    /// Each model's last tracked pose (for drawing it "not tracked" where it was).
+    last: HashMap<String, Mat4>,
+    stages: Arc<StageStatus>,
+    not_tracked: Arc<Gauge>,
+    frames_not_tracked: Arc<Counter>,
+    /// What was last said, to say it once.
+    said: Option<String>,
+}
+
+impl FramePoses {
+    /// Tracking of `chains` (model name, chain) against `poses`.
+    pub fn new(
+        poses: SharedPoses,
+        chains: Vec<(String, Chain)>,
+        freshness: Freshness,
+        video_minus_tracker_ms: f64,
+        when_stale: WhenStale,
+        stages: Arc<StageStatus>,
+        registry: &MetricsRegistry,
+    ) -> Self {
+        Self {
+            poses,
+            chains,
+            freshness,
+            video_minus_tracker_ns: (video_minus_tracker_ms * 1e6) as i64,
+            when_stale,
+            last: HashMap::new(),
+            stages,
+            not_tracked: registry.gauge(
+                "scopecast_models_not_tracked",
+                "Tracked models whose pose is stale, invalid or missing at the newest frame.",
+                &[],
+            ),
+            frames_not_tracked: registry.counter(
+                "scopecast_frames_with_untracked_models_total",
+                "Frames composited with at least one tracked model not drawn as tracked.",
+                &[],
+            ),
+            said: None,
+        }
+    }
+
+    /// The poses for a frame of `scene` captured at `capture_time_ns`
+    /// (station clock), by model index.
+    pub fn for_frame(&mut self, scene: &Scene, capture_time_ns: u64) -> Vec<ModelPose> {
+        let at_ns = capture_time_ns.saturating_add_signed(-self.video_minus_tracker_ns);
+        let store = self.poses.load();
+        let mut problems = Vec::new();
+        let poses = scene
+            .models
+            .iter()
+            .map(|model| {
+                let Some((_, chain)) = self.chains.iter().find(|(name, _)| *name == model.name) else {
+                    return ModelPose::AsScene;
+                };
+                match chain.at(&store, at_ns, self.freshness) {
+                    ChainAt::Tracked(pose) => {
+                        let matrix = pose.matrix().as_mat4();
+                        self.last.insert(model.name.clone(), matrix);
+                        ModelPose::Tracked(matrix)
+                    }
+                    why => {
+                        problems.push(format!("{}: {}", model.name, words(&why)));
+                        match (self.when_stale, self.last.get(&model.name)) {
+                            (WhenStale::NotTracked, Some(last)) => ModelPose::NotTracked(*last),
+                            _ => ModelPose::Hidden,
+                        }
+                    }
+                }
+            })
+            .collect();
+        self.not_tracked.set(problems.len() as f64);
+        let now = if problems.is_empty() { None } else { Some(problems.join("; ")) };
+        if !problems.is_empty() {
+            self.frames_not_tracked.inc();
+        }
+        if now != self.said {
+            match &now {
+                Some(text) => {
+                    tracing::warn!("NOT TRACKED: {text}");
+                    self.stages.fail(STAGE, format!("NOT TRACKED: {text}"));
+                }
+                None => {
+                    tracing::info!("tracking recovered: every tracked model has a current pose");
+                    self.stages.recover(STAGE);
+                }
+            }
+            self.said = now;
+        }
+        poses
+    }
+}
+
+/// Why a chain is not tracked, in words for the operator.
+fn words(why: &ChainAt) -> String {
+    match why {
+        ChainAt::Tracked(_) => "tracked".into(),
+        ChainAt::Stale { link, age_ns } => format!("{link} is {} ms old", age_ns / 1_000_000),
+        ChainAt::Invalid { link } => format!("{link} is out of view (the tracker marks it invalid)"),
+        ChainAt::Missing { link } => format!("no {link} received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arc_swap::ArcSwap;
+    use glam::{DQuat, DVec3};
+
+    use super::*;
+    use crate::tracking::chain::Link;
+    use crate::tracking::pose_store::{Pose, PoseStore, Sample};
+
+    #[test]
+    fn a_stale_pose_hides_the_model_says_why_and_recovers() {
+        let poses: SharedPoses = Arc::new(ArcSwap::from_pointee(PoseStore::new()));
+        let stages = Arc::new(StageStatus::new(0));
+        let registry = MetricsRegistry::new();
+        let chain = Chain { links: vec![Link::Tracked { name: "camera_from_liver".into(), inverted: false }] };
+        let mut frame_poses = FramePoses::new(
+            poses.clone(),
+            vec![("liver".into(), chain)],
+            Freshness { stale_after_ns: 200_000_000 },
+            0.0,
+            WhenStale::NotTracked,
+            stages.clone(),
+            &registry,
+        );
+        let mut scene = Scene::default();
+        scene.models = crate::scene::anatomy::demo_models();
+        scene.models[0].name = "liver".into();
+        // Nothing received: hidden, said.
+        assert_eq!(frame_poses.for_frame(&scene, 1_000_000_000)[0], ModelPose::Hidden);
+        assert!(stages.failures().iter().any(|(s, text)| *s == STAGE && text.contains("no camera_from_liver")));
+        // A pose: tracked, recovered.
+        let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
+        poses.rcu(|store| {
+            let mut next = PoseStore::clone(store);
+            next.insert("camera_from_liver", Sample { time_ns: 1_000_000_000, pose, valid: true });
+            next
+        });
+        let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000)[0] else { panic!("tracked") };
+        assert_eq!(m.w_axis.z, 90.0);
+        assert!(stages.failures().is_empty());
+        assert_eq!(
+            frame_poses.for_frame(&scene, 1_010_000_000)[1],
+            ModelPose::AsScene,
+            "untracked models as the scene says"
+        );
+        // Too old: drawn grey where it was, and said.
+        assert_eq!(frame_poses.for_frame(&scene, 1_300_000_000)[0], ModelPose::NotTracked(m));
+        assert!(stages.failures()[0].1.contains("camera_from_liver is 300 ms old"), "{:?}", stages.failures());
+    }
+}
