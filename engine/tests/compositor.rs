@@ -217,7 +217,7 @@ fn a_pose_from_pyigtl_puts_the_model_where_the_camera_model_projects_it() {
         stages.clone(),
         &MetricsRegistry::new(),
     );
-    let model_poses = frame_poses.for_frame(&scene, clock.now_ns());
+    let model_poses = frame_poses.for_frame(&scene, clock.now_ns(), 0);
     assert!(matches!(model_poses[0], ModelPose::Tracked(_)), "{model_poses:?}");
     let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false, ..Default::default() });
     let frame = blank_frame(width, height, 0, 0);
@@ -235,7 +235,7 @@ fn a_pose_from_pyigtl_puts_the_model_where_the_camera_model_projects_it() {
     let _ = tracker.kill();
     let _ = tracker.wait();
     std::thread::sleep(Duration::from_millis(400));
-    let model_poses = frame_poses.for_frame(&scene, clock.now_ns());
+    let model_poses = frame_poses.for_frame(&scene, clock.now_ns(), 0);
     assert_eq!(model_poses[0], ModelPose::Hidden);
     compositor.render_posed(&frame, &scene, &model_poses).expect("renders");
     let rgba = compositor.read_rgba().expect("readback");

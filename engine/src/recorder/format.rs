@@ -253,6 +253,17 @@ pub enum TimelineRecord {
     },
     /// Someone joined, left or acted (the access log's record).
     Access(AccessRecord),
+    /// Tracked models lost or regained their poses (the tracking watchdog).
+    Tracking {
+        /// Capture time of the frame where it changed, station clock, ns.
+        t_ns: u64,
+        /// That frame's capture wall time, Unix ms.
+        wall_ms: u64,
+        /// Every tracked model has a current pose again.
+        tracked: bool,
+        /// Which models are not tracked and why, in words (empty when tracked).
+        reason: String,
+    },
     /// The session stopped.
     Stop {
         /// Unix ms.
@@ -525,6 +536,12 @@ mod tests {
             TimelineRecord::CleanSegment(SegmentRecord { index: 1, t_ns: 3, wall_ms: 4, width: 1280, height: 720 }),
             TimelineRecord::Scene { t_ns: 5, wall_ms: 6, version: 7, scene: scene_record() },
             TimelineRecord::Gap { t_ns: 8, reason: "queue full".into() },
+            TimelineRecord::Tracking {
+                t_ns: 9,
+                wall_ms: 10,
+                tracked: false,
+                reason: "liver: tracker_from_scope is 350 ms old".into(),
+            },
             TimelineRecord::Access(AccessRecord {
                 v: ACCESS_LOG_VERSION,
                 t_unix_ms: 9,

@@ -66,7 +66,7 @@ impl CompositorStage {
                     let scene = self.scene.load();
                     let rendered = match self.tracked.as_mut() {
                         Some(tracked) => {
-                            let poses = tracked.for_frame(&scene.scene, frame.capture_time_ns);
+                            let poses = tracked.for_frame(&scene.scene, frame.capture_time_ns, frame.capture_wall_ms);
                             self.compositor.render_posed(&frame, &scene.scene, &poses)
                         }
                         None => self.compositor.render(&frame, &scene.scene),

@@ -253,7 +253,7 @@ impl Wiring<'_> {
             let _ = self.hud.renderer_warning.set(warning);
         }
         let display = self.display(&ctx);
-        let tracked = self.tracking()?;
+        let tracked = self.tracking()?.map(|t| t.with_recorder(recorder.cloned()));
         let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
         let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
         self.slots.push(Box::new(source_out.monitor()));

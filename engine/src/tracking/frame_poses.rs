@@ -3,7 +3,8 @@
 //! watchdog: a model whose chain is stale, invalid or missing is hidden or
 //! drawn as not tracked (`[tracking] when_stale`), never as if it were
 //! right, with the reason in the stage status (status line, HUD), a gauge
-//! of models not tracked and a counter of frames drawn so. It recovers by
+//! of models not tracked, a counter of frames drawn so, and a timeline
+//! record in the session recording at each change. It recovers by
 //! itself when poses return. Time comes in with the frame.
 
 use std::collections::HashMap;
@@ -17,6 +18,8 @@ use super::tracker_link::SharedPoses;
 use crate::compositor::ModelPose;
 use crate::config::WhenStale;
 use crate::metrics::{Counter, Gauge, MetricsRegistry};
+use crate::recorder::Recorder;
+use crate::recorder::format::TimelineRecord;
 use crate::scene::Scene;
 use crate::stage_status::StageStatus;
 
@@ -39,6 +42,8 @@ pub struct FramePoses {
     frames_not_tracked: Arc<Counter>,
     /// What was last said, to say it once.
     said: Option<String>,
+    /// Where changes are also recorded (the session recording's timeline).
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl FramePoses {
@@ -71,12 +76,19 @@ impl FramePoses {
                 &[],
             ),
             said: None,
+            recorder: None,
         }
     }
 
+    /// Changes also go into `recorder`'s open session as timeline records.
+    pub fn with_recorder(mut self, recorder: Option<Arc<Recorder>>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
     /// The poses for a frame of `scene` captured at `capture_time_ns`
-    /// (station clock), by model index.
-    pub fn for_frame(&mut self, scene: &Scene, capture_time_ns: u64) -> Vec<ModelPose> {
+    /// (station clock; `capture_wall_ms` Unix ms), by model index.
+    pub fn for_frame(&mut self, scene: &Scene, capture_time_ns: u64, capture_wall_ms: u64) -> Vec<ModelPose> {
         let at_ns = capture_time_ns.saturating_add_signed(-self.video_minus_tracker_ns);
         let store = self.poses.load();
         let mut problems = Vec::new();
@@ -111,13 +123,21 @@ impl FramePoses {
         if now != self.said {
             match &now {
                 Some(text) => {
-                    tracing::warn!("NOT TRACKED: {text}");
-                    self.stages.fail(STAGE, format!("NOT TRACKED: {text}"));
+                    tracing::warn!("not tracked: {text}");
+                    self.stages.fail(STAGE, format!("{text} (not drawn as tracked)"));
                 }
                 None => {
                     tracing::info!("tracking recovered: every tracked model has a current pose");
                     self.stages.recover(STAGE);
                 }
+            }
+            if let Some(recorder) = &self.recorder {
+                recorder.note(TimelineRecord::Tracking {
+                    t_ns: capture_time_ns,
+                    wall_ms: capture_wall_ms,
+                    tracked: now.is_none(),
+                    reason: now.clone().unwrap_or_default(),
+                });
             }
             self.said = now;
         }
@@ -163,7 +183,7 @@ mod tests {
         scene.models = crate::scene::anatomy::demo_models();
         scene.models[0].name = "liver".into();
         // Nothing received: hidden, said.
-        assert_eq!(frame_poses.for_frame(&scene, 1_000_000_000)[0], ModelPose::Hidden);
+        assert_eq!(frame_poses.for_frame(&scene, 1_000_000_000, 0)[0], ModelPose::Hidden);
         assert!(stages.failures().iter().any(|(s, text)| *s == STAGE && text.contains("no camera_from_liver")));
         // A pose: tracked, recovered.
         let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
@@ -172,16 +192,16 @@ mod tests {
             next.insert("camera_from_liver", Sample { time_ns: 1_000_000_000, pose, valid: true });
             next
         });
-        let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000)[0] else { panic!("tracked") };
+        let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000, 0)[0] else { panic!("tracked") };
         assert_eq!(m.w_axis.z, 90.0);
         assert!(stages.failures().is_empty());
         assert_eq!(
-            frame_poses.for_frame(&scene, 1_010_000_000)[1],
+            frame_poses.for_frame(&scene, 1_010_000_000, 0)[1],
             ModelPose::AsScene,
             "untracked models as the scene says"
         );
         // Too old: drawn grey where it was, and said.
-        assert_eq!(frame_poses.for_frame(&scene, 1_300_000_000)[0], ModelPose::NotTracked(m));
+        assert_eq!(frame_poses.for_frame(&scene, 1_300_000_000, 0)[0], ModelPose::NotTracked(m));
         assert!(stages.failures()[0].1.contains("camera_from_liver is 300 ms old"), "{:?}", stages.failures());
     }
 }
