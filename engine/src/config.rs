@@ -345,6 +345,21 @@ pub struct TrackerConfig {
     pub latency_ms: f64,
     /// Time poses by the tracker's timestamps (clocks in sync) instead.
     pub tracker_timestamps: bool,
+    /// Smoothing of each transform's poses.
+    pub smoothing: SmoothingConfig,
+}
+
+/// `[[tracking.trackers]] smoothing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmoothingConfig {
+    /// Poses as received.
+    #[default]
+    Off,
+    /// First-order low-pass at 7.5 Hz (SlicerIGT's).
+    LowPass,
+    /// The 1€ filter (1 Hz at rest, β 0.05 per mm/s).
+    OneEuro,
 }
 
 /// How a configured model is drawn.
@@ -839,6 +854,7 @@ when_stale = "hide"
 # connect = "127.0.0.1:18944"   # or listen = "0.0.0.0:18944" for a tracker that pushes
 # latency_ms = 0.0
 # tracker_timestamps = false
+# smoothing = "off"             # or "low_pass" (7.5 Hz) or "one_euro"
 trackers = []
 "#;
 

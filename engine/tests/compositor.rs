@@ -184,6 +184,7 @@ fn a_pose_from_pyigtl_puts_the_model_where_the_camera_model_projects_it() {
         name: "pyigtl".into(),
         role: TrackerRole::Client(format!("127.0.0.1:{port}")),
         time: PoseTime::Arrival { latency_ns: 0 },
+        smoothing: scopecast_engine::tracking::smoothing::Smoothing::Off,
     };
     let link = TrackerLink::start(settings, poses.clone(), clock.clone(), shutdown.clone()).expect("tracker thread");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use scopecast_engine::clock::{SharedClock, SystemClock};
 use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::tracking::pose_store::{Freshness, PoseAt, PoseStore};
+use scopecast_engine::tracking::smoothing::Smoothing;
 use scopecast_engine::tracking::tracker_link::{PoseTime, SharedPoses, TrackerLink, TrackerRole, TrackerSettings};
 
 fn free_port() -> u16 {
@@ -44,7 +45,12 @@ fn wait_until(what: &str, seconds: u64, done: impl Fn() -> bool) {
 }
 
 fn start(role: TrackerRole, poses: &SharedPoses, clock: &SharedClock, shutdown: &Shutdown) -> TrackerLink {
-    let settings = TrackerSettings { name: "test".into(), role, time: PoseTime::Arrival { latency_ns: 20_000_000 } };
+    let settings = TrackerSettings {
+        name: "test".into(),
+        role,
+        time: PoseTime::Arrival { latency_ns: 20_000_000 },
+        smoothing: Smoothing::Off,
+    };
     TrackerLink::start(settings, poses.clone(), clock.clone(), shutdown.clone()).expect("thread")
 }
 

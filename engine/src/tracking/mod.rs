@@ -5,4 +5,5 @@ pub mod chain;
 pub mod frame_poses;
 pub mod pose_store;
 pub mod setup;
+pub mod smoothing;
 pub mod tracker_link;

@@ -8,8 +8,9 @@ use glam::{DMat4, DVec4};
 
 use super::chain::{Chain, Link, canonical_name};
 use super::pose_store::{Freshness, Pose};
+use super::smoothing::Smoothing;
 use super::tracker_link::{PoseTime, TrackerRole, TrackerSettings};
-use crate::config::{ModelConfig, TrackingConfig};
+use crate::config::{ModelConfig, SmoothingConfig, TrackingConfig};
 
 /// Why a transform file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +91,12 @@ pub fn tracker_settings(tracking: &TrackingConfig) -> Vec<TrackerSettings> {
             } else {
                 PoseTime::Arrival { latency_ns: (t.latency_ms.max(0.0) * 1e6) as u64 }
             };
-            Some(TrackerSettings { name: t.name.clone(), role, time })
+            let smoothing = match t.smoothing {
+                SmoothingConfig::Off => Smoothing::Off,
+                SmoothingConfig::LowPass => Smoothing::LowPass { cutoff_hz: 7.5 },
+                SmoothingConfig::OneEuro => Smoothing::OneEuro { min_cutoff_hz: 1.0, beta: 0.05, speed_cutoff_hz: 1.0 },
+            };
+            Some(TrackerSettings { name: t.name.clone(), role, time, smoothing })
         })
         .collect()
 }

@@ -6,6 +6,7 @@
 //! is replaced whole, arc-swap). A broken or hostile peer costs counted,
 //! logged errors and, at worst, its connection; never the frame loop.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use scopecast_transport::igtl::{Content, Decoder, IgtlError, Message, Transform}
 
 use super::chain::canonical_name;
 use super::pose_store::{Pose, PoseStore, Sample};
+use super::smoothing::{PoseFilter, Smoothing};
 use crate::clock::SharedClock;
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
 
@@ -56,7 +58,7 @@ pub enum PoseTime {
 }
 
 /// One tracker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackerSettings {
     /// Its name, for logs and metrics.
     pub name: String,
@@ -64,6 +66,8 @@ pub struct TrackerSettings {
     pub role: TrackerRole,
     /// How poses are timed.
     pub time: PoseTime,
+    /// Smoothing of each transform's poses.
+    pub smoothing: Smoothing,
 }
 
 /// What a tracker connection counted.
@@ -261,6 +265,7 @@ impl Worker {
             return;
         }
         let mut decoder = Decoder::new();
+        let mut filters: HashMap<String, PoseFilter> = HashMap::new();
         let mut buffer = vec![0u8; 64 * 1024];
         let mut errors_said = 0u64;
         while !self.shutdown.is_triggered() {
@@ -279,7 +284,15 @@ impl Worker {
                         self.stats.messages.fetch_add(1, Ordering::Relaxed);
                         for sample in samples_of(&message, self.settings.time, arrival_ns, wall_ns) {
                             match sample {
-                                Ok(sample) => samples.push(sample),
+                                Ok((name, mut sample)) => {
+                                    if sample.valid && self.settings.smoothing != Smoothing::Off {
+                                        let filter = filters
+                                            .entry(name.clone())
+                                            .or_insert_with(|| PoseFilter::new(self.settings.smoothing));
+                                        sample.pose = filter.apply(sample.time_ns, sample.pose);
+                                    }
+                                    samples.push((name, sample));
+                                }
                                 Err(e) => self.refused(&e.to_string(), &mut errors_said),
                             }
                         }
