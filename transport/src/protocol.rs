@@ -409,6 +409,17 @@ pub enum Notice {
         /// A session is being recorded.
         on: bool,
     },
+    /// Whether every tracked model is drawn at a current tracker pose: on
+    /// joining and on every change, to everyone (a stale pose is never shown
+    /// as if it were right, and every page says so).
+    Tracking {
+        /// Protocol version.
+        v: u32,
+        /// Every tracked model has a current pose.
+        tracked: bool,
+        /// Which models are not tracked and why, in words (empty when tracked).
+        message: String,
+    },
     /// Where a replay is: on joining and on every change, to everyone (the
     /// trainees' pages follow the trainer's).
     Playback {
@@ -594,6 +605,12 @@ mod tests {
         assert_eq!(
             presence.to_json(),
             r#"{"type":"presence","v":1,"viewers":[{"id":2,"name":"Dr A","role":"annotator"}]}"#
+        );
+        let tracking =
+            Notice::Tracking { v: 1, tracked: false, message: "liver: no tracker_from_scope received".into() };
+        assert_eq!(
+            tracking.to_json(),
+            r#"{"type":"tracking","v":1,"tracked":false,"message":"liver: no tracker_from_scope received"}"#
         );
     }
 }

@@ -12,14 +12,28 @@ use crate::access::AccessSink;
 use crate::auth::Caller;
 use crate::clock::StationClock;
 use crate::fanout::ViewerId;
-use crate::protocol::Participant;
+use crate::protocol::{Notice, Participant};
 use crate::room::{CHANNEL_LABEL, CommandSink, Outgoing, Room, To};
+
+/// What the station announces to every page on its own (not in answer to a
+/// message): the newest notice, or none yet. Only the newest matters, so a
+/// watch channel (a page that was busy gets the latest, never a backlog).
+pub type Announcements = tokio::sync::watch::Receiver<Option<Notice>>;
+
+/// The sending end of [`Announcements`] (any thread; never blocks).
+pub type Announcer = tokio::sync::watch::Sender<Option<Notice>>;
+
+/// A new announcement channel, with nothing announced yet.
+pub fn announcements() -> (Announcer, Announcements) {
+    tokio::sync::watch::channel(None)
+}
 
 /// The room and the channels of those in it.
 pub struct RoomChannels {
     room: Mutex<Room>,
     channels: Mutex<HashMap<ViewerId, Arc<dyn DataChannel>>>,
     clock: StationClock,
+    announcements: Mutex<Option<Announcements>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -29,7 +43,17 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RoomChannels {
     /// A room whose accepted commands go to `sink`, timed by `clock`.
     pub fn new(sink: Option<Arc<dyn CommandSink>>, clock: StationClock) -> Self {
-        Self { room: Mutex::new(Room::new(sink)), channels: Mutex::new(HashMap::new()), clock }
+        Self {
+            room: Mutex::new(Room::new(sink)),
+            channels: Mutex::new(HashMap::new()),
+            clock,
+            announcements: Mutex::new(None),
+        }
+    }
+
+    /// Every open page also hears `announcements` (the newest on opening, then each change).
+    pub fn set_announcements(&self, announcements: Announcements) {
+        *locked(&self.announcements) = Some(announcements);
     }
 
     /// Tells `access` what each participant does.
@@ -71,6 +95,13 @@ impl RoomChannels {
         }
     }
 
+    /// Sends an announcement to `viewer`, if its channel is open.
+    async fn announce_to(&self, viewer: ViewerId, notice: Option<Notice>) {
+        if let Some(notice) = notice {
+            self.deliver(vec![Outgoing { to: To::One(viewer), notice }]).await;
+        }
+    }
+
     /// Serves `viewer`'s channel until it closes.
     pub async fn serve(self: Arc<Self>, viewer: ViewerId, channel: Arc<dyn DataChannel>) {
         match channel.label().await {
@@ -85,13 +116,36 @@ impl RoomChannels {
         if !locked(&self.room).has(viewer) {
             return;
         }
-        while let Some(event) = channel.poll().await {
+        let mut announcements = locked(&self.announcements).clone();
+        loop {
+            let event = match announcements.as_mut() {
+                Some(heard) => tokio::select! {
+                    event = channel.poll() => event,
+                    changed = heard.changed() => {
+                        match changed {
+                            Ok(()) => {
+                                let notice = heard.borrow_and_update().clone();
+                                self.announce_to(viewer, notice).await;
+                            }
+                            // The station's end is gone: no more announcements.
+                            Err(_) => announcements = None,
+                        }
+                        continue;
+                    }
+                },
+                None => channel.poll().await,
+            };
+            let Some(event) = event else { break };
             let out = match event {
                 DataChannelEvent::OnOpen => {
-                    let out = locked(&self.room).opened(viewer);
+                    let mut out = locked(&self.room).opened(viewer);
                     if !out.is_empty() {
                         // Still in the room: from now on it hears what everyone hears.
                         locked(&self.channels).insert(viewer, channel.clone());
+                        let newest = announcements.as_mut().and_then(|a| a.borrow_and_update().clone());
+                        if let Some(notice) = newest {
+                            out.push(Outgoing { to: To::One(viewer), notice });
+                        }
                     }
                     out
                 }

@@ -256,6 +256,12 @@ impl Whep {
         }
     }
 
+    /// Every page also hears the station's `announcements` (tracking state).
+    pub fn with_announcements(self, announcements: crate::room_channels::Announcements) -> Self {
+        self.room.set_announcements(announcements);
+        self
+    }
+
     /// Tells `access` who joins and leaves, and what they do on the data channel.
     pub fn with_access(mut self, access: Arc<dyn AccessSink>) -> Self {
         self.room.set_access(access.clone());

@@ -94,6 +94,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             source: station.source_status.clone(),
             recorder: None,
             publish_whip: false,
+            announcements: None,
         };
         let endpoints = start_endpoints(&config, parts, &clock)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), endpoints.viewer_count()));
@@ -115,6 +116,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             source,
             recorder: None,
             publish_whip: false,
+            announcements: None,
         };
         let endpoints = start_endpoints(config, parts, &clock)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), endpoints.viewer_count()));

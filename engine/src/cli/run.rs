@@ -73,6 +73,7 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
         source: station.source_status.clone(),
         recorder: station.recorder.clone(),
         publish_whip: true,
+        announcements: station.announcements.clone(),
     };
     let endpoints = Endpoints::start(config, parts, &clock)?;
     for line in &endpoints.operator_lines {

@@ -16,6 +16,7 @@ use scopecast_transport::auth::{Role, Token, Tokens};
 use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::links::{LinkKey, Revocations};
 use scopecast_transport::room::CommandSink;
+use scopecast_transport::room_channels::Announcements;
 use scopecast_transport::whep::{CONNECT_DEADLINE, Whep, WhepError, WhepSettings};
 use scopecast_transport::whip::{WhipPublisher, WhipSettings};
 use thiserror::Error;
@@ -65,6 +66,8 @@ pub struct EndpointParts {
     pub recorder: Option<Arc<Recorder>>,
     /// Publish to `[whip] url` when it is set (a live station; a replay never does).
     pub publish_whip: bool,
+    /// What every page hears on the station's own account (tracking state).
+    pub announcements: Option<Announcements>,
 }
 
 /// The running endpoints.

@@ -51,6 +51,7 @@ use compositor_stage::CompositorStage;
 use delivery::{Delivery, spawn_clean_encoder, spawn_sink};
 use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::fanout::FanOutPolicy;
+use scopecast_transport::room_channels::Announcements;
 use setup::{make_source, session_info, spawn, supervisor_settings};
 
 /// Why the station could not start.
@@ -117,6 +118,8 @@ pub struct Station {
     pub commands: Arc<crate::commands::StationCommands>,
     /// The stages' choices and failures in words, and the last delivery (`/healthz`).
     pub stages: Arc<crate::stage_status::StageStatus>,
+    /// What every viewer page hears on the station's own account (tracking state), when tracking.
+    pub announcements: Option<Announcements>,
 }
 
 /// Builds a frame source on the station's scene (see [`Station::start_with_source`]).
@@ -133,6 +136,7 @@ struct Wiring<'a> {
     hud: Arc<HudSources>,
     threads: Vec<JoinHandle<()>>,
     slots: Vec<Box<dyn SlotReport>>,
+    announcements: Option<Announcements>,
 }
 
 /// The compositing part of the path, once started.
@@ -222,7 +226,9 @@ impl Wiring<'_> {
                 .map_err(|source| StationError::Spawn { name: "scopecast-tracker", source })?;
             self.threads.push(link.into_thread());
         }
-        Ok(Some(FramePoses::new(
+        let (announcer, announcements) = scopecast_transport::room_channels::announcements();
+        self.announcements = Some(announcements);
+        let frame_poses = FramePoses::new(
             poses,
             chains,
             crate::tracking::setup::freshness(tracking),
@@ -230,7 +236,8 @@ impl Wiring<'_> {
             tracking.when_stale,
             self.stages.clone(),
             &self.registry,
-        )))
+        );
+        Ok(Some(frame_poses.with_announcer(announcer)))
     }
 
     /// Source → compositor → encoder slots, with the compositor's thread
@@ -392,6 +399,7 @@ impl Station {
             hud: Arc::new(HudSources::default()),
             threads: Vec::new(),
             slots: Vec::new(),
+            announcements: None,
             clock,
             shutdown,
         };
@@ -418,7 +426,7 @@ impl Station {
         let stop = wiring.shutdown.clone();
         wiring.spawn("scopecast-source", move || supervisor.run(&stop))?;
         let broadcast = wiring.encoding(compositing.frames_out, recorder.as_ref())?;
-        let Wiring { clock, shutdown, registry, stages, scene, threads, slots, .. } = wiring;
+        let Wiring { clock, shutdown, registry, stages, scene, threads, slots, announcements, .. } = wiring;
         Ok(Self {
             shutdown,
             threads,
@@ -433,6 +441,7 @@ impl Station {
             telestration,
             recorder,
             stages,
+            announcements,
         })
     }
 

@@ -18,6 +18,9 @@ use super::tracker_link::SharedPoses;
 use crate::compositor::ModelPose;
 use crate::config::WhenStale;
 use crate::metrics::{Counter, Gauge, MetricsRegistry};
+use scopecast_transport::protocol::{Notice, PROTOCOL_VERSION};
+use scopecast_transport::room_channels::Announcer;
+
 use crate::recorder::Recorder;
 use crate::recorder::format::TimelineRecord;
 use crate::scene::Scene;
@@ -44,6 +47,10 @@ pub struct FramePoses {
     said: Option<String>,
     /// Where changes are also recorded (the session recording's timeline).
     recorder: Option<Arc<Recorder>>,
+    /// Where every viewer page hears the state (the first frame's, then each change).
+    announcer: Option<Announcer>,
+    /// The first frame's state was announced.
+    announced: bool,
 }
 
 impl FramePoses {
@@ -77,7 +84,15 @@ impl FramePoses {
             ),
             said: None,
             recorder: None,
+            announcer: None,
+            announced: false,
         }
+    }
+
+    /// Every viewer page also hears the state through `announcer`.
+    pub fn with_announcer(mut self, announcer: Announcer) -> Self {
+        self.announcer = Some(announcer);
+        self
     }
 
     /// Changes also go into `recorder`'s open session as timeline records.
@@ -119,6 +134,16 @@ impl FramePoses {
         let now = if problems.is_empty() { None } else { Some(problems.join("; ")) };
         if !problems.is_empty() {
             self.frames_not_tracked.inc();
+        }
+        if let Some(announcer) = &self.announcer
+            && (now != self.said || !self.announced)
+        {
+            self.announced = true;
+            announcer.send_replace(Some(Notice::Tracking {
+                v: PROTOCOL_VERSION,
+                tracked: now.is_none(),
+                message: now.clone().unwrap_or_default(),
+            }));
         }
         if now != self.said {
             match &now {
@@ -170,6 +195,7 @@ mod tests {
         let stages = Arc::new(StageStatus::new(0));
         let registry = MetricsRegistry::new();
         let chain = Chain { links: vec![Link::Tracked { name: "camera_from_liver".into(), inverted: false }] };
+        let (announcer, announcements) = scopecast_transport::room_channels::announcements();
         let mut frame_poses = FramePoses::new(
             poses.clone(),
             vec![("liver".into(), chain)],
@@ -178,13 +204,16 @@ mod tests {
             WhenStale::NotTracked,
             stages.clone(),
             &registry,
-        );
+        )
+        .with_announcer(announcer);
+        let heard = || announcements.borrow().clone();
         let mut scene = Scene::default();
         scene.models = crate::scene::anatomy::demo_models();
         scene.models[0].name = "liver".into();
         // Nothing received: hidden, said.
         assert_eq!(frame_poses.for_frame(&scene, 1_000_000_000, 0)[0], ModelPose::Hidden);
         assert!(stages.failures().iter().any(|(s, text)| *s == STAGE && text.contains("no camera_from_liver")));
+        assert!(matches!(heard(), Some(Notice::Tracking { tracked: false, message, .. }) if message.contains("liver")));
         // A pose: tracked, recovered.
         let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
         poses.rcu(|store| {
@@ -195,6 +224,7 @@ mod tests {
         let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000, 0)[0] else { panic!("tracked") };
         assert_eq!(m.w_axis.z, 90.0);
         assert!(stages.failures().is_empty());
+        assert!(matches!(heard(), Some(Notice::Tracking { tracked: true, .. })), "every page hears the recovery");
         assert_eq!(
             frame_poses.for_frame(&scene, 1_010_000_000, 0)[1],
             ModelPose::AsScene,
@@ -203,5 +233,9 @@ mod tests {
         // Too old: drawn grey where it was, and said.
         assert_eq!(frame_poses.for_frame(&scene, 1_300_000_000, 0)[0], ModelPose::NotTracked(m));
         assert!(stages.failures()[0].1.contains("camera_from_liver is 300 ms old"), "{:?}", stages.failures());
+        assert_eq!(
+            registry.render_prometheus().lines().find(|l| l.starts_with("scopecast_models_not_tracked ")),
+            Some("scopecast_models_not_tracked 1")
+        );
     }
 }
