@@ -91,12 +91,15 @@ impl Endpoints {
         if let Some(Ok(addr)) = config.http.listen.as_deref().map(str::parse::<SocketAddr>) {
             let access = start_access_log(config, parts.recorder.clone());
             whep = parts.broadcast.clone().map(|broadcast| {
-                let endpoint = Whep::new(
+                let mut endpoint = Whep::new(
                     broadcast,
                     whep_settings(config, addr.ip()),
                     parts.commands.clone(),
                     for_transport(clock),
                 );
+                if let Some(announcements) = &parts.announcements {
+                    endpoint = endpoint.with_announcements(announcements.clone());
+                }
                 Arc::new(match &access {
                     Some(log) => endpoint.with_access(log.clone()),
                     None => endpoint,

@@ -43,8 +43,8 @@ pub struct FramePoses {
     stages: Arc<StageStatus>,
     not_tracked: Arc<Gauge>,
     frames_not_tracked: Arc<Counter>,
-    /// What was last said, to say it once.
-    said: Option<String>,
+    /// The problems last said (model, link, kind), to say each change once.
+    said: Vec<(String, String, &'static str)>,
     /// Where changes are also recorded (the session recording's timeline).
     recorder: Option<Arc<Recorder>>,
     /// Where every viewer page hears the state (the first frame's, then each change).
@@ -82,7 +82,7 @@ impl FramePoses {
                 "Frames composited with at least one tracked model not drawn as tracked.",
                 &[],
             ),
-            said: None,
+            said: Vec::new(),
             recorder: None,
             announcer: None,
             announced: false,
@@ -107,6 +107,7 @@ impl FramePoses {
         let at_ns = capture_time_ns.saturating_add_signed(-self.video_minus_tracker_ns);
         let store = self.poses.load();
         let mut problems = Vec::new();
+        let mut keys = Vec::new();
         let poses = scene
             .models
             .iter()
@@ -122,6 +123,7 @@ impl FramePoses {
                     }
                     why => {
                         problems.push(format!("{}: {}", model.name, words(&why)));
+                        keys.push(key(&model.name, &why));
                         match (self.when_stale, self.last.get(&model.name)) {
                             (WhenStale::NotTracked, Some(last)) => ModelPose::NotTracked(*last),
                             _ => ModelPose::Hidden,
@@ -135,8 +137,10 @@ impl FramePoses {
         if !problems.is_empty() {
             self.frames_not_tracked.inc();
         }
+        // Said when which models are untracked, or why, changes (not as an age grows).
+        let changed = keys != self.said;
         if let Some(announcer) = &self.announcer
-            && (now != self.said || !self.announced)
+            && (changed || !self.announced)
         {
             self.announced = true;
             announcer.send_replace(Some(Notice::Tracking {
@@ -145,7 +149,7 @@ impl FramePoses {
                 message: now.clone().unwrap_or_default(),
             }));
         }
-        if now != self.said {
+        if changed {
             match &now {
                 Some(text) => {
                     tracing::warn!("not tracked: {text}");
@@ -164,10 +168,21 @@ impl FramePoses {
                     reason: now.clone().unwrap_or_default(),
                 });
             }
-            self.said = now;
+            self.said = keys;
         }
         poses
     }
+}
+
+/// What identifies a problem across frames: the model, the link, the kind.
+fn key(model: &str, why: &ChainAt) -> (String, String, &'static str) {
+    let (link, kind) = match why {
+        ChainAt::Tracked(_) => (String::new(), "tracked"),
+        ChainAt::Stale { link, .. } => (link.clone(), "stale"),
+        ChainAt::Invalid { link } => (link.clone(), "invalid"),
+        ChainAt::Missing { link } => (link.clone(), "missing"),
+    };
+    (model.to_string(), link, kind)
 }
 
 /// Why a chain is not tracked, in words for the operator.
@@ -206,14 +221,17 @@ mod tests {
             &registry,
         )
         .with_announcer(announcer);
-        let heard = || announcements.borrow().clone();
+        let mut announcements = announcements;
+        let heard = |a: &mut scopecast_transport::room_channels::Announcements| a.borrow_and_update().clone();
         let mut scene = Scene::default();
         scene.models = crate::scene::anatomy::demo_models();
         scene.models[0].name = "liver".into();
         // Nothing received: hidden, said.
         assert_eq!(frame_poses.for_frame(&scene, 1_000_000_000, 0)[0], ModelPose::Hidden);
         assert!(stages.failures().iter().any(|(s, text)| *s == STAGE && text.contains("no camera_from_liver")));
-        assert!(matches!(heard(), Some(Notice::Tracking { tracked: false, message, .. }) if message.contains("liver")));
+        assert!(
+            matches!(heard(&mut announcements), Some(Notice::Tracking { tracked: false, message, .. }) if message.contains("liver"))
+        );
         // A pose: tracked, recovered.
         let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
         poses.rcu(|store| {
@@ -224,7 +242,10 @@ mod tests {
         let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000, 0)[0] else { panic!("tracked") };
         assert_eq!(m.w_axis.z, 90.0);
         assert!(stages.failures().is_empty());
-        assert!(matches!(heard(), Some(Notice::Tracking { tracked: true, .. })), "every page hears the recovery");
+        assert!(
+            matches!(heard(&mut announcements), Some(Notice::Tracking { tracked: true, .. })),
+            "every page hears the recovery"
+        );
         assert_eq!(
             frame_poses.for_frame(&scene, 1_010_000_000, 0)[1],
             ModelPose::AsScene,

@@ -1,7 +1,8 @@
 //! Tracker poses kept with their times, and asked for at a frame's capture
 //! time: interpolated between the two samples around it (slerp for the
 //! rotation, lerp for the translation), extrapolated at most one tracker
-//! period past the newest, otherwise stale. Sans IO and clock-free: samples
+//! period past the newest (held there beyond), and stale once the newest is
+//! older than the freshness limit. Sans IO and clock-free: samples
 //! carry their own times (station clock, ns) and every question says when.
 //!
 //! Memory is bounded: each transform keeps its newest [`SAMPLES_KEPT`]
@@ -189,10 +190,10 @@ impl PoseStore {
                 if time_ns == newest.time_ns || !previous.valid || period == 0 {
                     return PoseAt::Tracked(newest.pose);
                 }
-                if time_ns - newest.time_ns > period {
-                    return PoseAt::Stale { age_ns };
-                }
-                let t = (time_ns - previous.time_ns) as f64 / period as f64;
+                // At most one period ahead; later (a late sample, still within
+                // `stale_after_ns`) the pose holds there rather than flying on.
+                let ahead = (time_ns - newest.time_ns).min(period);
+                let t = 1.0 + ahead as f64 / period as f64;
                 PoseAt::Tracked(previous.pose.blend(&newest.pose, t))
             }
             // Before the oldest kept sample: a frame older than the history.
@@ -240,15 +241,17 @@ mod tests {
     }
 
     #[test]
-    fn extrapolation_is_one_period_at_most_then_stale() {
+    fn extrapolation_is_one_period_at_most_then_held_until_stale() {
         let mut store = PoseStore::new();
         store.insert("t", sample(100, 0.0, 0.0));
         store.insert("t", sample(116, 16.0, 10.0));
         let p = tracked(store.at("t", 124_000_000, FRESH));
         assert!((p.translation.x - 24.0).abs() < 1e-9, "{p:?}");
         assert!((p.rotation.to_euler(glam::EulerRot::ZYX).0.to_degrees() - 15.0).abs() < 1e-6);
-        assert!(matches!(store.at("t", 140_000_000, FRESH), PoseAt::Stale { age_ns: 24_000_000 }));
-        assert!(matches!(store.at("t", 400_000_000, FRESH), PoseAt::Stale { .. }));
+        // A late sample (40 ms after the newest, a 16 ms period): held one period ahead.
+        let held = tracked(store.at("t", 156_000_000, FRESH));
+        assert!((held.translation.x - 32.0).abs() < 1e-9, "{held:?}");
+        assert!(matches!(store.at("t", 400_000_000, FRESH), PoseAt::Stale { age_ns: 284_000_000 }));
         assert_eq!(store.at("other", 100_000_000, FRESH), PoseAt::Missing);
     }
 
