@@ -24,6 +24,7 @@ use thiserror::Error;
 use crate::clock::SharedClock;
 use crate::source::supervisor::SourceStatus;
 use crate::station::MetricsView;
+use crate::station::snapshot_desk::{SnapshotDesk, SnapshotError};
 use crate::tls::{TlsIdentity, TlsListener};
 
 /// Why the server could not start.
@@ -52,6 +53,7 @@ struct AppState {
     /// `/metrics` needs a bearer token (any role).
     metrics_need_token: bool,
     access: Option<Arc<dyn AccessSink>>,
+    snapshots: Option<SnapshotDesk>,
 }
 
 /// How the server serves, beyond what it serves.
@@ -66,6 +68,8 @@ pub struct HttpOptions {
     /// The state folder whose `revoked.json` is watched: a revoked link is
     /// refused from then on and its holder's sessions end (expired links' too).
     pub links_state_dir: Option<std::path::PathBuf>,
+    /// `GET /snapshot.png` (operator): the newest composited frame.
+    pub snapshots: Option<SnapshotDesk>,
 }
 
 /// How often the revocations file and the links' expiry are checked.
@@ -288,6 +292,53 @@ async fn whep_patch(
     }
 }
 
+/// How long `GET /snapshot.png` waits for the next composited frame.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /snapshot.png` (operator): the next composited frame as PNG, exact
+/// pixels (for documentation, the patient record, and tests that must see
+/// pixels). 503 without a compositor or a frame in 2 s; 429 while another
+/// snapshot is being taken.
+async fn serve_snapshot(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&state, &headers, Role::Operator) {
+        return refused;
+    }
+    let Some(desk) = state.snapshots.clone() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "this station does not composite\n").into_response();
+    };
+    let encoded = tokio::task::spawn_blocking(move || {
+        let snapshot = desk.take(SNAPSHOT_WAIT)?;
+        let mut png = Vec::new();
+        let encoder = image::codecs::png::PngEncoder::new(&mut png);
+        image::ImageEncoder::write_image(
+            encoder,
+            &snapshot.rgba,
+            snapshot.width,
+            snapshot.height,
+            image::ExtendedColorType::Rgba8,
+        )
+        .map_err(|_| SnapshotError::NoFrame { waited_ms: 0 })?;
+        Ok::<_, SnapshotError>((png, snapshot.capture_wall_ms))
+    })
+    .await;
+    match encoded {
+        Ok(Ok((png, capture_wall_ms))) => (
+            [
+                (header::CONTENT_TYPE, "image/png".to_string()),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+                (header::HeaderName::from_static("x-capture-wall-ms"), capture_wall_ms.to_string()),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(Err(SnapshotError::Busy)) => {
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "a snapshot is being taken\n").into_response()
+        }
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 /// `GET /viewers` (operator): who is watching, with each viewer's RTT and loss.
 async fn list_viewers(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(refused) = refusal(&state, &headers, Role::Operator) {
@@ -393,7 +444,7 @@ impl HttpServer {
         tokens: Tokens,
         options: HttpOptions,
     ) -> Result<Self, HttpError> {
-        let HttpOptions { tls, metrics_need_token, access, links_state_dir } = options;
+        let HttpOptions { tls, metrics_need_token, access, links_state_dir, snapshots } = options;
         let tokens = Arc::new(tokens);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -410,6 +461,7 @@ impl HttpServer {
             .route("/metrics", get(serve_metrics))
             .route("/healthz", get(serve_healthz))
             .route("/viewers", get(list_viewers))
+            .route("/snapshot.png", get(serve_snapshot))
             .route("/whep", post(whep_offer).options(whep_options))
             .route("/whep/{id}", axum::routing::patch(whep_patch).delete(whep_delete).options(whep_options))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
@@ -421,6 +473,7 @@ impl HttpServer {
                 tokens: tokens.clone(),
                 metrics_need_token,
                 access,
+                snapshots,
             });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let thread = std::thread::Builder::new()

@@ -339,3 +339,57 @@ fn metrics_and_healthz_are_served_over_http() {
     assert!(missing.contains("404"), "{missing}");
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn the_operator_gets_the_newest_composited_frame_as_a_png() {
+    use std::io::{Read, Write};
+    let mut child = Command::new(BIN)
+        .args(["demo", "--width", "640", "--height", "360", "--fps", "30", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = KillOnDrop(child.id());
+    let (mut addr, mut operator) = (None, None);
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(url) = line.strip_prefix("metrics: http://") {
+            addr = Some(url.trim_end_matches("/metrics").to_string());
+        }
+        if let Some(token) = line.strip_prefix("operator token: ") {
+            operator = Some(token.to_string());
+        }
+        if addr.is_some() && operator.is_some() {
+            break;
+        }
+    }
+    let (addr, operator) = (addr.expect("the address is printed"), operator.expect("the operator token is printed"));
+    std::thread::sleep(Duration::from_secs(2));
+    let get = |auth: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+        let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "GET /snapshot.png HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+            .expect("request");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("response");
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
+        (String::from_utf8_lossy(&response[..split]).into_owned(), response[split + 4..].to_vec())
+    };
+    let (refused, _) = get(None);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let (head, png) = get(Some(&operator));
+    signal(&child, "INT");
+    let _ = child.wait();
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("image/png"), "{head}");
+    let capture_ms: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-capture-wall-ms: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no capture time in {head}"));
+    let picture = image::load_from_memory(&png).expect("a PNG").to_rgba8();
+    assert_eq!(picture.dimensions(), (640, 360));
+    // Exact pixels: the timecode strip decodes to the frame's capture time.
+    let decoded =
+        scopecast_engine::timecode::decode_rgba(picture.as_raw(), 640 * 4, 640, 360).expect("a timecode strip");
+    assert_eq!(decoded, capture_ms & ((1 << 36) - 1));
+}

@@ -95,6 +95,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             recorder: None,
             publish_whip: false,
             announcements: None,
+            snapshots: station.snapshots.clone(),
         };
         let endpoints = start_endpoints(&config, parts, &clock)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (shared.state(), endpoints.viewer_count()));
@@ -117,6 +118,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             recorder: None,
             publish_whip: false,
             announcements: None,
+            snapshots: None,
         };
         let endpoints = start_endpoints(config, parts, &clock)?;
         report_until_stopped(&shutdown, &clock, stop_after_s, || (player.state(), endpoints.viewer_count()));

@@ -74,6 +74,7 @@ fn run_station(config: &Config, stop_after_s: Option<f64>, demo_stroke: bool) ->
         recorder: station.recorder.clone(),
         publish_whip: true,
         announcements: station.announcements.clone(),
+        snapshots: station.snapshots.clone(),
     };
     let endpoints = Endpoints::start(config, parts, &clock)?;
     for line in &endpoints.operator_lines {

@@ -36,6 +36,8 @@ pub(super) struct CompositorStage {
     /// `record_clean`: while recording, each frame before the overlay goes
     /// here too (to the clean encoder).
     pub(super) clean: Option<(SlotProducer<Frame>, Arc<crate::recorder::Recorder>)>,
+    /// Snapshot requests (`GET /snapshot.png`), answered after the next frame.
+    pub(super) snapshots: super::snapshot_desk::SnapshotWindow,
     /// Tracked models' poses for each frame, when any model is tracked.
     pub(super) tracked: Option<crate::tracking::frame_poses::FramePoses>,
     /// Failures in words for the status line, the HUD and `/healthz`.
@@ -88,6 +90,16 @@ impl CompositorStage {
                         Ok(_) => {
                             if last_error.take().is_some() {
                                 self.stages.recover("compositor");
+                            }
+                            if let Some(reply) = self.snapshots.asked()
+                                && let Some(rgba) = self.compositor.read_rgba()
+                            {
+                                let _ = reply.send(super::snapshot_desk::Snapshot {
+                                    width: frame.width(),
+                                    height: frame.height(),
+                                    rgba,
+                                    capture_wall_ms: frame.capture_wall_ms,
+                                });
                             }
                         }
                     }

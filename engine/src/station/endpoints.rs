@@ -68,6 +68,8 @@ pub struct EndpointParts {
     pub publish_whip: bool,
     /// What every page hears on the station's own account (tracking state).
     pub announcements: Option<Announcements>,
+    /// Where `GET /snapshot.png` asks for the newest composited frame.
+    pub snapshots: Option<super::snapshot_desk::SnapshotDesk>,
 }
 
 /// The running endpoints.
@@ -249,6 +251,7 @@ fn start_http(
                 metrics_need_token: config.http.metrics_auth.needs_token(addr),
                 access: access.clone().map(|a| a as Arc<dyn AccessSink>),
                 links_state_dir: links_state_dir.clone(),
+                snapshots: parts.snapshots.clone(),
             },
         )
     };

@@ -16,6 +16,7 @@ mod delivery;
 pub mod endpoints;
 mod metrics_view;
 mod setup;
+pub mod snapshot_desk;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -120,6 +121,8 @@ pub struct Station {
     pub stages: Arc<crate::stage_status::StageStatus>,
     /// What every viewer page hears on the station's own account (tracking state), when tracking.
     pub announcements: Option<Announcements>,
+    /// Where `GET /snapshot.png` asks for the newest composited frame (when compositing).
+    pub snapshots: Option<snapshot_desk::SnapshotDesk>,
 }
 
 /// Builds a frame source on the station's scene (see [`Station::start_with_source`]).
@@ -149,6 +152,8 @@ struct Compositing {
     gpu: Option<String>,
     /// The monitor window is open.
     display: bool,
+    /// Where snapshots are asked for.
+    snapshots: Option<snapshot_desk::SnapshotDesk>,
 }
 
 impl Wiring<'_> {
@@ -250,7 +255,7 @@ impl Wiring<'_> {
         if !config.compositor.enabled {
             let (source_out, frames_out) = latest_slot::<Frame>("source_out");
             self.slots.push(Box::new(source_out.monitor()));
-            return Ok(Compositing { source_out, frames_out, gpu: None, display: false });
+            return Ok(Compositing { source_out, frames_out, gpu: None, display: false, snapshots: None });
         }
         let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
         let gpu = ctx.describe();
@@ -289,7 +294,9 @@ impl Wiring<'_> {
         };
         let registry = &self.registry;
         let has_display = display.is_some();
+        let (desk, window) = snapshot_desk::snapshot_desk();
         let stage = CompositorStage {
+            snapshots: window,
             tracked,
             stages: self.stages.clone(),
             clean,
@@ -306,7 +313,7 @@ impl Wiring<'_> {
         };
         let stop = self.shutdown.clone();
         self.spawn("scopecast-compositor", move || stage.run(&stop))?;
-        Ok(Compositing { source_out, frames_out, gpu: Some(gpu), display: has_display })
+        Ok(Compositing { source_out, frames_out, gpu: Some(gpu), display: has_display, snapshots: Some(desk) })
     }
 
     /// The encoder and the sink that delivers to viewers and the recorder;
@@ -442,6 +449,7 @@ impl Station {
             recorder,
             stages,
             announcements,
+            snapshots: compositing.snapshots,
         })
     }
 
