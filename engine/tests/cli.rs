@@ -287,19 +287,28 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A plain HTTP/1.1 GET on loopback; returns (status line, body).
-fn http_get(addr: &str, path: &str) -> (String, String) {
+/// An HTTP/1.1 GET on loopback, with a bearer token if given; returns the head and the body's bytes.
+fn http_request(addr: &str, path: &str, token: Option<&str>) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response");
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(response.len());
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    (String::from_utf8_lossy(&response[..split]).into_owned(), body)
 }
 
-#[test]
-fn metrics_and_healthz_are_served_over_http() {
+/// A plain HTTP/1.1 GET on loopback; returns (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let (head, body) = http_request(addr, path, None);
+    (head.lines().next().unwrap_or("").to_string(), String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `scopecast demo` at 640x360 serving HTTP on a free loopback port, killed
+/// when the guard drops; with the lines it prints.
+fn served_demo() -> (Child, KillOnDrop, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     let mut child = Command::new(BIN)
         .args(["demo", "--width", "640", "--height", "360", "--fps", "30", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -307,8 +316,13 @@ fn metrics_and_healthz_are_served_over_http() {
         .spawn()
         .expect("demo starts");
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let _guard = KillOnDrop(child.id());
+    let guard = KillOnDrop(child.id());
+    (child, guard, BufReader::new(stdout).lines())
+}
+
+#[test]
+fn metrics_and_healthz_are_served_over_http() {
+    let (mut child, _guard, mut lines) = served_demo();
     let url = lines
         .by_ref()
         .map_while(Result::ok)
@@ -342,17 +356,9 @@ fn metrics_and_healthz_are_served_over_http() {
 
 #[test]
 fn the_operator_gets_the_newest_composited_frame_as_a_png() {
-    use std::io::{Read, Write};
-    let mut child = Command::new(BIN)
-        .args(["demo", "--width", "640", "--height", "360", "--fps", "30", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let _guard = KillOnDrop(child.id());
+    let (mut child, _guard, lines) = served_demo();
     let (mut addr, mut operator) = (None, None);
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+    for line in lines.map_while(Result::ok) {
         if let Some(url) = line.strip_prefix("metrics: http://") {
             addr = Some(url.trim_end_matches("/metrics").to_string());
         }
@@ -365,16 +371,7 @@ fn the_operator_gets_the_newest_composited_frame_as_a_png() {
     }
     let (addr, operator) = (addr.expect("the address is printed"), operator.expect("the operator token is printed"));
     std::thread::sleep(Duration::from_secs(2));
-    let get = |auth: Option<&str>| {
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
-        let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "GET /snapshot.png HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
-            .expect("request");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).expect("response");
-        let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
-        (String::from_utf8_lossy(&response[..split]).into_owned(), response[split + 4..].to_vec())
-    };
+    let get = |token: Option<&str>| http_request(&addr, "/snapshot.png", token);
     let (refused, _) = get(None);
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     let (head, png) = get(Some(&operator));
