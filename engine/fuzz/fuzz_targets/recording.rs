@@ -38,10 +38,15 @@ fuzz_target!(|data: &[u8]| {
 
     let session = folder().join("session");
     let _ = std::fs::remove_dir_all(folder());
-    std::fs::create_dir_all(&session).expect("a temp folder");
-    std::fs::write(session.join("manifest.json"), manifest).expect("write");
-    std::fs::write(session.join("timeline.bin"), timeline_bytes).expect("write");
-    std::fs::write(session.join("segment-000001.mp4"), segment).expect("write");
+    for (name, bytes) in
+        [("manifest.json", manifest), ("timeline.bin", timeline_bytes), ("segment-000001.mp4", segment)]
+    {
+        let path = session.join(name);
+        if let Err(error) = std::fs::create_dir_all(&session).and_then(|()| std::fs::write(&path, bytes)) {
+            // Not a finding in the readers: the machine's disk or temp folder failed the harness.
+            panic!("the harness could not write {} ({} bytes): {error}", path.display(), bytes.len());
+        }
+    }
     if let Ok(read) = RecordedSession::open(&session) {
         assert!(!read.frames.is_empty());
     }
