@@ -19,6 +19,10 @@ pub trait Clock: Send + Sync {
     fn now_ns(&self) -> u64;
     /// Wall-clock time in Unix milliseconds (used for the visual timecode).
     fn wall_ms(&self) -> u64;
+    /// Wall-clock time in Unix nanoseconds (tracker timestamps need better than a millisecond).
+    fn wall_ns(&self) -> u64 {
+        self.wall_ms().saturating_mul(NS_PER_MS)
+    }
     /// Blocks until `now_ns() >= deadline_ns` (returns at once if it already is).
     fn sleep_until_ns(&self, deadline_ns: u64);
 }
@@ -62,6 +66,10 @@ impl Clock for SystemClock {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 
+    fn wall_ns(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    }
+
     fn sleep_until_ns(&self, deadline_ns: u64) {
         let now = self.now_ns();
         if deadline_ns > now {
@@ -102,6 +110,10 @@ impl Clock for FakeClock {
 
     fn wall_ms(&self) -> u64 {
         self.wall_origin_ms + self.now_ns() / NS_PER_MS
+    }
+
+    fn wall_ns(&self) -> u64 {
+        self.wall_origin_ms * NS_PER_MS + self.now_ns()
     }
 
     fn sleep_until_ns(&self, deadline_ns: u64) {

@@ -94,6 +94,10 @@ pub struct SyntheticConfig {
     pub distortion: Vec<f64>,
     /// Draw the moving instrument.
     pub instrument: bool,
+    /// Tracked mode: the scope moves over a phantom, and a simulated tracker
+    /// publishes its poses over OpenIGTLink (absent: the tissue picture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<TrackedPhantomConfig>,
 }
 
 impl Default for SyntheticConfig {
@@ -103,6 +107,62 @@ impl Default for SyntheticConfig {
             focal_per_width: 0.55,
             distortion: vec![-0.32, 0.12, 0.001, -0.0005, -0.02],
             instrument: true,
+            tracked: None,
+        }
+    }
+}
+
+/// `[source.synthetic.tracked]`: the tracked phantom and its simulated tracker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackedPhantomConfig {
+    /// The phantom file (`scopecast-phantom/1` JSON).
+    pub phantom: PathBuf,
+    /// The hand–eye file the simulation places the camera on the scope with
+    /// (the same file the model's pose chain reads).
+    pub camera_from_scope: PathBuf,
+    /// The phantom in the tracker's frame, 4×4 row-major, mm.
+    pub tracker_from_phantom: Vec<f64>,
+    /// Speed of the scope along its circle, mm/s.
+    pub speed_mm_s: f64,
+    /// Radius of the circle, mm.
+    pub path_radius_mm: f64,
+    /// The scope's distance from the phantom's surface, mm.
+    pub distance_mm: f64,
+    /// `ADDR:PORT` the simulated tracker listens on (a `[[tracking.trackers]]` connects).
+    pub listen: String,
+    /// Tracker samples per second.
+    pub rate_hz: f64,
+    /// Delay from a sample's time to its sending, ms.
+    pub latency_ms: f64,
+    /// Up to this much more delay per sample, ms.
+    pub jitter_ms: f64,
+    /// Position noise (standard deviation per axis), mm.
+    pub noise_mm: f64,
+    /// Rotation noise (standard deviation), degrees.
+    pub noise_deg: f64,
+    /// Probability that a sample is lost.
+    pub dropout: f64,
+}
+
+impl Default for TrackedPhantomConfig {
+    fn default() -> Self {
+        Self {
+            phantom: PathBuf::new(),
+            camera_from_scope: PathBuf::new(),
+            tracker_from_phantom: vec![
+                1.0, 0.0, 0.0, 40.0, 0.0, -1.0, 0.0, -20.0, 0.0, 0.0, -1.0, 900.0, 0.0, 0.0, 0.0, 1.0,
+            ],
+            speed_mm_s: 50.0,
+            path_radius_mm: 15.0,
+            distance_mm: 90.0,
+            listen: "127.0.0.1:18944".into(),
+            rate_hz: 60.0,
+            latency_ms: 20.0,
+            jitter_ms: 2.0,
+            noise_mm: 0.0,
+            noise_deg: 0.0,
+            dropout: 0.0,
         }
     }
 }
@@ -303,6 +363,9 @@ pub struct TrackingConfig {
     pub video_minus_tracker_latency_ms: f64,
     /// A model whose pose is stale: hidden, or drawn as not tracked.
     pub when_stale: WhenStale,
+    /// Which pose a frame gets: `capture_time` (interpolated at the frame's
+    /// capture time) or `newest` (as received; for comparison only).
+    pub time_alignment: crate::tracking::pose_store::Alignment,
     /// The trackers.
     pub trackers: Vec<TrackerConfig>,
 }
@@ -313,6 +376,7 @@ impl Default for TrackingConfig {
             stale_after_ms: 200,
             video_minus_tracker_latency_ms: 0.0,
             when_stale: WhenStale::Hide,
+            time_alignment: crate::tracking::pose_store::Alignment::CaptureTime,
             trackers: Vec::new(),
         }
     }
@@ -699,6 +763,23 @@ focal_per_width = 0.55
 distortion = [-0.32, 0.12, 0.001, -0.0005, -0.02]
 # Draw the moving instrument.
 instrument = true
+# Tracked mode (none by default): the scope moves over a phantom with painted
+# fiducial dots, and a built-in simulated tracker publishes its poses over
+# OpenIGTLink (PLUS names ScopeToTracker and PhantomToTracker), see
+# demos/tracked-scope:
+# [source.synthetic.tracked]
+# phantom = "demos/tracked-scope/phantom/phantom.json"
+# camera_from_scope = "demos/tracked-scope/phantom/camera_from_scope.json"
+# speed_mm_s = 50.0          # the scope's speed along a circle of path_radius_mm
+# path_radius_mm = 15.0
+# distance_mm = 90.0         # from the phantom's surface
+# listen = "127.0.0.1:18944" # the simulated tracker's port
+# rate_hz = 60.0
+# latency_ms = 20.0          # a sample is sent this long after its time, plus
+# jitter_ms = 2.0            # up to this much more
+# noise_mm = 0.0             # position noise (standard deviation per axis)
+# noise_deg = 0.0            # rotation noise (standard deviation)
+# dropout = 0.0              # probability that a sample is lost
 
 [compositor]
 # Composite every frame on the GPU: undistortion, the anatomy overlay, annotations,
@@ -848,6 +929,10 @@ stale_after_ms = 200
 video_minus_tracker_latency_ms = 0.0
 # A model on a stale pose: "hide" it, or draw it "not_tracked" (grey wireframe).
 when_stale = "hide"
+# Which pose a frame gets: "capture_time" (interpolated at the frame's capture
+# time: the overlay stays on the anatomy while the scope moves) or "newest" (as
+# received; only to compare, it lags by the tracker's delay).
+time_alignment = "capture_time"
 # Trackers, OpenIGTLink (PLUS Server, 3D Slicer, a tracker); none by default:
 # [[tracking.trackers]]
 # name = "plus"

@@ -68,7 +68,7 @@ fn display_server_present() -> bool {
 fn limit_for_software(config: &mut Config, renderer: &str, fps_fixed: bool) -> Option<String> {
     let mut changes = Vec::new();
     if !fps_fixed && config.source.fps > SOFTWARE_FPS {
-        changes.push(format!("{SOFTWARE_FPS} fps (not {})", config.source.fps));
+        changes.push(format!("at {SOFTWARE_FPS} fps (not {})", config.source.fps));
         config.source.fps = SOFTWARE_FPS;
     }
     if config.compositor.msaa > 1 {
@@ -77,7 +77,7 @@ fn limit_for_software(config: &mut Config, renderer: &str, fps_fixed: bool) -> O
     }
     (!changes.is_empty()).then(|| {
         format!(
-            "software GPU {renderer}: the demo runs at {} so it keeps up (a GPU runs the config as it is; \
+            "software GPU {renderer}: the demo runs {} so it keeps up (a GPU runs the config as it is; \
              --no-software-limits keeps it here too)",
             changes.join(" and ")
         )

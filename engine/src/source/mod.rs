@@ -5,6 +5,7 @@
 pub mod gst;
 pub mod health;
 pub mod no_signal;
+pub mod phantom;
 pub mod spec;
 pub mod supervisor;
 pub mod synthetic;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use scopecast_calibration::{BrownConrady, CameraModel, KannalaBrandt, LensModel, PinholeIntrinsics};
 
+use super::phantom::{LensView, PhantomPicture, ScopePath};
 use super::{FrameSource, SourceError};
 use crate::clock::{NS_PER_S, SharedClock};
 use crate::config::{SyntheticConfig, SyntheticLens};
@@ -53,7 +54,7 @@ pub fn synthetic_camera(width: u32, height: u32, config: &SyntheticConfig) -> Ca
 }
 
 /// Deterministic hash noise in [0, 1) for integer lattice points.
-fn hash01(x: i32, y: i32, seed: u32) -> f32 {
+pub(crate) fn hash01(x: i32, y: i32, seed: u32) -> f32 {
     let mut h =
         (x as u32).wrapping_mul(0x8da6_b343) ^ (y as u32).wrapping_mul(0xd816_3841) ^ seed.wrapping_mul(0xcb1a_b31f);
     h ^= h >> 13;
@@ -73,7 +74,7 @@ fn value_noise(x: f32, y: f32, cell: f32, seed: u32) -> f32 {
     top * (1.0 - sy) + bottom * sy
 }
 
-fn fractal(x: f32, y: f32, cell: f32, seed: u32) -> f32 {
+pub(crate) fn fractal(x: f32, y: f32, cell: f32, seed: u32) -> f32 {
     let mut sum = 0.0;
     let mut amplitude = 0.5;
     let mut c = cell;
@@ -295,6 +296,15 @@ pub struct SyntheticEndoscope {
     pool: BufferPool,
     tables: Option<Arc<Tables>>,
     first_due_ns: Option<u64>,
+    tracked: Option<TrackedView>,
+}
+
+/// The tracked mode's picture: the phantom seen along the scope's path.
+struct TrackedView {
+    picture: Arc<PhantomPicture>,
+    path: ScopePath,
+    /// Per output pixel, normalized ideal coordinates (built with the tables).
+    rays: Option<Arc<Vec<[f32; 2]>>>,
 }
 
 impl SyntheticEndoscope {
@@ -310,7 +320,15 @@ impl SyntheticEndoscope {
             pool: BufferPool::new(4),
             tables: None,
             first_due_ns: None,
+            tracked: None,
         }
+    }
+
+    /// Tracked mode: the scope sees `picture` from `path` at each frame's
+    /// capture time (station clock), instead of the tissue.
+    pub fn with_phantom(mut self, picture: Arc<PhantomPicture>, path: ScopePath) -> Self {
+        self.tracked = Some(TrackedView { picture, path, rays: None });
+        self
     }
 
     /// The camera model the picture is distorted with.
@@ -319,7 +337,21 @@ impl SyntheticEndoscope {
     }
 
     /// Renders the picture at `time_s` into an RGBA buffer of `width·height·4` bytes.
-    fn render(&self, tables: &Tables, time_s: f32, out: &mut [u8]) {
+    fn render(&self, tables: &Tables, time_s: f32, due_ns: u64, out: &mut [u8]) {
+        if let Some(TrackedView { picture, path, rays: Some(rays) }) = &self.tracked {
+            let view = LensView {
+                width: tables.width,
+                rays,
+                vignette: &tables.vignette,
+                spans: &tables.spans,
+                focal_px: self.camera.intrinsics.fx as f32,
+            };
+            picture.render(&view, &path.camera_from_phantom(due_ns), out);
+            if self.instrument {
+                self.draw_instrument(tables, time_s, out);
+            }
+            return;
+        }
         let w = tables.width;
         let tissue = &tables.tissue;
         let drift = (
@@ -399,12 +431,23 @@ impl SyntheticEndoscope {
 
 impl FrameSource for SyntheticEndoscope {
     fn describe(&self) -> String {
-        "synthetic".into()
+        if self.tracked.is_some() { "synthetic (tracked phantom)".into() } else { "synthetic".into() }
     }
 
     fn start(&mut self) -> Result<(), SourceError> {
         if self.tables.is_none() {
             self.tables = Some(Arc::new(Tables::build(self.width, self.height, &self.camera)));
+        }
+        if let (Some(tracked), Some(tables)) = (&mut self.tracked, &self.tables)
+            && tracked.rays.is_none()
+        {
+            let PinholeIntrinsics { fx, fy, cx, cy } = self.camera.intrinsics;
+            let rays = tables
+                .ideal
+                .iter()
+                .map(|&[ix, iy]| [((f64::from(ix) - cx) / fx) as f32, ((f64::from(iy) - cy) / fy) as f32])
+                .collect();
+            tracked.rays = Some(Arc::new(rays));
         }
         self.pacer.reset();
         Ok(())
@@ -431,7 +474,7 @@ impl FrameSource for SyntheticEndoscope {
         let time_s = ((due_ns - first) as f64 / NS_PER_S as f64) as f32;
         let (planes, len) = PixelFormat::Rgba8.packed_layout(self.width, self.height);
         let mut buffer = self.pool.take(len);
-        self.render(&tables, time_s, buffer.as_mut_slice());
+        self.render(&tables, time_s, due_ns, buffer.as_mut_slice());
         let now_ns = self.clock.now_ns();
         let wall_ms = self.clock.wall_ms().saturating_sub(now_ns.saturating_sub(due_ns) / 1_000_000);
         let stamp = FrameStamp { sequence: 0, capture_time_ns: due_ns, capture_wall_ms: wall_ms };
@@ -552,6 +595,47 @@ mod tests {
     }
 
     #[test]
+    fn the_tracked_phantom_s_dots_are_where_the_camera_model_projects_them() {
+        use super::super::phantom::{FORMAT, PhantomFile, PhantomPicture, ScopePath};
+        let fiducials = vec![[0.0, 0.0, 0.0], [18.0, -12.0, 0.0], [-20.0, 15.0, 0.0]];
+        let file = PhantomFile {
+            format: FORMAT.into(),
+            width_mm: 140.0,
+            height_mm: 110.0,
+            texture_seed: 3,
+            dot_radius_mm: 2.0,
+            ring_radius_mm: 3.5,
+            fiducials_mm: fiducials.clone(),
+        };
+        let path = ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0 };
+        let clock = Arc::new(FakeClock::new(1_234_000_000, 0));
+        let config = SyntheticConfig { instrument: false, ..Default::default() };
+        let mut s = SyntheticEndoscope::new(1280, 720, 30, &config, clock)
+            .with_phantom(Arc::new(PhantomPicture::new(file)), path);
+        assert_eq!(s.describe(), "synthetic (tracked phantom)");
+        s.start().expect("starts");
+        let frame = s.next_frame(NS_PER_S).expect("renders").expect("frame");
+        let camera_from_phantom = path.camera_from_phantom(frame.capture_time_ns).matrix();
+        for f in fiducials {
+            let q = camera_from_phantom.transform_point3(glam::DVec3::from_array(f));
+            let [u, v] = s.camera().project(q.to_array()).expect("in front");
+            // Darkness-weighted centroid within the white ring (dot radius 2 mm is about 16 px here).
+            let (mut sum, mut sx, mut sy) = (0.0, 0.0, 0.0);
+            for y in (v as usize - 20)..=(v as usize + 20) {
+                for x in (u as usize - 20)..=(u as usize + 20) {
+                    if (x as f64 - u).hypot(y as f64 - v) > 20.0 {
+                        continue;
+                    }
+                    let w = (200.0 - f64::from(pixel(&frame, x, y)[1])).max(0.0);
+                    (sum, sx, sy) = (sum + w, sx + w * x as f64, sy + w * y as f64);
+                }
+            }
+            let error = (sx / sum - u).hypot(sy / sum - v);
+            assert!(error < 0.3, "dot {f:?}: drawn {error:.3} px from its projection ({u:.1}, {v:.1})");
+        }
+    }
+
+    #[test]
     fn fisheye_lens_and_1080p_render() {
         let clock = Arc::new(FakeClock::new(0, 0));
         let config = SyntheticConfig {
@@ -559,6 +643,7 @@ mod tests {
             focal_per_width: 0.4,
             distortion: vec![-0.02, 0.003, 0.0, 0.0],
             instrument: true,
+            tracked: None,
         };
         let mut s = SyntheticEndoscope::new(1920, 1080, 30, &config, clock);
         s.start().expect("starts");

@@ -83,6 +83,15 @@ pub enum StationError {
     /// A tracked model's pose cannot be set up.
     #[error("tracking: {0}")]
     Tracking(#[from] crate::tracking::setup::TransformFileError),
+    /// The tracked phantom's file cannot be used.
+    #[error(transparent)]
+    Phantom(#[from] crate::source::phantom::PhantomError),
+    /// The synthetic endoscope's simulated tracker cannot start.
+    #[error("simulated tracker: {reason}")]
+    SimulatedTracker {
+        /// Why.
+        reason: String,
+    },
     /// A thread could not be spawned.
     #[error("cannot spawn thread {name}: {source}")]
     Spawn {
@@ -242,7 +251,7 @@ impl Wiring<'_> {
             self.stages.clone(),
             &self.registry,
         );
-        Ok(Some(frame_poses.with_announcer(announcer)))
+        Ok(Some(frame_poses.with_alignment(tracking.time_alignment).with_announcer(announcer)))
     }
 
     /// Source → compositor → encoder slots, with the compositor's thread
@@ -419,7 +428,7 @@ impl Station {
         let compositing = wiring.compositing(recorder.as_ref())?;
         let source = match make_source_on_scene {
             Some(make) => make(wiring.scene.clone()),
-            None => make_source(config, &wiring.clock)?,
+            None => make_source(config, &wiring.clock, &wiring.shutdown, &mut wiring.threads)?,
         };
         let supervisor = Supervisor::new(
             source,

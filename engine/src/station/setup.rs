@@ -2,11 +2,15 @@
 //! the source supervisor's health policy, the recording's setup record, and
 //! the named threads every stage runs on.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::StationError;
 use crate::clock::SharedClock;
-use crate::config::{CalibrationSource, Config};
+use crate::config::{CalibrationSource, Config, TrackedPhantomConfig};
+use crate::shutdown::Shutdown;
+use crate::source::phantom::{PhantomFile, PhantomPicture, ScopePath};
+use crate::tracking::simulated::{SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
 use crate::source::gst::GstSource;
 use crate::source::health::HealthPolicy;
 use crate::source::supervisor::SupervisorSettings;
@@ -43,14 +47,64 @@ pub(super) fn session_info(config: &Config) -> crate::recorder::SessionInfo {
     }
 }
 
-pub(super) fn make_source(config: &Config, clock: &SharedClock) -> Result<Box<dyn FrameSource>, StationError> {
+pub(super) fn make_source(
+    config: &Config,
+    clock: &SharedClock,
+    shutdown: &Shutdown,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Box<dyn FrameSource>, StationError> {
     let s = &config.source;
     Ok(match SourceSpec::parse(&s.uri)? {
         SourceSpec::Synthetic => {
-            Box::new(SyntheticEndoscope::new(s.width, s.height, s.fps, &s.synthetic, clock.clone()))
+            let scope = SyntheticEndoscope::new(s.width, s.height, s.fps, &s.synthetic, clock.clone());
+            match &s.synthetic.tracked {
+                None => Box::new(scope),
+                Some(tracked) => {
+                    let (picture, path) = tracked_phantom(tracked, clock, shutdown, threads)?;
+                    Box::new(scope.with_phantom(picture, path))
+                }
+            }
         }
         spec => Box::new(GstSource::new(spec, s.loop_file, s.format, (s.width, s.height, s.fps), clock.clone())),
     })
+}
+
+/// The tracked mode's phantom and path, and its simulated tracker started
+/// (publishing on `tracked.listen` until `shutdown`).
+fn tracked_phantom(
+    tracked: &TrackedPhantomConfig,
+    clock: &SharedClock,
+    shutdown: &Shutdown,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<(Arc<PhantomPicture>, ScopePath), StationError> {
+    let file = PhantomFile::load(&tracked.phantom)?;
+    let camera_from_scope = crate::tracking::setup::load_transform_file(&tracked.camera_from_scope)?;
+    let tracker_from_phantom = crate::tracking::setup::pose_of_rows(&tracked.tracker_from_phantom).ok_or_else(|| {
+        StationError::SimulatedTracker {
+            reason: format!(
+                "tracker_from_phantom {:?} is not a rigid 4x4 matrix (16 numbers, rows first, mm)",
+                tracked.tracker_from_phantom
+            ),
+        }
+    })?;
+    let path =
+        ScopePath { speed_mm_s: tracked.speed_mm_s, radius_mm: tracked.path_radius_mm, distance_mm: tracked.distance_mm };
+    let settings = SimulatedTrackerSettings {
+        listen: tracked.listen.clone(),
+        rate_hz: tracked.rate_hz,
+        latency_ms: tracked.latency_ms,
+        jitter_ms: tracked.jitter_ms,
+        noise_mm: tracked.noise_mm,
+        noise_deg: tracked.noise_deg,
+        dropout: tracked.dropout,
+        seed: 1,
+    };
+    let truth = SimulatedTruth { path, camera_from_scope, tracker_from_phantom };
+    let tracker = SimulatedTracker::start(settings, truth, clock.clone(), shutdown.clone()).map_err(|e| {
+        StationError::SimulatedTracker { reason: format!("cannot listen on {}: {e}", tracked.listen) }
+    })?;
+    threads.push(tracker.into_thread());
+    Ok((Arc::new(PhantomPicture::new(file)), path))
 }
 
 pub(super) fn spawn(name: &'static str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StationError> {

@@ -5,7 +5,7 @@
 //! `a_from_b`; PLUS's `BToA` names are mapped once, at the edge
 //! ([`canonical_name`]).
 
-use super::pose_store::{Freshness, Pose, PoseAt, PoseStore};
+use super::pose_store::{Alignment, Freshness, Pose, PoseAt, PoseStore};
 
 /// One link of a chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,12 +57,12 @@ pub struct Chain {
 impl Chain {
     /// The chain at `time_ns` (station clock): the first link that is not
     /// tracked decides.
-    pub fn at(&self, store: &PoseStore, time_ns: u64, freshness: Freshness) -> ChainAt {
+    pub fn at(&self, store: &PoseStore, time_ns: u64, freshness: Freshness, alignment: Alignment) -> ChainAt {
         let mut composed = Pose::IDENTITY;
         for link in &self.links {
             let pose = match link {
                 Link::Fixed(pose) => *pose,
-                Link::Tracked { name, inverted } => match store.at(name, time_ns, freshness) {
+                Link::Tracked { name, inverted } => match store.aligned(name, time_ns, freshness, alignment) {
                     PoseAt::Tracked(pose) if *inverted => pose.inverse(),
                     PoseAt::Tracked(pose) => pose,
                     PoseAt::Stale { age_ns } => return ChainAt::Stale { link: name.clone(), age_ns },
@@ -127,7 +127,7 @@ mod tests {
             rotation: DQuat::from_rotation_z(std::f64::consts::FRAC_PI_2),
             translation: DVec3::new(100.0, 0.0, 0.0),
         };
-        store.insert("tracker_from_scope", Sample { time_ns: 1_000, pose: tracker_from_scope, valid: true });
+        store.insert("tracker_from_scope", Sample { time_ns: 1_000, pose: tracker_from_scope, valid: true, arrival_ns: 1_000 });
         let camera_from_scope = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 5.0) };
         let chain = Chain {
             links: vec![
@@ -136,16 +136,16 @@ mod tests {
                 Link::Tracked { name: "tracker_from_model".into(), inverted: false },
             ],
         };
-        assert_eq!(chain.at(&store, 1_000, FRESH), ChainAt::Missing { link: "tracker_from_model".into() });
+        assert_eq!(chain.at(&store, 1_000, FRESH, Alignment::CaptureTime), ChainAt::Missing { link: "tracker_from_model".into() });
         let tracker_from_model = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(100.0, 50.0, 0.0) };
-        store.insert("tracker_from_model", Sample { time_ns: 1_000, pose: tracker_from_model, valid: true });
-        let ChainAt::Tracked(camera_from_model) = chain.at(&store, 1_000, FRESH) else { panic!("tracked") };
+        store.insert("tracker_from_model", Sample { time_ns: 1_000, pose: tracker_from_model, valid: true, arrival_ns: 1_000 });
+        let ChainAt::Tracked(camera_from_model) = chain.at(&store, 1_000, FRESH, Alignment::CaptureTime) else { panic!("tracked") };
         // The model's origin is 50 mm from the scope's origin along the tracker's y, which is the
         // scope's x (the scope is turned 90° about z): (50, 0, 0) in the scope, then 5 mm along z.
         let origin = camera_from_model.matrix().transform_point3(DVec3::ZERO);
         assert!((origin - DVec3::new(50.0, 0.0, 5.0)).length() < 1e-9, "{origin}");
         assert!(
-            matches!(chain.at(&store, 1_000 + 300_000_000, FRESH), ChainAt::Stale { link, .. } if link == "tracker_from_scope")
+            matches!(chain.at(&store, 1_000 + 300_000_000, FRESH, Alignment::CaptureTime), ChainAt::Stale { link, .. } if link == "tracker_from_scope")
         );
     }
 }

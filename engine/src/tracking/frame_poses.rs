@@ -13,7 +13,7 @@ use std::sync::Arc;
 use glam::Mat4;
 
 use super::chain::{Chain, ChainAt};
-use super::pose_store::Freshness;
+use super::pose_store::{Alignment, Freshness};
 use super::tracker_link::SharedPoses;
 use crate::compositor::ModelPose;
 use crate::config::WhenStale;
@@ -38,6 +38,7 @@ pub struct FramePoses {
     /// Camera delay minus tracker delay, ns (may be negative).
     video_minus_tracker_ns: i64,
     when_stale: WhenStale,
+    alignment: Alignment,
     /// Each model's last tracked pose (for drawing it "not tracked" where it was).
     last: HashMap<String, Mat4>,
     stages: Arc<StageStatus>,
@@ -70,6 +71,7 @@ impl FramePoses {
             freshness,
             video_minus_tracker_ns: (video_minus_tracker_ms * 1e6) as i64,
             when_stale,
+            alignment: Alignment::CaptureTime,
             last: HashMap::new(),
             stages,
             not_tracked: registry.gauge(
@@ -87,6 +89,12 @@ impl FramePoses {
             announcer: None,
             announced: false,
         }
+    }
+
+    /// Which pose each frame gets (the default: the pose at its capture time).
+    pub fn with_alignment(mut self, alignment: Alignment) -> Self {
+        self.alignment = alignment;
+        self
     }
 
     /// Every viewer page also hears the state through `announcer`.
@@ -115,7 +123,7 @@ impl FramePoses {
                 let Some((_, chain)) = self.chains.iter().find(|(name, _)| *name == model.name) else {
                     return ModelPose::AsScene;
                 };
-                match chain.at(&store, at_ns, self.freshness) {
+                match chain.at(&store, at_ns, self.freshness, self.alignment) {
                     ChainAt::Tracked(pose) => {
                         let matrix = pose.matrix().as_mat4();
                         self.last.insert(model.name.clone(), matrix);
@@ -236,7 +244,7 @@ mod tests {
         let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
         poses.rcu(|store| {
             let mut next = PoseStore::clone(store);
-            next.insert("camera_from_liver", Sample { time_ns: 1_000_000_000, pose, valid: true });
+            next.insert("camera_from_liver", Sample { time_ns: 1_000_000_000, pose, valid: true, arrival_ns: 1_000_000_000 });
             next
         });
         let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000, 0)[0] else { panic!("tracked") };

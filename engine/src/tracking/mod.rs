@@ -5,5 +5,6 @@ pub mod chain;
 pub mod frame_poses;
 pub mod pose_store;
 pub mod setup;
+pub mod simulated;
 pub mod smoothing;
 pub mod tracker_link;

@@ -95,6 +95,8 @@ pub struct Sample {
     pub pose: Pose,
     /// The tracker said it is valid (in view, tracking).
     pub valid: bool,
+    /// When it reached the station (station clock, ns): for pose-to-pixel latency.
+    pub arrival_ns: u64,
 }
 
 /// A transform at a moment.
@@ -119,6 +121,19 @@ pub struct Freshness {
     /// A transform whose newest sample is older than this at the asked time
     /// is stale, ns (default 200 ms).
     pub stale_after_ns: u64,
+}
+
+/// Which pose a frame gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alignment {
+    /// The pose at the frame's capture time: interpolated between the two
+    /// samples around it, extrapolated at most one period (the default).
+    #[default]
+    CaptureTime,
+    /// The newest pose received, whatever its time (what a station without
+    /// time alignment shows; for comparison).
+    Newest,
 }
 
 /// Poses by transform name (`a_from_b`).
@@ -157,6 +172,31 @@ impl PoseStore {
     /// The names received so far.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.transforms.keys().map(String::as_str)
+    }
+
+    /// `name`'s kept samples, oldest first.
+    pub fn samples(&self, name: &str) -> impl Iterator<Item = &Sample> {
+        self.transforms.get(name).into_iter().flatten()
+    }
+
+    /// `name` for a frame at `time_ns`, as `alignment` says.
+    pub fn aligned(&self, name: &str, time_ns: u64, freshness: Freshness, alignment: Alignment) -> PoseAt {
+        match alignment {
+            Alignment::CaptureTime => self.at(name, time_ns, freshness),
+            Alignment::Newest => self.newest(name, time_ns, freshness),
+        }
+    }
+
+    /// `name`'s newest sample as it is, whatever its time (stale when older
+    /// than `freshness` allows at `time_ns`).
+    pub fn newest(&self, name: &str, time_ns: u64, freshness: Freshness) -> PoseAt {
+        let Some(newest) = self.transforms.get(name).and_then(|s| s.back()) else { return PoseAt::Missing };
+        let age_ns = time_ns.saturating_sub(newest.time_ns);
+        match (age_ns > freshness.stale_after_ns, newest.valid) {
+            (true, _) => PoseAt::Stale { age_ns },
+            (false, false) => PoseAt::Invalid,
+            (false, true) => PoseAt::Tracked(newest.pose),
+        }
     }
 
     /// `name` at `time_ns`.
@@ -220,7 +260,7 @@ mod tests {
     }
 
     fn sample(ms: u64, x_mm: f64, degrees: f64) -> Sample {
-        Sample { time_ns: ms * 1_000_000, pose: pose(x_mm, degrees), valid: true }
+        Sample { time_ns: ms * 1_000_000, pose: pose(x_mm, degrees), valid: true, arrival_ns: ms * 1_000_000 }
     }
 
     fn tracked(at: PoseAt) -> Pose {

@@ -56,6 +56,16 @@ pub fn load_transform_file(path: &Path) -> Result<Pose, TransformFileError> {
     Pose::from_matrix(matrix, 1e-3).ok_or_else(|| shape(format!("{key} is not a rigid transform")))
 }
 
+/// The rigid pose of 16 numbers, a 4×4 matrix rows first (mm); `None` when
+/// they are not 16 or not a rigid transform.
+pub fn pose_of_rows(rows: &[f64]) -> Option<Pose> {
+    if rows.len() != 16 {
+        return None;
+    }
+    let column = |c: usize| DVec4::new(rows[c], rows[4 + c], rows[8 + c], rows[12 + c]);
+    Pose::from_matrix(DMat4::from_cols(column(0), column(1), column(2), column(3)), 1e-3)
+}
+
 /// The model's tracked pose, if it has one (links read and checked).
 pub fn chain_of(model: &ModelConfig) -> Result<Option<Chain>, TransformFileError> {
     if model.pose.is_empty() {

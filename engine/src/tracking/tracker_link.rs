@@ -124,7 +124,7 @@ pub fn samples_of(
     let valid = message.marked_valid();
     let one = |name: &str, transform: &Transform| {
         let name = canonical_name(name);
-        pose_of(transform, &name).map(|pose| (name, Sample { time_ns, pose, valid }))
+        pose_of(transform, &name).map(|pose| (name, Sample { time_ns, pose, valid, arrival_ns }))
     };
     match &message.content {
         Content::Transform(t) | Content::Position(t) => vec![one(&message.device_name, t)],
@@ -276,7 +276,7 @@ impl Worker {
                 Err(_) => return,
             };
             let arrival_ns = self.clock.now_ns();
-            let wall_ns = self.clock.wall_ms().saturating_mul(1_000_000);
+            let wall_ns = self.clock.wall_ns();
             let mut samples = Vec::new();
             for decoded in decoder.push(&buffer[..n]) {
                 match decoded {

@@ -1,0 +1,339 @@
+//! Accuracy of the tracked overlay while the scope moves, and pose-to-pixel
+//! latency: the synthetic endoscope's tracked phantom (the demo's phantom
+//! file, lens and hand–eye file), its simulated tracker over a real
+//! OpenIGTLink socket (60 Hz, 20 ms latency, up to 2 ms jitter, no noise), the
+//! station's tracker connection, pose store and chain, and the GPU compositor
+//! (lavapipe here) in the distorted output mode, so the video and the overlay
+//! share pixel coordinates.
+//!
+//! Per frame: the frame is captured (the phantom rendered at its capture
+//! time), handed to the compositor `VIDEO_DELAY_MS` later (a camera and
+//! capture card's delay), composited with the poses the station picks for it,
+//! and read back. Error per fiducial: the centroid of the overlay's green ring
+//! in the composited frame against the centroid of the black dot in the
+//! captured frame, for every dot fully inside the image circle. "aligned":
+//! the pose at the frame's capture time (`time_alignment = "capture_time"`);
+//! "newest": the newest pose received (`"newest"`). The floor line is the
+//! dot detector against the dots' true projections (what the measurement
+//! itself costs).
+//!
+//! Pose-to-pixel latency: from a scope pose's arrival at the station to the
+//! end of the readback of the first composite that used it (the sample after
+//! the frame's time when interpolating, the newest one otherwise), per
+//! sample. Frames here are composited as fast as lavapipe allows, one after
+//! the other.
+//!
+//! Run with `cargo bench -p scopecast-benches --bench tracked_overlay`
+//! (`SCOPECAST_BENCH_FRAMES` frames per case, 40 by default).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use glam::DVec3;
+use scopecast_benches::{quantile, root};
+use scopecast_calibration::CameraModel;
+use scopecast_engine::clock::{SharedClock, SystemClock};
+use scopecast_engine::compositor::gpu::{AdapterPreference, GpuContext};
+use scopecast_engine::compositor::{Compositor, CompositorSettings, ModelPose};
+use scopecast_engine::config::{SyntheticConfig, WhenStale};
+use scopecast_engine::frame::Frame;
+use scopecast_engine::metrics::MetricsRegistry;
+use scopecast_engine::scene::mesh::load_mesh;
+use scopecast_engine::scene::{Calibration, Model, ModelStyle, OutputMode, Scene};
+use scopecast_engine::shutdown::Shutdown;
+use scopecast_engine::source::FrameSource;
+use scopecast_engine::source::phantom::{PhantomFile, PhantomPicture, ScopePath};
+use scopecast_engine::source::synthetic::{SyntheticEndoscope, synthetic_camera};
+use scopecast_engine::stage_status::StageStatus;
+use scopecast_engine::tracking::chain::{Chain, Link};
+use scopecast_engine::tracking::frame_poses::FramePoses;
+use scopecast_engine::tracking::pose_store::{Alignment, Freshness, Pose, PoseStore};
+use scopecast_engine::tracking::setup::{load_transform_file, pose_of_rows};
+use scopecast_engine::tracking::simulated::{SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
+use scopecast_engine::tracking::smoothing::Smoothing;
+use scopecast_engine::tracking::tracker_link::{PoseTime, SharedPoses, TrackerLink, TrackerRole, TrackerSettings};
+
+/// From a frame's capture to the compositor, ms (camera and capture card).
+const VIDEO_DELAY_MS: u64 = 40;
+/// The tracker's delay, ms (the figure), plus up to `JITTER_MS`.
+const TRACKER_LATENCY_MS: f64 = 20.0;
+const JITTER_MS: f64 = 2.0;
+
+struct Setup {
+    file: PhantomFile,
+    picture: Arc<PhantomPicture>,
+    camera_from_scope: Pose,
+    tracker_from_phantom: Pose,
+    rings: Arc<scopecast_engine::scene::mesh::Mesh>,
+}
+
+/// Intensity-weighted centroid (OpenCV pixel coordinates) of `weight` over
+/// the pixels within `radius` px of `around`; `None` when nothing weighs.
+fn centroid(
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+    around: [f64; 2],
+    radius: f64,
+    weight: impl Fn(&[u8], f64) -> f64,
+) -> Option<[f64; 2]> {
+    let (x0, x1) = ((around[0] - radius).floor().max(0.0) as u32, ((around[0] + radius).ceil() as u32).min(width - 1));
+    let (y0, y1) = ((around[1] - radius).floor().max(0.0) as u32, ((around[1] + radius).ceil() as u32).min(height - 1));
+    let pixel = |x: u32, y: u32| &rgba[((y * width + x) * 4) as usize..][..4];
+    // The window's brightest and darkest luminance set the dot's threshold.
+    let luminance = |p: &[u8]| 0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2]);
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            let l = luminance(pixel(x, y));
+            (lo, hi) = (lo.min(l), hi.max(l));
+        }
+    }
+    let middle = (lo + hi) / 2.0;
+    let (mut sum, mut sx, mut sy) = (0.0, 0.0, 0.0);
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            if (f64::from(x) - around[0]).hypot(f64::from(y) - around[1]) > radius {
+                continue;
+            }
+            let w = weight(pixel(x, y), middle);
+            sum += w;
+            sx += w * f64::from(x);
+            sy += w * f64::from(y);
+        }
+    }
+    (sum > 0.0).then(|| [sx / sum, sy / sum])
+}
+
+fn dark(p: &[u8], middle: f64) -> f64 {
+    let l = 0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2]);
+    (middle - l).max(0.0)
+}
+
+fn green(p: &[u8], _: f64) -> f64 {
+    let g = f64::from(p[1]) - f64::from(p[0]).max(f64::from(p[2]));
+    if g > 60.0 { g } else { 0.0 }
+}
+
+fn project(camera: &CameraModel, camera_from_phantom: &Pose, p: [f64; 3]) -> Option<[f64; 2]> {
+    let q = camera_from_phantom.matrix().transform_point3(DVec3::from_array(p));
+    camera.project(q.to_array()).ok()
+}
+
+struct Case {
+    errors_px: Vec<f64>,
+    floor_px: Vec<f64>,
+    missed: usize,
+    pose_to_pixel_ms: Vec<f64>,
+}
+
+fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, alignment: Alignment, frames: usize) -> Case {
+    let (width, height) = size;
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let shutdown = Shutdown::new();
+    let path = ScopePath { speed_mm_s, radius_mm: 15.0, distance_mm: 90.0 };
+    let truth = SimulatedTruth {
+        path,
+        camera_from_scope: setup.camera_from_scope,
+        tracker_from_phantom: setup.tracker_from_phantom,
+    };
+    let tracker = SimulatedTracker::start(
+        SimulatedTrackerSettings {
+            listen: "127.0.0.1:0".into(),
+            latency_ms: TRACKER_LATENCY_MS,
+            jitter_ms: JITTER_MS,
+            ..Default::default()
+        },
+        truth,
+        clock.clone(),
+        shutdown.clone(),
+    )
+    .expect("the simulated tracker listens");
+    let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
+    let link = TrackerLink::start(
+        TrackerSettings {
+            name: "simulated".into(),
+            role: TrackerRole::Client(tracker.address.to_string()),
+            time: PoseTime::Tracker,
+            smoothing: Smoothing::Off,
+        },
+        poses.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    )
+    .expect("the tracker connection starts");
+    while link.stats.poses.load(Ordering::Relaxed) < 20 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let config = SyntheticConfig { instrument: false, ..Default::default() };
+    let camera = synthetic_camera(width, height, &config);
+    let mut source =
+        SyntheticEndoscope::new(width, height, 1000, &config, clock.clone()).with_phantom(setup.picture.clone(), path);
+    source.start().expect("the synthetic source starts");
+    let scene = Scene {
+        calibration: Some(Calibration { camera, width, height }),
+        output_mode: OutputMode::Distorted,
+        models: vec![Model {
+            name: "fiducials".into(),
+            mesh: setup.rings.clone(),
+            camera_from_model: glam::Mat4::IDENTITY,
+            colour: [0.1, 1.0, 0.2],
+            opacity: 1.0,
+            visible: true,
+            style: ModelStyle::Solid,
+        }],
+        ..Default::default()
+    };
+    let chain = Chain {
+        links: vec![
+            Link::Fixed(setup.camera_from_scope),
+            Link::Tracked { name: "tracker_from_scope".into(), inverted: true },
+            Link::Tracked { name: "tracker_from_phantom".into(), inverted: false },
+        ],
+    };
+    let mut frame_poses = FramePoses::new(
+        poses.clone(),
+        vec![("fiducials".into(), chain)],
+        Freshness { stale_after_ns: 200_000_000 },
+        0.0,
+        WhenStale::Hide,
+        Arc::new(StageStatus::new(0)),
+        &MetricsRegistry::new(),
+    )
+    .with_alignment(alignment);
+    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, msaa_samples: 1 });
+    let f = camera.intrinsics.fx;
+    let ring_px = f * setup.file.ring_radius_mm / path.distance_mm;
+    let circle_px = 0.53 * f64::from(height);
+    let centre = [(f64::from(width) - 1.0) / 2.0, (f64::from(height) - 1.0) / 2.0];
+    let mut case = Case { errors_px: Vec::new(), floor_px: Vec::new(), missed: 0, pose_to_pixel_ms: Vec::new() };
+    let mut last_used_arrival = 0;
+    for i in 0..frames + 2 {
+        let frame: Frame = loop {
+            if let Some(frame) = source.next_frame(50_000_000).expect("a frame") {
+                break frame;
+            }
+        };
+        let capture_ns = frame.capture_time_ns;
+        clock.sleep_until_ns(capture_ns + VIDEO_DELAY_MS * 1_000_000);
+        let model_poses = frame_poses.for_frame(&scene, capture_ns, frame.capture_wall_ms);
+        let store = poses.load();
+        // The scope sample this frame's pose rests on: after its time, or the newest.
+        let scope_samples: Vec<_> = store.samples("tracker_from_scope").copied().collect();
+        let used = match alignment {
+            Alignment::CaptureTime => scope_samples.iter().find(|s| s.time_ns > capture_ns),
+            Alignment::Newest => scope_samples.last(),
+        };
+        compositor.render_posed(&frame, &scene, &model_poses).expect("composites");
+        let rgba = compositor.read_rgba().expect("readback");
+        let done_ns = clock.now_ns();
+        if i < 2 {
+            continue; // the compositor's first frames build its tables
+        }
+        if let Some(sample) = used
+            && sample.arrival_ns > last_used_arrival
+        {
+            last_used_arrival = sample.arrival_ns;
+            case.pose_to_pixel_ms.push((done_ns - sample.arrival_ns) as f64 / 1e6);
+        }
+        if !matches!(model_poses[0], ModelPose::Tracked(_)) {
+            case.missed += 1;
+            continue;
+        }
+        let truth_pose = path.camera_from_phantom(capture_ns);
+        let video = frame.bytes();
+        for fiducial in &setup.file.fiducials_mm {
+            let Some(expected) = project(&camera, &truth_pose, *fiducial) else { continue };
+            let off_centre = (expected[0] - centre[0]).hypot(expected[1] - centre[1]);
+            let inside = off_centre + 1.5 * ring_px < circle_px
+                && expected[1] > 1.5 * ring_px
+                && expected[1] < f64::from(height) - 1.5 * ring_px;
+            if !inside {
+                continue;
+            }
+            let window = ring_px * 0.8;
+            let Some(dot) = centroid(video, width, height, expected, window, dark) else { continue };
+            let Some(ring) = centroid(&rgba, width, height, expected, ring_px * 1.6, green) else {
+                case.missed += 1;
+                continue;
+            };
+            case.errors_px.push((ring[0] - dot[0]).hypot(ring[1] - dot[1]));
+            case.floor_px.push((dot[0] - expected[0]).hypot(dot[1] - expected[1]));
+        }
+    }
+    shutdown.trigger();
+    let _ = link.into_thread().join();
+    let _ = tracker.into_thread().join();
+    case
+}
+
+fn main() {
+    let frames: usize = std::env::var("SCOPECAST_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let demo = root().join("demos/tracked-scope/phantom");
+    let file = PhantomFile::load(&demo.join("phantom.json")).unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup {
+        picture: Arc::new(PhantomPicture::new(file.clone())),
+        file,
+        camera_from_scope: load_transform_file(&demo.join("camera_from_scope.json")).unwrap_or_else(|e| panic!("{e}")),
+        tracker_from_phantom: pose_of_rows(&[
+            1.0, 0.0, 0.0, 40.0, 0.0, -1.0, 0.0, -20.0, 0.0, 0.0, -1.0, 900.0, 0.0, 0.0, 0.0, 1.0,
+        ])
+        .expect("rigid"),
+        rings: Arc::new(load_mesh(Path::new(&demo.join("fiducials.obj"))).unwrap_or_else(|e| panic!("{e}"))),
+    };
+    let ctx = GpuContext::new(AdapterPreference::HighPerformance).expect("a GPU adapter (lavapipe here)");
+    println!("adapter: {}", ctx.describe());
+    println!(
+        "tracker 60 Hz, latency {TRACKER_LATENCY_MS} ms + up to {JITTER_MS} ms jitter, no noise; video delay {VIDEO_DELAY_MS} ms; {frames} frames per case"
+    );
+    println!("{:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}", "size", "speed", "pose", "p50 px", "p99 px", "max px", "dots", "missed");
+    let mut latency_aligned = Vec::new();
+    let mut latency_newest = Vec::new();
+    let mut floor = Vec::new();
+    for size in [(1280u32, 720u32), (1920, 1080)] {
+        for speed in [20.0, 50.0, 100.0] {
+            for alignment in [Alignment::CaptureTime, Alignment::Newest] {
+                let mut case = run_case(&setup, &ctx, size, speed, alignment, frames);
+                case.errors_px.sort_by(f64::total_cmp);
+                let name = match alignment {
+                    Alignment::CaptureTime => "aligned",
+                    Alignment::Newest => "newest",
+                };
+                println!(
+                    "{:<10} {:>5} mm/s {:>8} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>7}",
+                    format!("{}x{}", size.0, size.1),
+                    speed,
+                    name,
+                    quantile(&case.errors_px, 0.5),
+                    quantile(&case.errors_px, 0.99),
+                    case.errors_px.last().copied().unwrap_or(f64::NAN),
+                    case.errors_px.len(),
+                    case.missed,
+                );
+                floor.extend(case.floor_px);
+                match alignment {
+                    Alignment::CaptureTime => latency_aligned.extend(case.pose_to_pixel_ms),
+                    Alignment::Newest => latency_newest.extend(case.pose_to_pixel_ms),
+                }
+            }
+        }
+    }
+    floor.sort_by(f64::total_cmp);
+    println!(
+        "floor (dot detector vs the dots' true projections): p50 {:.3} px, p99 {:.3} px over {} dots",
+        quantile(&floor, 0.5),
+        quantile(&floor, 0.99),
+        floor.len()
+    );
+    for (name, mut values) in [("aligned", latency_aligned), ("newest", latency_newest)] {
+        values.sort_by(f64::total_cmp);
+        println!(
+            "pose-to-pixel ({name}): p50 {:.1} ms, p99 {:.1} ms over {} poses",
+            quantile(&values, 0.5),
+            quantile(&values, 0.99),
+            values.len()
+        );
+    }
+}
