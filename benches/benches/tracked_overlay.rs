@@ -3,15 +3,16 @@
 //! file, lens and hand–eye file), its simulated tracker over a real
 //! OpenIGTLink socket (60 Hz, 20 ms latency, up to 2 ms jitter, no noise), the
 //! station's tracker connection, pose store and chain, and the GPU compositor
-//! (lavapipe here) in the distorted output mode, so the video and the overlay
-//! share pixel coordinates.
+//! (lavapipe here) in the distorted output mode (the demo's;
+//! `SCOPECAST_BENCH_MODE=undistorted` for the other).
 //!
 //! Per frame: the frame is captured (the phantom rendered at its capture
 //! time), handed to the compositor `VIDEO_DELAY_MS` later (a camera and
 //! capture card's delay), composited with the poses the station picks for it,
-//! and read back. Error per fiducial: the centroid of the overlay's green ring
-//! in the composited frame against the centroid of the black dot in the
-//! captured frame, for every dot fully inside the image circle. "aligned":
+//! and read back. Error per fiducial: the centroid of the overlay's green disc
+//! (the dot's size) in the composited frame against the centroid of the black dot in the same
+//! frame composited without the overlay, for every dot fully inside the
+//! image circle. "aligned":
 //! the pose at the frame's capture time (`time_alignment = "capture_time"`);
 //! "newest": the newest pose received (`"newest"`). The floor line is the
 //! dot detector against the dots' true projections (what the measurement
@@ -40,7 +41,7 @@ use scopecast_engine::compositor::{Compositor, CompositorSettings, ModelPose};
 use scopecast_engine::config::{SyntheticConfig, WhenStale};
 use scopecast_engine::frame::Frame;
 use scopecast_engine::metrics::MetricsRegistry;
-use scopecast_engine::scene::mesh::load_mesh;
+use scopecast_engine::scene::mesh::{Mesh, parse_obj};
 use scopecast_engine::scene::{Calibration, Model, ModelStyle, OutputMode, Scene};
 use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::source::FrameSource;
@@ -60,13 +61,37 @@ const VIDEO_DELAY_MS: u64 = 40;
 /// The tracker's delay, ms (the figure), plus up to `JITTER_MS`.
 const TRACKER_LATENCY_MS: f64 = 20.0;
 const JITTER_MS: f64 = 2.0;
+/// Frames composited before measuring (the compositor builds its tables and targets).
+const SETTLE_FRAMES: usize = 5;
 
 struct Setup {
     file: PhantomFile,
     picture: Arc<PhantomPicture>,
     camera_from_scope: Pose,
     tracker_from_phantom: Pose,
-    rings: Arc<scopecast_engine::scene::mesh::Mesh>,
+    discs: Arc<Mesh>,
+}
+
+/// The overlay's fiducials: a disc of each dot's radius on the surface
+/// (64-gons). Equal shapes under the same lens and perspective: their
+/// centroids' bias cancels (a ring's would not: barrel distortion pulls a
+/// wider shape's centroid further towards the centre).
+fn discs(file: &PhantomFile) -> Mesh {
+    let mut obj = String::new();
+    let mut first = 1;
+    for f in &file.fiducials_mm {
+        obj.push_str(&format!("v {} {} 0\n", f[0], f[1]));
+        for k in 0..64 {
+            let a = std::f64::consts::TAU * f64::from(k) / 64.0;
+            let (x, y) = (f[0] + file.dot_radius_mm * a.cos(), f[1] + file.dot_radius_mm * a.sin());
+            obj.push_str(&format!("v {x} {y} 0\n"));
+        }
+        for k in 0..64 {
+            obj.push_str(&format!("f {first} {} {}\n", first + 1 + k, first + 1 + (k + 1) % 64));
+        }
+        first += 65;
+    }
+    parse_obj(obj.as_bytes(), Path::new("discs.obj")).expect("the fiducial discs")
 }
 
 /// Intensity-weighted centroid (OpenCV pixel coordinates) of `weight` over
@@ -129,7 +154,14 @@ struct Case {
     pose_to_pixel_ms: Vec<f64>,
 }
 
-fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, alignment: Alignment, frames: usize) -> Case {
+fn run_case(
+    setup: &Setup,
+    ctx: &GpuContext,
+    (size, mode): ((u32, u32), OutputMode),
+    speed_mm_s: f64,
+    alignment: Alignment,
+    frames: usize,
+) -> Case {
     let (width, height) = size;
     let clock: SharedClock = Arc::new(SystemClock::new());
     let shutdown = Shutdown::new();
@@ -174,10 +206,10 @@ fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, 
     source.start().expect("the synthetic source starts");
     let scene = Scene {
         calibration: Some(Calibration { camera, width, height }),
-        output_mode: OutputMode::Distorted,
+        output_mode: mode,
         models: vec![Model {
             name: "fiducials".into(),
-            mesh: setup.rings.clone(),
+            mesh: setup.discs.clone(),
             camera_from_model: glam::Mat4::IDENTITY,
             colour: [0.1, 1.0, 0.2],
             opacity: 1.0,
@@ -203,14 +235,15 @@ fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, 
         &MetricsRegistry::new(),
     )
     .with_alignment(alignment);
-    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, msaa_samples: 1 });
+    let msaa_samples = std::env::var("SCOPECAST_BENCH_MSAA").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, msaa_samples });
     let f = camera.intrinsics.fx;
     let ring_px = f * setup.file.ring_radius_mm / path.distance_mm;
     let circle_px = 0.53 * f64::from(height);
     let centre = [(f64::from(width) - 1.0) / 2.0, (f64::from(height) - 1.0) / 2.0];
     let mut case = Case { errors_px: Vec::new(), floor_px: Vec::new(), missed: 0, pose_to_pixel_ms: Vec::new() };
     let mut last_used_arrival = 0;
-    for i in 0..frames + 2 {
+    for i in 0..frames + SETTLE_FRAMES {
         let frame: Frame = loop {
             if let Some(frame) = source.next_frame(50_000_000).expect("a frame") {
                 break frame;
@@ -229,9 +262,12 @@ fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, 
         compositor.render_posed(&frame, &scene, &model_poses).expect("composites");
         let rgba = compositor.read_rgba().expect("readback");
         let done_ns = clock.now_ns();
-        if i < 2 {
+        if i < SETTLE_FRAMES {
             continue; // the compositor's first frames build its tables
         }
+        // The same frame without the overlay: where the dots are in the output's video.
+        compositor.render_posed(&frame, &scene, &[ModelPose::Hidden]).expect("composites");
+        let video = compositor.read_rgba().expect("readback");
         if let Some(sample) = used
             && sample.arrival_ns > last_used_arrival
         {
@@ -239,13 +275,22 @@ fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, 
             case.pose_to_pixel_ms.push((done_ns - sample.arrival_ns) as f64 / 1e6);
         }
         if !matches!(model_poses[0], ModelPose::Tracked(_)) {
+            eprintln!("frame {i}: the fiducials are not tracked: {:?}", model_poses[0]);
             case.missed += 1;
             continue;
         }
         let truth_pose = path.camera_from_phantom(capture_ns);
-        let video = frame.bytes();
         for fiducial in &setup.file.fiducials_mm {
             let Some(expected) = project(&camera, &truth_pose, *fiducial) else { continue };
+            // Where the dot is in the output: as captured, or with the lens' distortion removed.
+            let (expected, truth) = match mode {
+                OutputMode::Distorted => (expected, expected),
+                OutputMode::Undistorted => {
+                    let q = truth_pose.matrix().transform_point3(DVec3::from_array(*fiducial));
+                    let ideal = camera.pixel_from_normalized(q.x / q.z, q.y / q.z);
+                    (ideal, ideal)
+                }
+            };
             let off_centre = (expected[0] - centre[0]).hypot(expected[1] - centre[1]);
             let inside = off_centre + 1.5 * ring_px < circle_px
                 && expected[1] > 1.5 * ring_px
@@ -254,13 +299,23 @@ fn run_case(setup: &Setup, ctx: &GpuContext, size: (u32, u32), speed_mm_s: f64, 
                 continue;
             }
             let window = ring_px * 0.8;
-            let Some(dot) = centroid(video, width, height, expected, window, dark) else { continue };
-            let Some(ring) = centroid(&rgba, width, height, expected, ring_px * 1.6, green) else {
+            let Some(dot) = centroid(&video, width, height, expected, window, dark) else { continue };
+            let Some(ring) = centroid(&rgba, width, height, expected, ring_px * 1.2, green) else {
+                eprintln!("frame {i}: no fiducial drawn near the dot at {expected:?}");
                 case.missed += 1;
                 continue;
             };
             case.errors_px.push((ring[0] - dot[0]).hypot(ring[1] - dot[1]));
-            case.floor_px.push((dot[0] - expected[0]).hypot(dot[1] - expected[1]));
+            if std::env::var_os("SCOPECAST_BENCH_DEBUG").is_some() {
+                eprintln!(
+                    "offset {:.3} {:.3} at {:.1} {:.1}",
+                    ring[0] - dot[0],
+                    ring[1] - dot[1],
+                    dot[0] - centre[0],
+                    dot[1] - centre[1]
+                );
+            }
+            case.floor_px.push((dot[0] - truth[0]).hypot(dot[1] - truth[1]));
         }
     }
     shutdown.trigger();
@@ -273,6 +328,7 @@ fn main() {
     let frames: usize = std::env::var("SCOPECAST_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let demo = root().join("demos/tracked-scope/phantom");
     let file = PhantomFile::load(&demo.join("phantom.json")).unwrap_or_else(|e| panic!("{e}"));
+    let file_for_discs = file.clone();
     let setup = Setup {
         picture: Arc::new(PhantomPicture::new(file.clone())),
         file,
@@ -281,21 +337,29 @@ fn main() {
             1.0, 0.0, 0.0, 40.0, 0.0, -1.0, 0.0, -20.0, 0.0, 0.0, -1.0, 900.0, 0.0, 0.0, 0.0, 1.0,
         ])
         .expect("rigid"),
-        rings: Arc::new(load_mesh(Path::new(&demo.join("fiducials.obj"))).unwrap_or_else(|e| panic!("{e}"))),
+        discs: Arc::new(discs(&file_for_discs)),
     };
     let ctx = GpuContext::new(AdapterPreference::HighPerformance).expect("a GPU adapter (lavapipe here)");
     println!("adapter: {}", ctx.describe());
     println!(
         "tracker 60 Hz, latency {TRACKER_LATENCY_MS} ms + up to {JITTER_MS} ms jitter, no noise; video delay {VIDEO_DELAY_MS} ms; {frames} frames per case"
     );
-    println!("{:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}", "size", "speed", "pose", "p50 px", "p99 px", "max px", "dots", "missed");
+    println!(
+        "{:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+        "size", "speed", "pose", "p50 px", "p99 px", "max px", "dots", "missed"
+    );
     let mut latency_aligned = Vec::new();
     let mut latency_newest = Vec::new();
     let mut floor = Vec::new();
+    let mode = match std::env::var("SCOPECAST_BENCH_MODE").as_deref() {
+        Ok("undistorted") => OutputMode::Undistorted,
+        _ => OutputMode::Distorted,
+    };
+    println!("output mode {mode:?} (SCOPECAST_BENCH_MODE=undistorted|distorted)");
     for size in [(1280u32, 720u32), (1920, 1080)] {
         for speed in [20.0, 50.0, 100.0] {
             for alignment in [Alignment::CaptureTime, Alignment::Newest] {
-                let mut case = run_case(&setup, &ctx, size, speed, alignment, frames);
+                let mut case = run_case(&setup, &ctx, (size, mode), speed, alignment, frames);
                 case.errors_px.sort_by(f64::total_cmp);
                 let name = match alignment {
                     Alignment::CaptureTime => "aligned",

@@ -93,9 +93,11 @@ impl PhantomFile {
                 file.width_mm, file.height_mm
             ));
         }
-        if !(file.dot_radius_mm.is_finite() && file.dot_radius_mm > 0.0 && file.ring_radius_mm > file.dot_radius_mm)
-            || !file.ring_radius_mm.is_finite()
-        {
+        let radii_ok = file.dot_radius_mm.is_finite()
+            && file.ring_radius_mm.is_finite()
+            && file.dot_radius_mm > 0.0
+            && file.ring_radius_mm > file.dot_radius_mm;
+        if !radii_ok {
             return Err(format!(
                 "dot radius {} mm and ring radius {} mm: need 0 < dot < ring",
                 file.dot_radius_mm, file.ring_radius_mm

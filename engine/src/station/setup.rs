@@ -9,13 +9,13 @@ use super::StationError;
 use crate::clock::SharedClock;
 use crate::config::{CalibrationSource, Config, TrackedPhantomConfig};
 use crate::shutdown::Shutdown;
-use crate::source::phantom::{PhantomFile, PhantomPicture, ScopePath};
-use crate::tracking::simulated::{SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
 use crate::source::gst::GstSource;
 use crate::source::health::HealthPolicy;
+use crate::source::phantom::{PhantomFile, PhantomPicture, ScopePath};
 use crate::source::supervisor::SupervisorSettings;
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec};
+use crate::tracking::simulated::{SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
 
 /// What a recording's manifest says about the setup: the calibration (its
 /// contents, not its path) and the models' names.
@@ -79,16 +79,20 @@ fn tracked_phantom(
 ) -> Result<(Arc<PhantomPicture>, ScopePath), StationError> {
     let file = PhantomFile::load(&tracked.phantom)?;
     let camera_from_scope = crate::tracking::setup::load_transform_file(&tracked.camera_from_scope)?;
-    let tracker_from_phantom = crate::tracking::setup::pose_of_rows(&tracked.tracker_from_phantom).ok_or_else(|| {
-        StationError::SimulatedTracker {
-            reason: format!(
-                "tracker_from_phantom {:?} is not a rigid 4x4 matrix (16 numbers, rows first, mm)",
-                tracked.tracker_from_phantom
-            ),
-        }
-    })?;
-    let path =
-        ScopePath { speed_mm_s: tracked.speed_mm_s, radius_mm: tracked.path_radius_mm, distance_mm: tracked.distance_mm };
+    let tracker_from_phantom =
+        crate::tracking::setup::pose_of_rows(&tracked.tracker_from_phantom).ok_or_else(|| {
+            StationError::SimulatedTracker {
+                reason: format!(
+                    "tracker_from_phantom {:?} is not a rigid 4x4 matrix (16 numbers, rows first, mm)",
+                    tracked.tracker_from_phantom
+                ),
+            }
+        })?;
+    let path = ScopePath {
+        speed_mm_s: tracked.speed_mm_s,
+        radius_mm: tracked.path_radius_mm,
+        distance_mm: tracked.distance_mm,
+    };
     let settings = SimulatedTrackerSettings {
         listen: tracked.listen.clone(),
         rate_hz: tracked.rate_hz,
@@ -100,9 +104,8 @@ fn tracked_phantom(
         seed: 1,
     };
     let truth = SimulatedTruth { path, camera_from_scope, tracker_from_phantom };
-    let tracker = SimulatedTracker::start(settings, truth, clock.clone(), shutdown.clone()).map_err(|e| {
-        StationError::SimulatedTracker { reason: format!("cannot listen on {}: {e}", tracked.listen) }
-    })?;
+    let tracker = SimulatedTracker::start(settings, truth, clock.clone(), shutdown.clone())
+        .map_err(|e| StationError::SimulatedTracker { reason: format!("cannot listen on {}: {e}", tracked.listen) })?;
     threads.push(tracker.into_thread());
     Ok((Arc::new(PhantomPicture::new(file)), path))
 }

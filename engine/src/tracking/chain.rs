@@ -127,7 +127,10 @@ mod tests {
             rotation: DQuat::from_rotation_z(std::f64::consts::FRAC_PI_2),
             translation: DVec3::new(100.0, 0.0, 0.0),
         };
-        store.insert("tracker_from_scope", Sample { time_ns: 1_000, pose: tracker_from_scope, valid: true, arrival_ns: 1_000 });
+        store.insert(
+            "tracker_from_scope",
+            Sample { time_ns: 1_000, pose: tracker_from_scope, valid: true, arrival_ns: 1_000 },
+        );
         let camera_from_scope = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 5.0) };
         let chain = Chain {
             links: vec![
@@ -136,10 +139,18 @@ mod tests {
                 Link::Tracked { name: "tracker_from_model".into(), inverted: false },
             ],
         };
-        assert_eq!(chain.at(&store, 1_000, FRESH, Alignment::CaptureTime), ChainAt::Missing { link: "tracker_from_model".into() });
+        assert_eq!(
+            chain.at(&store, 1_000, FRESH, Alignment::CaptureTime),
+            ChainAt::Missing { link: "tracker_from_model".into() }
+        );
         let tracker_from_model = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(100.0, 50.0, 0.0) };
-        store.insert("tracker_from_model", Sample { time_ns: 1_000, pose: tracker_from_model, valid: true, arrival_ns: 1_000 });
-        let ChainAt::Tracked(camera_from_model) = chain.at(&store, 1_000, FRESH, Alignment::CaptureTime) else { panic!("tracked") };
+        store.insert(
+            "tracker_from_model",
+            Sample { time_ns: 1_000, pose: tracker_from_model, valid: true, arrival_ns: 1_000 },
+        );
+        let ChainAt::Tracked(camera_from_model) = chain.at(&store, 1_000, FRESH, Alignment::CaptureTime) else {
+            panic!("tracked")
+        };
         // The model's origin is 50 mm from the scope's origin along the tracker's y, which is the
         // scope's x (the scope is turned 90° about z): (50, 0, 0) in the scope, then 5 mm along z.
         let origin = camera_from_model.matrix().transform_point3(DVec3::ZERO);

@@ -244,7 +244,10 @@ mod tests {
         let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
         poses.rcu(|store| {
             let mut next = PoseStore::clone(store);
-            next.insert("camera_from_liver", Sample { time_ns: 1_000_000_000, pose, valid: true, arrival_ns: 1_000_000_000 });
+            next.insert(
+                "camera_from_liver",
+                Sample { time_ns: 1_000_000_000, pose, valid: true, arrival_ns: 1_000_000_000 },
+            );
             next
         });
         let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000, 0)[0] else { panic!("tracked") };

@@ -79,7 +79,9 @@ pub struct SimulatedTruth {
 impl SimulatedTruth {
     /// `tracker_from_scope` at `time_ns`: tracker ← phantom ← camera ← scope.
     pub fn tracker_from_scope(&self, time_ns: u64) -> Pose {
-        self.tracker_from_phantom.then_after(&self.path.phantom_from_camera(time_ns)).then_after(&self.camera_from_scope)
+        self.tracker_from_phantom
+            .then_after(&self.path.phantom_from_camera(time_ns))
+            .then_after(&self.camera_from_scope)
     }
 }
 
@@ -202,8 +204,7 @@ fn publish(
             if noise.uniform() < settings.dropout {
                 continue;
             }
-            let wall_minus_station_ns =
-                i128::from(clock.wall_ns()) - i128::from(clock.now_ns());
+            let wall_minus_station_ns = i128::from(clock.wall_ns()) - i128::from(clock.now_ns());
             let scope = noise.perturb(truth.tracker_from_scope(t), settings.noise_mm, settings.noise_deg);
             let phantom = noise.perturb(truth.tracker_from_phantom, settings.noise_mm, settings.noise_deg);
             let mut bytes = transform_message("ScopeToTracker", &scope, t, wall_minus_station_ns);
