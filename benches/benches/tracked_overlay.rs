@@ -18,11 +18,11 @@
 //! dot detector against the dots' true projections (what the measurement
 //! itself costs).
 //!
-//! Pose-to-pixel latency: from a scope pose's arrival at the station to the
-//! end of the readback of the first composite that used it (the sample after
-//! the frame's time when interpolating, the newest one otherwise), per
-//! sample. Frames here are composited as fast as lavapipe allows, one after
-//! the other.
+//! Pose-to-pixel latency: the station's own `scopecast_pose_to_pixel_seconds`
+//! (a pose's arrival to the end of the readback of the first frame composited
+//! with it: the sample after the frame's time when interpolating, the newest
+//! otherwise), p50 / p99 per case. Here a frame waits `VIDEO_DELAY_MS` after
+//! its capture, then is composited and read back on lavapipe.
 //!
 //! Run with `cargo bench -p scopecast-benches --bench tracked_overlay`
 //! (`SCOPECAST_BENCH_FRAMES` frames per case, 40 by default).
@@ -151,7 +151,8 @@ struct Case {
     errors_px: Vec<f64>,
     floor_px: Vec<f64>,
     missed: usize,
-    pose_to_pixel_ms: Vec<f64>,
+    /// p50 and p99 of `scopecast_pose_to_pixel_seconds` over the case, ms.
+    pose_to_pixel_ms: [f64; 2],
 }
 
 fn run_case(
@@ -241,8 +242,8 @@ fn run_case(
     let ring_px = f * setup.file.ring_radius_mm / path.distance_mm;
     let circle_px = 0.53 * f64::from(height);
     let centre = [(f64::from(width) - 1.0) / 2.0, (f64::from(height) - 1.0) / 2.0];
-    let mut case = Case { errors_px: Vec::new(), floor_px: Vec::new(), missed: 0, pose_to_pixel_ms: Vec::new() };
-    let mut last_used_arrival = 0;
+    let mut case = Case { errors_px: Vec::new(), floor_px: Vec::new(), missed: 0, pose_to_pixel_ms: [f64::NAN; 2] };
+    let mut pose_to_pixel_before = frame_poses.pose_to_pixel().snapshot();
     for i in 0..frames + SETTLE_FRAMES {
         let frame: Frame = loop {
             if let Some(frame) = source.next_frame(50_000_000).expect("a frame") {
@@ -252,28 +253,17 @@ fn run_case(
         let capture_ns = frame.capture_time_ns;
         clock.sleep_until_ns(capture_ns + VIDEO_DELAY_MS * 1_000_000);
         let model_poses = frame_poses.for_frame(&scene, capture_ns, frame.capture_wall_ms);
-        let store = poses.load();
-        // The scope sample this frame's pose rests on: after its time, or the newest.
-        let scope_samples: Vec<_> = store.samples("tracker_from_scope").copied().collect();
-        let used = match alignment {
-            Alignment::CaptureTime => scope_samples.iter().find(|s| s.time_ns > capture_ns),
-            Alignment::Newest => scope_samples.last(),
-        };
         compositor.render_posed(&frame, &scene, &model_poses).expect("composites");
         let rgba = compositor.read_rgba().expect("readback");
-        let done_ns = clock.now_ns();
+        frame_poses.composited(capture_ns, clock.now_ns());
         if i < SETTLE_FRAMES {
-            continue; // the compositor's first frames build its tables
+            // The compositor's first frames build its tables.
+            pose_to_pixel_before = frame_poses.pose_to_pixel().snapshot();
+            continue;
         }
         // The same frame without the overlay: where the dots are in the output's video.
         compositor.render_posed(&frame, &scene, &[ModelPose::Hidden]).expect("composites");
         let video = compositor.read_rgba().expect("readback");
-        if let Some(sample) = used
-            && sample.arrival_ns > last_used_arrival
-        {
-            last_used_arrival = sample.arrival_ns;
-            case.pose_to_pixel_ms.push((done_ns - sample.arrival_ns) as f64 / 1e6);
-        }
         if !matches!(model_poses[0], ModelPose::Tracked(_)) {
             eprintln!("frame {i}: the fiducials are not tracked: {:?}", model_poses[0]);
             case.missed += 1;
@@ -318,6 +308,8 @@ fn run_case(
             case.floor_px.push((dot[0] - truth[0]).hypot(dot[1] - truth[1]));
         }
     }
+    let pose_to_pixel = frame_poses.pose_to_pixel().snapshot().since(&pose_to_pixel_before);
+    case.pose_to_pixel_ms = [0.5, 0.99].map(|q| pose_to_pixel.quantile_ns(q).unwrap_or(f64::NAN) / 1e6);
     shutdown.trigger();
     let _ = link.into_thread().join();
     let _ = tracker.into_thread().join();
@@ -344,18 +336,16 @@ fn main() {
     println!(
         "tracker 60 Hz, latency {TRACKER_LATENCY_MS} ms + up to {JITTER_MS} ms jitter, no noise; video delay {VIDEO_DELAY_MS} ms; {frames} frames per case"
     );
-    println!(
-        "{:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
-        "size", "speed", "pose", "p50 px", "p99 px", "max px", "dots", "missed"
-    );
-    let mut latency_aligned = Vec::new();
-    let mut latency_newest = Vec::new();
-    let mut floor = Vec::new();
     let mode = match std::env::var("SCOPECAST_BENCH_MODE").as_deref() {
         Ok("undistorted") => OutputMode::Undistorted,
         _ => OutputMode::Distorted,
     };
     println!("output mode {mode:?} (SCOPECAST_BENCH_MODE=undistorted|distorted)");
+    println!(
+        "{:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>17}",
+        "size", "speed", "pose", "p50 px", "p99 px", "max px", "dots", "missed", "pose-to-pixel ms"
+    );
+    let mut floor = Vec::new();
     for size in [(1280u32, 720u32), (1920, 1080)] {
         for speed in [20.0, 50.0, 100.0] {
             for alignment in [Alignment::CaptureTime, Alignment::Newest] {
@@ -366,7 +356,7 @@ fn main() {
                     Alignment::Newest => "newest",
                 };
                 println!(
-                    "{:<10} {:>5} mm/s {:>8} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>7}",
+                    "{:<10} {:>5} mm/s {:>8} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>7} {:>7.1} / {:>6.1}",
                     format!("{}x{}", size.0, size.1),
                     speed,
                     name,
@@ -375,12 +365,10 @@ fn main() {
                     case.errors_px.last().copied().unwrap_or(f64::NAN),
                     case.errors_px.len(),
                     case.missed,
+                    case.pose_to_pixel_ms[0],
+                    case.pose_to_pixel_ms[1],
                 );
                 floor.extend(case.floor_px);
-                match alignment {
-                    Alignment::CaptureTime => latency_aligned.extend(case.pose_to_pixel_ms),
-                    Alignment::Newest => latency_newest.extend(case.pose_to_pixel_ms),
-                }
             }
         }
     }
@@ -391,13 +379,4 @@ fn main() {
         quantile(&floor, 0.99),
         floor.len()
     );
-    for (name, mut values) in [("aligned", latency_aligned), ("newest", latency_newest)] {
-        values.sort_by(f64::total_cmp);
-        println!(
-            "pose-to-pixel ({name}): p50 {:.1} ms, p99 {:.1} ms over {} poses",
-            quantile(&values, 0.5),
-            quantile(&values, 0.99),
-            values.len()
-        );
-    }
 }

@@ -115,6 +115,9 @@ impl CompositorStage {
         for composited in self.compositor.poll_i420() {
             let now = self.clock.now_ns();
             self.latency.record_ns(now.saturating_sub(composited.capture_time_ns));
+            if let Some(tracked) = self.tracked.as_mut() {
+                tracked.composited(composited.capture_time_ns, now);
+            }
             self.frames.inc();
             self.fps.tick(now);
             self.output.put(composited);

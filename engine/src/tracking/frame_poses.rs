@@ -5,19 +5,21 @@
 //! right, with the reason in the stage status (status line, HUD), a gauge
 //! of models not tracked, a counter of frames drawn so, and a timeline
 //! record in the session recording at each change. It recovers by
-//! itself when poses return. Time comes in with the frame.
+//! itself when poses return. Time comes in with the frame. Pose-to-pixel
+//! latency (a pose's arrival to the readback of the first frame composited
+//! with it) is a histogram on `/metrics`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use glam::Mat4;
 
-use super::chain::{Chain, ChainAt};
-use super::pose_store::{Alignment, Freshness};
+use super::chain::{Chain, ChainAt, Link};
+use super::pose_store::{Alignment, Freshness, PoseStore};
 use super::tracker_link::SharedPoses;
 use crate::compositor::ModelPose;
 use crate::config::WhenStale;
-use crate::metrics::{Counter, Gauge, MetricsRegistry};
+use crate::metrics::{Counter, Gauge, LatencyHistogram, MetricsRegistry};
 use scopecast_transport::protocol::{Notice, PROTOCOL_VERSION};
 use scopecast_transport::room_channels::Announcer;
 
@@ -52,7 +54,20 @@ pub struct FramePoses {
     announcer: Option<Announcer>,
     /// The first frame's state was announced.
     announced: bool,
+    /// Pose-to-pixel latency: a pose's arrival to the end of the readback of
+    /// the first frame composited with it.
+    pose_to_pixel: Arc<LatencyHistogram>,
+    /// Per tracked link, the arrival of the newest sample a frame rested on.
+    counted_arrival: HashMap<String, u64>,
+    /// Frames composited but not yet read back: (capture time, arrivals of
+    /// the samples they are the first to use). At most `PENDING_FRAMES`.
+    pending: VecDeque<(u64, Vec<u64>)>,
 }
+
+/// Frames whose readback is awaited for pose-to-pixel latency (more are
+/// dropped oldest first: a compositor that never reads back loses figures,
+/// not memory).
+const PENDING_FRAMES: usize = 8;
 
 impl FramePoses {
     /// Tracking of `chains` (model name, chain) against `poses`.
@@ -88,6 +103,13 @@ impl FramePoses {
             recorder: None,
             announcer: None,
             announced: false,
+            pose_to_pixel: registry.latency(
+                "scopecast_pose_to_pixel_seconds",
+                "From a tracker pose's arrival to the end of the readback of the first frame composited with it.",
+                &[],
+            ),
+            counted_arrival: HashMap::new(),
+            pending: VecDeque::new(),
         }
     }
 
@@ -95,6 +117,56 @@ impl FramePoses {
     pub fn with_alignment(mut self, alignment: Alignment) -> Self {
         self.alignment = alignment;
         self
+    }
+
+    /// The frame captured at `capture_time_ns` was read back at `now_ns`:
+    /// the pose-to-pixel latency of the samples it was the first to use.
+    pub fn composited(&mut self, capture_time_ns: u64, now_ns: u64) {
+        while let Some((capture, arrivals)) = self.pending.front() {
+            if *capture > capture_time_ns {
+                break;
+            }
+            if *capture == capture_time_ns {
+                for arrival in arrivals {
+                    self.pose_to_pixel.record_ns(now_ns.saturating_sub(*arrival));
+                }
+            }
+            self.pending.pop_front();
+        }
+    }
+
+    /// The pose-to-pixel latency histogram.
+    pub fn pose_to_pixel(&self) -> &Arc<LatencyHistogram> {
+        &self.pose_to_pixel
+    }
+
+    /// Notes, per tracked link, the sample a frame at `at_ns` rests on (the
+    /// one after it when interpolating, else the newest) when it arrived
+    /// after every sample counted before.
+    fn note_first_uses(&mut self, store: &PoseStore, capture_time_ns: u64, at_ns: u64) {
+        let mut arrivals = Vec::new();
+        for (_, chain) in &self.chains {
+            for link in &chain.links {
+                let Link::Tracked { name, .. } = link else { continue };
+                let newest = store.samples(name).last().copied();
+                let used = match self.alignment {
+                    Alignment::CaptureTime => store.samples(name).find(|s| s.time_ns > at_ns).copied().or(newest),
+                    Alignment::Newest => newest,
+                };
+                let Some(sample) = used else { continue };
+                let counted = self.counted_arrival.entry(name.clone()).or_insert(0);
+                if sample.arrival_ns > *counted {
+                    *counted = sample.arrival_ns;
+                    arrivals.push(sample.arrival_ns);
+                }
+            }
+        }
+        if !arrivals.is_empty() {
+            self.pending.push_back((capture_time_ns, arrivals));
+            while self.pending.len() > PENDING_FRAMES {
+                self.pending.pop_front();
+            }
+        }
     }
 
     /// Every viewer page also hears the state through `announcer`.
@@ -116,6 +188,7 @@ impl FramePoses {
         let store = self.poses.load();
         let mut problems = Vec::new();
         let mut keys = Vec::new();
+        self.note_first_uses(&store, capture_time_ns, at_ns);
         let poses = scene
             .models
             .iter()
@@ -269,5 +342,57 @@ mod tests {
             registry.render_prometheus().lines().find(|l| l.starts_with("scopecast_models_not_tracked ")),
             Some("scopecast_models_not_tracked 1")
         );
+    }
+
+    #[test]
+    fn pose_to_pixel_counts_each_sample_once_from_its_arrival_to_its_first_readback() {
+        let poses: SharedPoses = Arc::new(ArcSwap::from_pointee(PoseStore::new()));
+        let registry = MetricsRegistry::new();
+        let chain = Chain { links: vec![Link::Tracked { name: "camera_from_liver".into(), inverted: false }] };
+        let mut frame_poses = FramePoses::new(
+            poses.clone(),
+            vec![("liver".into(), chain)],
+            Freshness { stale_after_ns: 200_000_000 },
+            0.0,
+            WhenStale::Hide,
+            Arc::new(StageStatus::new(0)),
+            &registry,
+        );
+        let mut scene = Scene::default();
+        scene.models = crate::scene::anatomy::demo_models();
+        scene.models[0].name = "liver".into();
+        let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
+        let ms = 1_000_000;
+        // Samples at 0 and 16 ms, arriving 20 ms after their time.
+        for t in [1_000, 1_016] {
+            poses.rcu(|store| {
+                let mut next = PoseStore::clone(store);
+                next.insert(
+                    "camera_from_liver",
+                    Sample { time_ns: t * ms, pose, valid: true, arrival_ns: (t + 20) * ms },
+                );
+                next
+            });
+        }
+        // A frame captured at 1010 ms rests on the 1016 ms sample (arrived at 1036 ms), read back at 1050 ms.
+        frame_poses.for_frame(&scene, 1_010 * ms, 0);
+        frame_poses.composited(1_010 * ms, 1_050 * ms);
+        // The next frame uses the same sample: not counted again.
+        frame_poses.for_frame(&scene, 1_012 * ms, 0);
+        frame_poses.composited(1_012 * ms, 1_060 * ms);
+        let figures = frame_poses.pose_to_pixel().snapshot();
+        assert_eq!(figures.count, 1);
+        assert_eq!(figures.sum_ns, 14 * ms);
+        // Readbacks that never come do not pile up.
+        for i in 0..100u64 {
+            poses.rcu(|store| {
+                let mut next = PoseStore::clone(store);
+                let t = 1_100 + i;
+                next.insert("camera_from_liver", Sample { time_ns: t * ms, pose, valid: true, arrival_ns: t * ms });
+                next
+            });
+            frame_poses.for_frame(&scene, (1_099 + i) * ms, 0);
+        }
+        assert!(frame_poses.pending.len() <= PENDING_FRAMES);
     }
 }
