@@ -425,11 +425,12 @@ impl Station {
         let recorder = wiring.recorder(make_source_on_scene.is_some())?;
         let (board, stop) = (telestration.clone(), wiring.shutdown.clone());
         wiring.spawn("scopecast-telestration", move || board.sweep_until(&stop))?;
-        let compositing = wiring.compositing(recorder.as_ref())?;
+        // The source first: a simulated tracker it brings is listening before the trackers connect.
         let source = match make_source_on_scene {
             Some(make) => make(wiring.scene.clone()),
             None => make_source(config, &wiring.clock, &wiring.shutdown, &mut wiring.threads)?,
         };
+        let compositing = wiring.compositing(recorder.as_ref())?;
         let supervisor = Supervisor::new(
             source,
             supervisor_settings(config),

@@ -209,6 +209,9 @@ impl Worker {
                     said_down = false;
                     retry = RETRY_FIRST;
                     self.serve(stream);
+                    if self.shutdown.is_triggered() {
+                        break;
+                    }
                     tracing::warn!(tracker = %self.settings.name, %address, "tracker connection ended; reconnecting");
                 }
                 Err(e) => {
