@@ -45,7 +45,7 @@ use scopecast_engine::scene::mesh::{Mesh, parse_obj};
 use scopecast_engine::scene::{Calibration, Model, ModelStyle, OutputMode, Scene};
 use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::source::FrameSource;
-use scopecast_engine::source::phantom::{PhantomFile, PhantomPicture, ScopePath};
+use scopecast_engine::source::phantom::{PathShape, PhantomFile, PhantomPicture, ScopePath};
 use scopecast_engine::source::synthetic::{SyntheticEndoscope, synthetic_camera};
 use scopecast_engine::stage_status::StageStatus;
 use scopecast_engine::tracking::chain::{Chain, Link};
@@ -166,7 +166,7 @@ fn run_case(
     let (width, height) = size;
     let clock: SharedClock = Arc::new(SystemClock::new());
     let shutdown = Shutdown::new();
-    let path = ScopePath { speed_mm_s, radius_mm: 15.0, distance_mm: 90.0 };
+    let path = ScopePath { speed_mm_s, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle };
     let truth = SimulatedTruth {
         path,
         camera_from_scope: setup.camera_from_scope,
@@ -202,8 +202,11 @@ fn run_case(
     }
     let config = SyntheticConfig { instrument: false, ..Default::default() };
     let camera = synthetic_camera(width, height, &config);
-    let mut source =
-        SyntheticEndoscope::new(width, height, 1000, &config, clock.clone()).with_phantom(setup.picture.clone(), path);
+    let mut source = SyntheticEndoscope::new(width, height, 1000, &config, clock.clone()).with_phantom(
+        setup.picture.clone(),
+        path,
+        0,
+    );
     source.start().expect("the synthetic source starts");
     let scene = Scene {
         calibration: Some(Calibration { camera, width, height }),

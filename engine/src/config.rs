@@ -129,6 +129,11 @@ pub struct TrackedPhantomConfig {
     pub path_radius_mm: f64,
     /// The scope's distance from the phantom's surface, mm.
     pub distance_mm: f64,
+    /// `circle` (constant speed) or `wiggle` (for `scopecast calibrate delay`).
+    pub path: crate::source::phantom::PathShape,
+    /// The picture shows the phantom this long before its capture stamp, ms
+    /// (a camera's uncompensated delay, for temporal calibration).
+    pub video_delay_ms: f64,
     /// `ADDR:PORT` the simulated tracker listens on (a `[[tracking.trackers]]` connects).
     pub listen: String,
     /// Tracker samples per second.
@@ -156,6 +161,8 @@ impl Default for TrackedPhantomConfig {
             speed_mm_s: 50.0,
             path_radius_mm: 15.0,
             distance_mm: 90.0,
+            path: crate::source::phantom::PathShape::Circle,
+            video_delay_ms: 0.0,
             listen: "127.0.0.1:18944".into(),
             rate_hz: 60.0,
             latency_ms: 20.0,
@@ -773,6 +780,8 @@ instrument = true
 # speed_mm_s = 50.0          # the scope's speed along a circle of path_radius_mm
 # path_radius_mm = 15.0
 # distance_mm = 90.0         # from the phantom's surface
+# path = "circle"            # or "wiggle" (for `scopecast calibrate delay`)
+# video_delay_ms = 0.0       # the picture is this much older than its stamp
 # listen = "127.0.0.1:18944" # the simulated tracker's port
 # rate_hz = 60.0
 # latency_ms = 20.0          # a sample is sent this long after its time, plus

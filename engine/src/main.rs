@@ -118,6 +118,8 @@ enum CalibrateCommand {
     Pivot(cli::calibrate::PivotArgs),
     /// The camera's pose on its tracked marker (AX = XB).
     HandEye(cli::calibrate::HandEyeArgs),
+    /// The camera's delay against the tracker's, from a wiggle of the scope (runs the configured station's source and trackers).
+    Delay(cli::calibrate::DelayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +319,7 @@ fn main() -> ExitCode {
             CalibrateCommand::Intrinsics(args) => cli::calibrate::intrinsics(&args),
             CalibrateCommand::Pivot(args) => cli::calibrate::pivot(&args),
             CalibrateCommand::HandEye(args) => cli::calibrate::hand_eye(&args),
+            CalibrateCommand::Delay(args) => cli::calibrate::delay(&args),
         }),
         Command::Register { command } => report(match command {
             RegisterCommand::Points(args) => cli::calibrate::points(&args),

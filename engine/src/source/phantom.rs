@@ -131,9 +131,22 @@ impl PhantomFile {
     }
 }
 
-/// The scripted path of the scope over the phantom: its camera circles the
-/// phantom's centre at `distance_mm` from the surface, `radius_mm` off the
-/// axis, at `speed_mm_s`, rolling and tilting a little as a hand would.
+/// The shape of the scope's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathShape {
+    /// A circle at a constant speed (the accuracy runs).
+    #[default]
+    Circle,
+    /// A wiggle: two sines of unrelated frequencies across the phantom,
+    /// speeding up and slowing down (what temporal calibration needs).
+    Wiggle,
+}
+
+/// The scripted path of the scope over the phantom: its camera circles (or
+/// wiggles about) the phantom's centre at `distance_mm` from the surface,
+/// `radius_mm` off the axis, at `speed_mm_s` (the circle's; the wiggle's
+/// peak speed is about that), rolling and tilting a little as a hand would.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScopePath {
     /// Speed of the camera's centre, mm/s.
@@ -142,6 +155,8 @@ pub struct ScopePath {
     pub radius_mm: f64,
     /// Distance from the surface, mm.
     pub distance_mm: f64,
+    /// Circle or wiggle.
+    pub shape: PathShape,
 }
 
 impl ScopePath {
@@ -155,7 +170,16 @@ impl ScopePath {
         let roll = 6f64.to_radians() * (0.5 * angle).sin();
         let tilt = 4f64.to_radians() * (angle + 0.7).sin();
         let rotation = DQuat::from_rotation_z(roll) * DQuat::from_rotation_x(tilt);
-        let centre = DVec3::new(self.radius_mm * angle.cos(), self.radius_mm * angle.sin(), -self.distance_mm);
+        let centre = match self.shape {
+            PathShape::Circle => {
+                DVec3::new(self.radius_mm * angle.cos(), self.radius_mm * angle.sin(), -self.distance_mm)
+            }
+            PathShape::Wiggle => {
+                // The second sine's period is not a multiple of the first's, so no lag repeats the motion.
+                let second = (omega * 1.618 * t + 0.5) % std::f64::consts::TAU;
+                DVec3::new(self.radius_mm * angle.sin(), 0.7 * self.radius_mm * second.sin(), -self.distance_mm)
+            }
+        };
         Pose { rotation, translation: centre }
     }
 
@@ -332,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_path_moves_at_its_speed_and_keeps_its_distance() {
-        let path = ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0 };
+        let path = ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle };
         let a = path.phantom_from_camera(1_000_000_000);
         let b = path.phantom_from_camera(1_001_000_000);
         let speed = (b.translation - a.translation).length() / 1e-3;

@@ -303,6 +303,7 @@ pub struct SyntheticEndoscope {
 struct TrackedView {
     picture: Arc<PhantomPicture>,
     path: ScopePath,
+    video_delay_ns: u64,
     /// Per output pixel, normalized ideal coordinates (built with the tables).
     rays: Option<Arc<Vec<[f32; 2]>>>,
 }
@@ -325,9 +326,10 @@ impl SyntheticEndoscope {
     }
 
     /// Tracked mode: the scope sees `picture` from `path` at each frame's
-    /// capture time (station clock), instead of the tissue.
-    pub fn with_phantom(mut self, picture: Arc<PhantomPicture>, path: ScopePath) -> Self {
-        self.tracked = Some(TrackedView { picture, path, rays: None });
+    /// capture time (station clock) minus `video_delay_ns` (a camera whose
+    /// picture is older than its stamp), instead of the tissue.
+    pub fn with_phantom(mut self, picture: Arc<PhantomPicture>, path: ScopePath, video_delay_ns: u64) -> Self {
+        self.tracked = Some(TrackedView { picture, path, video_delay_ns, rays: None });
         self
     }
 
@@ -338,7 +340,7 @@ impl SyntheticEndoscope {
 
     /// Renders the picture at `time_s` into an RGBA buffer of `width·height·4` bytes.
     fn render(&self, tables: &Tables, time_s: f32, due_ns: u64, out: &mut [u8]) {
-        if let Some(TrackedView { picture, path, rays: Some(rays) }) = &self.tracked {
+        if let Some(TrackedView { picture, path, video_delay_ns, rays: Some(rays) }) = &self.tracked {
             let view = LensView {
                 width: tables.width,
                 rays,
@@ -346,7 +348,7 @@ impl SyntheticEndoscope {
                 spans: &tables.spans,
                 focal_px: self.camera.intrinsics.fx as f32,
             };
-            picture.render(&view, &path.camera_from_phantom(due_ns), out);
+            picture.render(&view, &path.camera_from_phantom(due_ns.saturating_sub(*video_delay_ns)), out);
             if self.instrument {
                 self.draw_instrument(tables, time_s, out);
             }
@@ -596,7 +598,7 @@ mod tests {
 
     #[test]
     fn the_tracked_phantom_s_dots_are_where_the_camera_model_projects_them() {
-        use super::super::phantom::{FORMAT, PhantomFile, PhantomPicture, ScopePath};
+        use super::super::phantom::{FORMAT, PathShape, PhantomFile, PhantomPicture, ScopePath};
         let fiducials = vec![[0.0, 0.0, 0.0], [18.0, -12.0, 0.0], [-20.0, 15.0, 0.0]];
         let file = PhantomFile {
             format: FORMAT.into(),
@@ -607,11 +609,14 @@ mod tests {
             ring_radius_mm: 3.5,
             fiducials_mm: fiducials.clone(),
         };
-        let path = ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0 };
+        let path = ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle };
         let clock = Arc::new(FakeClock::new(1_234_000_000, 0));
         let config = SyntheticConfig { instrument: false, ..Default::default() };
-        let mut s = SyntheticEndoscope::new(1280, 720, 30, &config, clock)
-            .with_phantom(Arc::new(PhantomPicture::new(file)), path);
+        let mut s = SyntheticEndoscope::new(1280, 720, 30, &config, clock).with_phantom(
+            Arc::new(PhantomPicture::new(file)),
+            path,
+            0,
+        );
         assert_eq!(s.describe(), "synthetic (tracked phantom)");
         s.start().expect("starts");
         let frame = s.next_frame(NS_PER_S).expect("renders").expect("frame");

@@ -12,6 +12,7 @@
 
 mod capture;
 mod compositor_stage;
+pub mod delay;
 mod delivery;
 pub mod endpoints;
 mod metrics_view;

@@ -61,7 +61,8 @@ pub(super) fn make_source(
                 None => Box::new(scope),
                 Some(tracked) => {
                     let (picture, path) = tracked_phantom(tracked, clock, shutdown, threads)?;
-                    Box::new(scope.with_phantom(picture, path))
+                    let delay_ns = (tracked.video_delay_ms.max(0.0) * 1e6) as u64;
+                    Box::new(scope.with_phantom(picture, path, delay_ns))
                 }
             }
         }
@@ -92,6 +93,7 @@ fn tracked_phantom(
         speed_mm_s: tracked.speed_mm_s,
         radius_mm: tracked.path_radius_mm,
         distance_mm: tracked.distance_mm,
+        shape: tracked.path,
     };
     let settings = SimulatedTrackerSettings {
         listen: tracked.listen.clone(),

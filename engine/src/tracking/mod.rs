@@ -7,4 +7,5 @@ pub mod pose_store;
 pub mod setup;
 pub mod simulated;
 pub mod smoothing;
+pub mod temporal;
 pub mod tracker_link;

@@ -232,11 +232,12 @@ fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::phantom::PathShape;
 
     #[test]
     fn the_scope_seen_from_the_phantom_is_the_path() {
         let truth = SimulatedTruth {
-            path: ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0 },
+            path: ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle },
             camera_from_scope: Pose {
                 rotation: DQuat::from_rotation_z(0.4),
                 translation: DVec3::new(4.0, -2.0, -180.0),
@@ -255,6 +256,64 @@ mod tests {
         let expected = truth.path.camera_from_phantom(t);
         assert!((camera_from_phantom.translation - expected.translation).length() < 1e-9);
         assert!(camera_from_phantom.matrix().abs_diff_eq(expected.matrix(), 1e-9));
+    }
+
+    #[test]
+    fn it_publishes_over_a_socket_at_its_rate_with_its_dropouts_and_noise() {
+        use std::io::Read;
+
+        use crate::clock::SystemClock;
+        use scopecast_transport::igtl::Decoder;
+
+        let clock: SharedClock = Arc::new(SystemClock::new());
+        let shutdown = Shutdown::new();
+        let truth = SimulatedTruth {
+            // A scope at rest: at 0 mm/s it stays at (15, 0, -90) over the phantom.
+            path: ScopePath { speed_mm_s: 0.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle },
+            camera_from_scope: Pose::IDENTITY,
+            tracker_from_phantom: Pose::IDENTITY,
+        };
+        let settings = SimulatedTrackerSettings {
+            listen: "127.0.0.1:0".into(),
+            rate_hz: 200.0,
+            latency_ms: 5.0,
+            jitter_ms: 0.0,
+            noise_mm: 0.5,
+            noise_deg: 0.0,
+            dropout: 0.5,
+            seed: 3,
+        };
+        let tracker = SimulatedTracker::start(settings, truth, clock.clone(), shutdown.clone()).expect("listens");
+        let mut stream = TcpStream::connect(tracker.address).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let mut decoder = Decoder::new();
+        let mut messages = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(1) {
+            if let Ok(n) = stream.read(&mut buffer) {
+                messages.extend(decoder.push(&buffer[..n]).into_iter().map(|m| m.expect("a well-formed message")));
+            }
+        }
+        shutdown.trigger();
+        let _ = tracker.into_thread().join();
+        let scope: Vec<&Message> = messages.iter().filter(|m| m.device_name == "ScopeToTracker").collect();
+        let phantom = messages.iter().filter(|m| m.device_name == "PhantomToTracker").count();
+        // 200 Hz for about a second, half of the samples lost.
+        assert!((60..=140).contains(&scope.len()), "{} scope poses", scope.len());
+        assert_eq!(scope.len(), phantom, "both poses of a sample travel together");
+        assert!(scope.iter().all(|m| m.version == 2 && m.marked_valid()));
+        assert!(scope.windows(2).all(|w| w[0].timestamp_ns < w[1].timestamp_ns), "timestamps in order");
+        let x: Vec<f64> = scope
+            .iter()
+            .map(|m| match &m.content {
+                Content::Transform(t) => f64::from(t.columns[3][0]),
+                other => panic!("not a TRANSFORM: {other:?}"),
+            })
+            .collect();
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+        assert!((mean - 15.0).abs() < 0.3 && (0.3..0.7).contains(&sd), "x: mean {mean} mm, sd {sd} mm");
     }
 
     #[test]
