@@ -573,33 +573,26 @@ pub fn delay(args: &DelayArgs) -> anyhow::Result<String> {
 /// `[tracking]` table added at the end. Comments and order stay.
 pub fn with_video_minus_tracker(text: &str, ms: f64) -> String {
     let line = format!("video_minus_tracker_latency_ms = {ms:.1}");
-    let mut out: Vec<String> = Vec::new();
-    let (mut in_tracking, mut done) = (false, false);
-    for raw in text.lines() {
-        let trimmed = raw.trim_start();
-        if trimmed.starts_with('[') {
-            if in_tracking && !done {
-                out.push(line.clone());
-                done = true;
-            }
-            in_tracking = trimmed.starts_with("[tracking]");
-        } else if in_tracking && !done && trimmed.starts_with("video_minus_tracker_latency_ms") {
-            out.push(line.clone());
-            done = true;
-            continue;
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let is_table = |l: &str| l.trim_start().starts_with('[');
+    let Some(header) = lines.iter().position(|l| l.trim_start().starts_with("[tracking]")) else {
+        if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+            lines.push(String::new());
         }
-        out.push(raw.to_string());
+        lines.push("[tracking]".into());
+        lines.push(line);
+        return lines.join("\n") + "\n";
+    };
+    let end = lines.iter().skip(header + 1).position(|l| is_table(l)).map_or(lines.len(), |k| header + 1 + k);
+    match (header + 1..end).find(|&k| lines[k].trim_start().starts_with("video_minus_tracker_latency_ms")) {
+        Some(k) => lines[k] = line,
+        None => {
+            // After the table's last line that is not blank, so blank lines stay between tables.
+            let last = (header..end).rev().find(|&k| !lines[k].trim().is_empty()).unwrap_or(header);
+            lines.insert(last + 1, line);
+        }
     }
-    if in_tracking && !done {
-        out.push(line.clone());
-        done = true;
-    }
-    if !done {
-        out.push(String::new());
-        out.push("[tracking]".into());
-        out.push(line);
-    }
-    out.join("\n") + "\n"
+    lines.join("\n") + "\n"
 }
 
 #[cfg(test)]
@@ -617,7 +610,7 @@ mod tests {
         let added = "[tracking]\nstale_after_ms = 200\n\n[[tracking.trackers]]\nname = \"plus\"\n";
         assert_eq!(
             with_video_minus_tracker(added, -3.0),
-            "[tracking]\nstale_after_ms = 200\n\nvideo_minus_tracker_latency_ms = -3.0\n[[tracking.trackers]]\nname = \"plus\"\n"
+            "[tracking]\nstale_after_ms = 200\nvideo_minus_tracker_latency_ms = -3.0\n\n[[tracking.trackers]]\nname = \"plus\"\n"
         );
         assert_eq!(
             with_video_minus_tracker("[source]\nfps = 30\n", 12.0),
