@@ -171,6 +171,7 @@ fn run_case(
         path,
         camera_from_scope: setup.camera_from_scope,
         tracker_from_phantom: setup.tracker_from_phantom,
+        pointer: None,
     };
     let tracker = SimulatedTracker::start(
         SimulatedTrackerSettings {

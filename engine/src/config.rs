@@ -148,6 +148,15 @@ pub struct TrackedPhantomConfig {
     pub noise_deg: f64,
     /// Probability that a sample is lost.
     pub dropout: f64,
+    /// A simulated pointer (`PointerToTracker`) rests on each fiducial in
+    /// turn, from the start: what registration at the station collects.
+    pub pointer: bool,
+    /// The pointer's tip in its own frame (a pivot calibration's result), mm.
+    pub pointer_tip_mm: [f64; 3],
+    /// Time the pointer rests on each fiducial, ms.
+    pub pointer_dwell_ms: f64,
+    /// Time it takes from one fiducial to the next, ms.
+    pub pointer_travel_ms: f64,
 }
 
 impl Default for TrackedPhantomConfig {
@@ -170,6 +179,10 @@ impl Default for TrackedPhantomConfig {
             noise_mm: 0.0,
             noise_deg: 0.0,
             dropout: 0.0,
+            pointer: false,
+            pointer_tip_mm: [0.0, 0.0, 150.0],
+            pointer_dwell_ms: 800.0,
+            pointer_travel_ms: 400.0,
         }
     }
 }
@@ -789,6 +802,10 @@ instrument = true
 # noise_mm = 0.0             # position noise (standard deviation per axis)
 # noise_deg = 0.0            # rotation noise (standard deviation)
 # dropout = 0.0              # probability that a sample is lost
+# pointer = false            # a simulated pointer (PointerToTracker) rests on each fiducial in turn
+# pointer_tip_mm = [0.0, 0.0, 150.0]
+# pointer_dwell_ms = 800.0
+# pointer_travel_ms = 400.0
 
 [compositor]
 # Composite every frame on the GPU: undistortion, the anatomy overlay, annotations,

@@ -119,7 +119,7 @@ enum CalibrateCommand {
     /// The camera's pose on its tracked marker (AX = XB).
     HandEye(cli::calibrate::HandEyeArgs),
     /// The camera's delay against the tracker's, from a wiggle of the scope (runs the configured station's source and trackers).
-    Delay(cli::calibrate::DelayArgs),
+    Delay(cli::delay::DelayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +128,8 @@ enum RegisterCommand {
     Points(cli::calibrate::PointsArgs),
     /// Surface registration by ICP.
     Surface(cli::calibrate::SurfaceArgs),
+    /// Fiducial registration with a tracked pointer: touch the model's fiducials in order.
+    Collect(cli::collect::CollectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,11 +321,12 @@ fn main() -> ExitCode {
             CalibrateCommand::Intrinsics(args) => cli::calibrate::intrinsics(&args),
             CalibrateCommand::Pivot(args) => cli::calibrate::pivot(&args),
             CalibrateCommand::HandEye(args) => cli::calibrate::hand_eye(&args),
-            CalibrateCommand::Delay(args) => cli::calibrate::delay(&args),
+            CalibrateCommand::Delay(args) => cli::delay::delay(&args),
         }),
         Command::Register { command } => report(match command {
             RegisterCommand::Points(args) => cli::calibrate::points(&args),
             RegisterCommand::Surface(args) => cli::calibrate::surface(&args),
+            RegisterCommand::Collect(args) => cli::collect::collect(&args),
         }),
         Command::Recordings { command } => report(match command {
             RecordingsCommand::List { folder } => cli::recordings::list(&folder),

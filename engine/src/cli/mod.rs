@@ -4,6 +4,8 @@
 //! dispatches here.
 
 pub mod calibrate;
+pub mod collect;
+pub mod delay;
 pub mod demo_profile;
 pub mod doctor;
 pub mod links;

@@ -15,6 +15,7 @@ mod compositor_stage;
 pub mod delay;
 mod delivery;
 pub mod endpoints;
+pub mod fiducial_run;
 mod metrics_view;
 mod setup;
 pub mod snapshot_desk;

@@ -15,7 +15,7 @@ use crate::source::phantom::{PhantomFile, PhantomPicture, ScopePath};
 use crate::source::supervisor::SupervisorSettings;
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec};
-use crate::tracking::simulated::{SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
+use crate::tracking::simulated::{PointerTour, SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
 
 /// What a recording's manifest says about the setup: the calibration (its
 /// contents, not its path) and the models' names.
@@ -105,7 +105,14 @@ fn tracked_phantom(
         dropout: tracked.dropout,
         seed: 1,
     };
-    let truth = SimulatedTruth { path, camera_from_scope, tracker_from_phantom };
+    let pointer = tracked.pointer.then(|| PointerTour {
+        stops_in_phantom: file.fiducials_mm.iter().map(|f| glam::DVec3::from_array(*f)).collect(),
+        tip_in_pointer: glam::DVec3::from_array(tracked.pointer_tip_mm),
+        dwell_ns: (tracked.pointer_dwell_ms.max(1.0) * 1e6) as u64,
+        travel_ns: (tracked.pointer_travel_ms.max(1.0) * 1e6) as u64,
+        start_ns: clock.now_ns(),
+    });
+    let truth = SimulatedTruth { path, camera_from_scope, tracker_from_phantom, pointer };
     let tracker = SimulatedTracker::start(settings, truth, clock.clone(), shutdown.clone())
         .map_err(|e| StationError::SimulatedTracker { reason: format!("cannot listen on {}: {e}", tracked.listen) })?;
     threads.push(tracker.into_thread());

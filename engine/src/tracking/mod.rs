@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod frame_poses;
 pub mod pose_store;
+pub mod registration;
 pub mod setup;
 pub mod simulated;
 pub mod smoothing;

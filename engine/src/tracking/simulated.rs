@@ -65,8 +65,9 @@ impl Default for SimulatedTrackerSettings {
 }
 
 /// Where everything really is: the scope's path over the phantom, the
-/// hand–eye transform and the phantom's place in the tracker's frame.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// hand–eye transform, the phantom's place in the tracker's frame and, when
+/// there is one, the tracked pointer's tour of the fiducials.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimulatedTruth {
     /// The scope's path.
     pub path: ScopePath,
@@ -74,6 +75,52 @@ pub struct SimulatedTruth {
     pub camera_from_scope: Pose,
     /// The phantom's frame in the tracker's.
     pub tracker_from_phantom: Pose,
+    /// A pointer touching points on the phantom in turn (`PointerToTracker`).
+    pub pointer: Option<PointerTour>,
+}
+
+/// A tracked pointer's tour: its tip rests on each stop (phantom frame, mm)
+/// for `dwell_ns`, then is lifted 10 mm and carried to the next in
+/// `travel_ns`, from `start_ns` (station clock) on, round and round. The
+/// pointer leans 20° about its `x` axis; its tip is `tip_in_pointer` (what a
+/// pivot calibration finds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointerTour {
+    /// Where the tip rests, phantom frame, mm.
+    pub stops_in_phantom: Vec<DVec3>,
+    /// The tip in the pointer's frame, mm.
+    pub tip_in_pointer: DVec3,
+    /// Time at each stop, ns.
+    pub dwell_ns: u64,
+    /// Time between stops, ns.
+    pub travel_ns: u64,
+    /// When the tour begins (at the first stop), station clock ns.
+    pub start_ns: u64,
+}
+
+impl PointerTour {
+    /// Where the tip is at `time_ns`, phantom frame, mm.
+    pub fn tip_in_phantom(&self, time_ns: u64) -> DVec3 {
+        let n = self.stops_in_phantom.len().max(1) as u64;
+        let leg = (self.dwell_ns + self.travel_ns).max(1);
+        let since = time_ns.saturating_sub(self.start_ns);
+        let index = ((since / leg) % n) as usize;
+        let within = since % leg;
+        let here = self.stops_in_phantom.get(index).copied().unwrap_or(DVec3::ZERO);
+        if within < self.dwell_ns {
+            return here;
+        }
+        let next = self.stops_in_phantom.get((index + 1) % n as usize).copied().unwrap_or(here);
+        let f = (within - self.dwell_ns) as f64 / self.travel_ns.max(1) as f64;
+        // Lifted off the surface (towards the scope, -z) on the way.
+        here.lerp(next, f) - DVec3::Z * 10.0 * (std::f64::consts::PI * f).sin()
+    }
+
+    /// `phantom_from_pointer` at `time_ns`.
+    pub fn phantom_from_pointer(&self, time_ns: u64) -> Pose {
+        let rotation = DQuat::from_rotation_x(20f64.to_radians());
+        Pose { rotation, translation: self.tip_in_phantom(time_ns) - rotation * self.tip_in_pointer }
+    }
 }
 
 impl SimulatedTruth {
@@ -209,6 +256,11 @@ fn publish(
             let phantom = noise.perturb(truth.tracker_from_phantom, settings.noise_mm, settings.noise_deg);
             let mut bytes = transform_message("ScopeToTracker", &scope, t, wall_minus_station_ns);
             bytes.extend(transform_message("PhantomToTracker", &phantom, t, wall_minus_station_ns));
+            if let Some(tour) = &truth.pointer {
+                let pointer = truth.tracker_from_phantom.then_after(&tour.phantom_from_pointer(t));
+                let pointer = noise.perturb(pointer, settings.noise_mm, settings.noise_deg);
+                bytes.extend(transform_message("PointerToTracker", &pointer, t, wall_minus_station_ns));
+            }
             let send_ns = t + latency_ns + (noise.uniform() * jitter_ns) as u64;
             // Jitter may reorder samples in flight, as a network would.
             let at = pending.partition_point(|p| p.send_ns <= send_ns);
@@ -246,6 +298,7 @@ mod tests {
                 rotation: DQuat::from_rotation_x(std::f64::consts::PI),
                 translation: DVec3::new(40.0, -20.0, 900.0),
             },
+            pointer: None,
         };
         let t = 2_345_000_000;
         // What the station composes: camera ← scope ← tracker ← phantom.
@@ -272,6 +325,7 @@ mod tests {
             path: ScopePath { speed_mm_s: 0.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle },
             camera_from_scope: Pose::IDENTITY,
             tracker_from_phantom: Pose::IDENTITY,
+            pointer: None,
         };
         let settings = SimulatedTrackerSettings {
             listen: "127.0.0.1:0".into(),
