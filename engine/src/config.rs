@@ -157,6 +157,8 @@ pub struct TrackedPhantomConfig {
     pub pointer_dwell_ms: f64,
     /// Time it takes from one fiducial to the next, ms.
     pub pointer_travel_ms: f64,
+    /// First the pointer pivots about its tip on the first fiducial this long, ms (0: no pivoting).
+    pub pointer_pivot_ms: f64,
 }
 
 impl Default for TrackedPhantomConfig {
@@ -183,6 +185,7 @@ impl Default for TrackedPhantomConfig {
             pointer_tip_mm: [0.0, 0.0, 150.0],
             pointer_dwell_ms: 800.0,
             pointer_travel_ms: 400.0,
+            pointer_pivot_ms: 0.0,
         }
     }
 }
@@ -806,6 +809,7 @@ instrument = true
 # pointer_tip_mm = [0.0, 0.0, 150.0]
 # pointer_dwell_ms = 800.0
 # pointer_travel_ms = 400.0
+# pointer_pivot_ms = 0.0     # first it pivots about its tip this long (for --pivot-seconds)
 
 [compositor]
 # Composite every frame on the GPU: undistortion, the anatomy overlay, annotations,

@@ -1,6 +1,6 @@
 //! Registration on the tracked phantom, end to end through OpenIGTLink: the
-//! simulated pointer (0.1 mm tracker noise) rests on each painted dot in
-//! turn, `collect_fiducials` (what `scopecast register collect` runs) takes
+//! simulated pointer (0.1 mm tracker noise) pivots about its tip (its tip is
+//! solved live), then rests on each painted dot in turn, `collect_fiducials` (what `scopecast register collect` runs) takes
 //! each still tip and registers the model's fiducials, given in a "CT" frame
 //! of their own. The registration matches the truth, the overlay it gives
 //! lands on the dots within a pixel, and a wrong pairing stands out.
@@ -32,6 +32,7 @@ fn the_pointer_registers_the_phantom_and_the_overlay_lands_on_the_dots() {
         pointer: true,
         pointer_dwell_ms: 700.0,
         pointer_travel_ms: 300.0,
+        pointer_pivot_ms: 3_000.0,
         ..Default::default()
     });
     config.tracking.trackers = vec![TrackerConfig {
@@ -53,11 +54,13 @@ fn the_pointer_registers_the_phantom_and_the_overlay_lands_on_the_dots() {
         model_fiducials: model_fiducials.clone(),
         pointer: "PointerToTracker".into(),
         reference: "PhantomToTracker".into(),
-        tip_in_pointer: DVec3::new(0.0, 0.0, 150.0),
+        // Unknown: pivoted live first.
+        tip_in_pointer: DVec3::ZERO,
         target: Some(target),
         still: StillWindow::default(),
         min_apart_mm: 5.0,
         timeout: Duration::from_secs(60),
+        pivot: Some(Duration::from_millis(2_500)),
     };
     let clock: SharedClock = Arc::new(SystemClock::new());
     let mut said = Vec::new();
@@ -71,6 +74,8 @@ fn the_pointer_registers_the_phantom_and_the_overlay_lands_on_the_dots() {
         r.residuals_mm,
         r.leave_one_out_mm
     );
+    let pivot = run.pivot.expect("pivoted");
+    assert!(pivot.tip_in_pointer.distance(DVec3::new(0.0, 0.0, 150.0)) < 0.3, "{pivot:?}");
     assert_eq!(run.collected.len(), 9);
     assert!(r.fre_mm < 0.2 && r.suspects.is_empty(), "{r:?}");
     let error_mm = (r.reference_from_model.translation - phantom_from_model.translation).length();

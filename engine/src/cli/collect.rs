@@ -38,6 +38,9 @@ pub struct CollectArgs {
     /// A `scopecast calibrate pivot` result (its tip_in_tool_mm).
     #[arg(long)]
     pub tip_file: Option<PathBuf>,
+    /// Pivot the pointer about its tip for this many seconds first, and solve the tip (instead of --tip).
+    #[arg(long)]
+    pub pivot_seconds: Option<f64>,
     /// A target in the model's frame for the predicted TRE, mm: "x,y,z".
     #[arg(long, value_parser = parse_point)]
     pub target: Option<[f64; 3]>,
@@ -72,13 +75,16 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<String> {
     };
     let fiducials = points_of(&read(&args.fiducials)?, "fiducials_mm", &args.fiducials)?;
     let tip = match (args.tip, &args.tip_file) {
+        _ if args.pivot_seconds.is_some() => [0.0; 3],
         (Some(tip), _) => tip,
         (None, Some(file)) => {
             let value = read(file)?;
             serde_json::from_value(value.get("tip_in_tool_mm").cloned().unwrap_or_default())
                 .with_context(|| format!("{}: needs \"tip_in_tool_mm\": [x, y, z]", file.display()))?
         }
-        (None, None) => anyhow::bail!("give the pointer's tip: --tip x,y,z or --tip-file pivot.json"),
+        (None, None) => {
+            anyhow::bail!("give the pointer's tip: --tip x,y,z, --tip-file pivot.json or --pivot-seconds 10")
+        }
     };
     let plan = FiducialPlan {
         model_fiducials: fiducials.iter().map(|p| DVec3::from_array(*p)).collect(),
@@ -89,6 +95,7 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<String> {
         still: StillWindow::default(),
         min_apart_mm: 5.0,
         timeout: Duration::from_secs(args.timeout),
+        pivot: args.pivot_seconds.map(|s| Duration::from_secs_f64(s.clamp(1.0, 120.0))),
     };
     let clock: SharedClock = std::sync::Arc::new(SystemClock::new());
     let run = collect_fiducials(&config, clock.clone(), &plan, |line| eprintln!("scopecast: {line}"))?;
@@ -107,7 +114,12 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<String> {
     });
     let text = serde_json::to_string_pretty(&file)?;
     std::fs::write(&args.output, format!("{text}\n")).with_context(|| format!("writing {}", args.output.display()))?;
-    let mut out = format!("FRE {:.3} mm over {} fiducials", r.fre_mm, fiducials.len());
+    let mut out = String::new();
+    if let Some(pivot) = &run.pivot {
+        let t = pivot.tip_in_pointer;
+        out.push_str(&format!("pivot: tip ({:.3}, {:.3}, {:.3}) mm, RMS {:.3} mm\n", t.x, t.y, t.z, pivot.rms_mm));
+    }
+    out.push_str(&format!("FRE {:.3} mm over {} fiducials", r.fre_mm, fiducials.len()));
     if let Some(tre) = r.tre_mm {
         out.push_str(&format!(", predicted TRE at the target {tre:.3} mm"));
     }

@@ -16,7 +16,7 @@ use super::setup::make_source;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::tracking::chain::canonical_name;
-use crate::tracking::pose_store::{Freshness, PoseAt, PoseStore};
+use crate::tracking::pose_store::{Freshness, Pose, PoseAt, PoseStore};
 use crate::tracking::registration::{
     FiducialRegistration, FiducialRegistrationError, StillWindow, TipTrace, register_fiducials,
 };
@@ -42,11 +42,29 @@ pub struct FiducialPlan {
     pub min_apart_mm: f64,
     /// Give up after this long.
     pub timeout: Duration,
+    /// Pivot first for this long: the tip is solved from the pointer's poses
+    /// (`tip_in_pointer` is then ignored).
+    pub pivot: Option<Duration>,
+}
+
+/// A live pivot calibration's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LivePivot {
+    /// The tip in the pointer's frame, mm.
+    pub tip_in_pointer: DVec3,
+    /// RMS distance of the tip positions from the pivot point, mm.
+    pub rms_mm: f64,
+    /// Poses used.
+    pub poses: usize,
+    /// The largest angle between any pose and the first, degrees.
+    pub spread_deg: f64,
 }
 
 /// What was collected and registered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FiducialRun {
+    /// The live pivot calibration, when asked for.
+    pub pivot: Option<LivePivot>,
     /// The tips taken, reference frame, mm.
     pub collected: Vec<DVec3>,
     /// The registration.
@@ -76,6 +94,36 @@ pub enum FiducialRunError {
     /// The registration failed.
     #[error(transparent)]
     Registration(#[from] FiducialRegistrationError),
+    /// The pivot calibration failed.
+    #[error("pivot calibration: {0}")]
+    Pivot(String),
+}
+
+/// Solves the tip from the pointer's poses while it pivots; refused when it
+/// turned less than 20 degrees.
+fn solve_pivot(poses: &[Pose]) -> Result<LivePivot, FiducialRunError> {
+    use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+    let first = poses.first().ok_or_else(|| FiducialRunError::Pivot("no pointer pose while pivoting".into()))?;
+    let spread_deg = poses.iter().map(|p| p.rotation.angle_between(first.rotation).to_degrees()).fold(0.0, f64::max);
+    if spread_deg < 20.0 {
+        return Err(FiducialRunError::Pivot(format!(
+            "the pointer turned only {spread_deg:.1} degrees about its tip: pivot it wider (30 degrees or more)"
+        )));
+    }
+    let isometries: Vec<Isometry3<f64>> = poses
+        .iter()
+        .map(|p| {
+            let q = p.rotation;
+            Isometry3::from_parts(
+                Translation3::new(p.translation.x, p.translation.y, p.translation.z),
+                UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
+            )
+        })
+        .collect();
+    let result = scopecast_calibration::registration::pivot::pivot_calibration(&isometries)
+        .map_err(|e| FiducialRunError::Pivot(e.to_string()))?;
+    let t = result.tip_in_tool;
+    Ok(LivePivot { tip_in_pointer: DVec3::new(t.x, t.y, t.z), rms_mm: result.rms_mm, poses: poses.len(), spread_deg })
 }
 
 /// The source's and trackers' helper threads, stopped when the run returns.
@@ -113,6 +161,36 @@ pub fn collect_fiducials(
     }
     let (pointer, reference) = (canonical_name(&plan.pointer), canonical_name(&plan.reference));
     let fresh = Freshness { stale_after_ns: 100_000_000 };
+    let mut tip_in_pointer = plan.tip_in_pointer;
+    let mut pivot = None;
+    if let Some(pivoting) = plan.pivot {
+        said(format!("pivot the pointer about its tip for {} s", pivoting.as_secs_f64()));
+        let until = clock.now_ns() + pivoting.as_nanos() as u64;
+        let mut seen = 0;
+        let mut poses_while_pivoting = Vec::new();
+        while clock.now_ns() < until {
+            let store = poses.load();
+            let fresh_samples: Vec<_> =
+                store.samples(&pointer).filter(|s| s.time_ns > seen && s.valid).copied().collect();
+            for sample in fresh_samples {
+                seen = sample.time_ns;
+                poses_while_pivoting.push(sample.pose);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let solved = solve_pivot(&poses_while_pivoting)?;
+        said(format!(
+            "pivot: tip at ({:.2}, {:.2}, {:.2}) mm in the pointer's frame, RMS {:.3} mm over {} poses turning {:.0} degrees",
+            solved.tip_in_pointer.x,
+            solved.tip_in_pointer.y,
+            solved.tip_in_pointer.z,
+            solved.rms_mm,
+            solved.poses,
+            solved.spread_deg
+        ));
+        tip_in_pointer = solved.tip_in_pointer;
+        pivot = Some(solved);
+    }
     let mut trace = TipTrace::default();
     let mut collected: Vec<DVec3> = Vec::new();
     // After a fiducial is taken, the tip must leave it before the next one counts.
@@ -141,7 +219,7 @@ pub fn collect_fiducials(
                         .inverse()
                         .then_after(&tracker_from_pointer)
                         .matrix()
-                        .transform_point3(plan.tip_in_pointer);
+                        .transform_point3(tip_in_pointer);
                     trace.push(t, tip);
                     if let Some(last) = collected.last() {
                         left_last |= tip.distance(*last) > plan.min_apart_mm;
@@ -173,5 +251,5 @@ pub fn collect_fiducials(
         std::thread::sleep(Duration::from_millis(5));
     }
     let registration = register_fiducials(&plan.model_fiducials, &collected, plan.target)?;
-    Ok(FiducialRun { collected, registration })
+    Ok(FiducialRun { pivot, collected, registration })
 }

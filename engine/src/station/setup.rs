@@ -111,6 +111,7 @@ fn tracked_phantom(
         dwell_ns: (tracked.pointer_dwell_ms.max(1.0) * 1e6) as u64,
         travel_ns: (tracked.pointer_travel_ms.max(1.0) * 1e6) as u64,
         start_ns: clock.now_ns(),
+        pivot_ns: (tracked.pointer_pivot_ms.max(0.0) * 1e6) as u64,
     });
     let truth = SimulatedTruth { path, camera_from_scope, tracker_from_phantom, pointer };
     let tracker = SimulatedTracker::start(settings, truth, clock.clone(), shutdown.clone())

@@ -96,6 +96,9 @@ pub struct PointerTour {
     pub travel_ns: u64,
     /// When the tour begins (at the first stop), station clock ns.
     pub start_ns: u64,
+    /// First the pointer pivots about its tip on the first stop this long
+    /// (a live pivot calibration), ns; 0: none.
+    pub pivot_ns: u64,
 }
 
 impl PointerTour {
@@ -103,7 +106,7 @@ impl PointerTour {
     pub fn tip_in_phantom(&self, time_ns: u64) -> DVec3 {
         let n = self.stops_in_phantom.len().max(1) as u64;
         let leg = (self.dwell_ns + self.travel_ns).max(1);
-        let since = time_ns.saturating_sub(self.start_ns);
+        let since = time_ns.saturating_sub(self.start_ns).saturating_sub(self.pivot_ns);
         let index = ((since / leg) % n) as usize;
         let within = since % leg;
         let here = self.stops_in_phantom.get(index).copied().unwrap_or(DVec3::ZERO);
@@ -118,7 +121,15 @@ impl PointerTour {
 
     /// `phantom_from_pointer` at `time_ns`.
     pub fn phantom_from_pointer(&self, time_ns: u64) -> Pose {
-        let rotation = DQuat::from_rotation_x(20f64.to_radians());
+        let since = time_ns.saturating_sub(self.start_ns);
+        let rotation = if since < self.pivot_ns {
+            // Pivoting: the shaft sweeps a cone 15 to 35 degrees off the vertical, the tip in place.
+            let t = since as f64 / 1e9;
+            let lean = (25.0 + 10.0 * (std::f64::consts::TAU * 0.9 * t).sin()).to_radians();
+            DQuat::from_rotation_z(std::f64::consts::TAU * 0.4 * t) * DQuat::from_rotation_x(lean)
+        } else {
+            DQuat::from_rotation_x(20f64.to_radians())
+        };
         Pose { rotation, translation: self.tip_in_phantom(time_ns) - rotation * self.tip_in_pointer }
     }
 }
