@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::StationError;
-use super::setup::{make_source, supervisor_settings};
+use super::setup::{HelperThreads, make_source, supervisor_settings};
 use crate::clock::SharedClock;
 use crate::compositor::gpu::{AdapterPreference, GpuContext};
 use crate::compositor::{Compositor, CompositorSettings};
@@ -16,28 +16,11 @@ use crate::scene::setup::scene_from_config;
 use crate::slot::latest_slot;
 use crate::source::supervisor::Supervisor;
 
-/// The source's helper threads (the tracked phantom's simulated tracker),
-/// stopped and joined when the one-shot capture returns.
-#[derive(Default)]
-struct Helpers {
-    shutdown: crate::shutdown::Shutdown,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Helpers {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Runs the configured source on the calling thread until it delivers a live
 /// frame, or `timeout_ms` passes.
 pub fn capture_one(config: &Config, clock: SharedClock, timeout_ms: u64) -> Result<Frame, StationError> {
     let (producer, consumer) = latest_slot::<Frame>("capture_one");
-    let mut helpers = Helpers::default();
+    let mut helpers = HelperThreads::default();
     let source = make_source(config, &clock, &helpers.shutdown, &mut helpers.threads)?;
     let mut supervisor =
         Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());
@@ -75,7 +58,7 @@ pub struct Picture {
 /// timecode strip), or as captured when compositing is off.
 pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u64) -> Result<Picture, StationError> {
     let (producer, consumer) = latest_slot::<Frame>("snapshot");
-    let mut helpers = Helpers::default();
+    let mut helpers = HelperThreads::default();
     let source = make_source(config, &clock, &helpers.shutdown, &mut helpers.threads)?;
     let mut supervisor =
         Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());

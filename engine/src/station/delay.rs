@@ -11,7 +11,7 @@ use glam::DVec3;
 use thiserror::Error;
 
 use super::StationError;
-use super::setup::{make_source, supervisor_settings};
+use super::setup::{HelperThreads, make_source, start_trackers, supervisor_settings};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::frame::Frame;
@@ -23,7 +23,7 @@ use crate::tracking::chain::{Chain, ChainAt, Link};
 use crate::tracking::pose_store::{Alignment, Freshness, PoseStore};
 use crate::tracking::setup::{chain_of, tracker_settings};
 use crate::tracking::temporal::{DelayEstimate, Gray, TemporalError, estimate_delay, image_shift, velocities};
-use crate::tracking::tracker_link::{SharedPoses, TrackerLink};
+use crate::tracking::tracker_link::SharedPoses;
 
 /// The largest delay searched, either way, ns.
 pub const MAX_DELAY_NS: u64 = 300_000_000;
@@ -56,22 +56,6 @@ pub enum DelayError {
     /// The motions did not give a delay.
     #[error(transparent)]
     Temporal(#[from] TemporalError),
-}
-
-/// The source's and trackers' helper threads, stopped when the run returns.
-#[derive(Default)]
-struct Helpers {
-    shutdown: crate::shutdown::Shutdown,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Helpers {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }
 
 fn pick_chain(config: &Config, model: Option<&str>) -> Result<(String, Chain), DelayError> {
@@ -108,17 +92,13 @@ pub fn measure_delay(
     };
     let (scene, _) = scene_from_config(config);
     let calibration = scene.calibration.ok_or(DelayError::NoCamera)?;
-    let mut helpers = Helpers::default();
+    let mut helpers = HelperThreads::default();
     let (producer, consumer) = latest_slot::<Frame>("delay");
     let source = make_source(config, &clock, &helpers.shutdown, &mut helpers.threads)?;
     let mut supervisor =
         Supervisor::new(source, supervisor_settings(config), clock.clone(), producer, &MetricsRegistry::new());
     let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
-    for settings in tracker_settings(&config.tracking) {
-        let link = TrackerLink::start(settings, poses.clone(), clock.clone(), helpers.shutdown.clone())
-            .map_err(|source| StationError::Spawn { name: "scopecast-tracker", source })?;
-        helpers.threads.push(link.into_thread());
-    }
+    start_trackers(tracker_settings(&config.tracking), &poses, &clock, &helpers.shutdown, &mut helpers.threads)?;
     // Every pose is wanted, however old: the series is matched afterwards.
     let freshness = Freshness { stale_after_ns: u64::MAX };
     let mut image: Vec<(u64, [f64; 2])> = Vec::new();

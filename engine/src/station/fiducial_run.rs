@@ -12,7 +12,7 @@ use glam::DVec3;
 use thiserror::Error;
 
 use super::StationError;
-use super::setup::make_source;
+use super::setup::{HelperThreads, make_source, start_trackers};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::tracking::chain::canonical_name;
@@ -21,7 +21,7 @@ use crate::tracking::registration::{
     FiducialRegistration, FiducialRegistrationError, StillWindow, TipTrace, register_fiducials,
 };
 use crate::tracking::setup::tracker_settings;
-use crate::tracking::tracker_link::{SharedPoses, TrackerLink};
+use crate::tracking::tracker_link::SharedPoses;
 
 /// What to collect and with what.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,22 +126,6 @@ fn solve_pivot(poses: &[Pose]) -> Result<LivePivot, FiducialRunError> {
     Ok(LivePivot { tip_in_pointer: DVec3::new(t.x, t.y, t.z), rms_mm: result.rms_mm, poses: poses.len(), spread_deg })
 }
 
-/// The source's and trackers' helper threads, stopped when the run returns.
-#[derive(Default)]
-struct Helpers {
-    shutdown: crate::shutdown::Shutdown,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Helpers {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Collects `plan`'s fiducials with `config`'s trackers; `said` hears each
 /// step in words (for the command line).
 pub fn collect_fiducials(
@@ -150,15 +134,11 @@ pub fn collect_fiducials(
     plan: &FiducialPlan,
     mut said: impl FnMut(String),
 ) -> Result<FiducialRun, FiducialRunError> {
-    let mut helpers = Helpers::default();
+    let mut helpers = HelperThreads::default();
     // Only for a simulated tracker the synthetic scope may bring; no frame is taken.
     let _source = make_source(config, &clock, &helpers.shutdown, &mut helpers.threads)?;
     let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
-    for settings in tracker_settings(&config.tracking) {
-        let link = TrackerLink::start(settings, poses.clone(), clock.clone(), helpers.shutdown.clone())
-            .map_err(|source| StationError::Spawn { name: "scopecast-tracker", source })?;
-        helpers.threads.push(link.into_thread());
-    }
+    start_trackers(tracker_settings(&config.tracking), &poses, &clock, &helpers.shutdown, &mut helpers.threads)?;
     let (pointer, reference) = (canonical_name(&plan.pointer), canonical_name(&plan.reference));
     let fresh = Freshness { stale_after_ns: 100_000_000 };
     let mut tip_in_pointer = plan.tip_in_pointer;

@@ -49,7 +49,7 @@ use crate::stage_status::StageStatus;
 use crate::telestration::Telestration;
 use crate::tracking::frame_poses::FramePoses;
 use crate::tracking::pose_store::PoseStore;
-use crate::tracking::tracker_link::{SharedPoses, TrackerLink};
+use crate::tracking::tracker_link::SharedPoses;
 use compositor_stage::CompositorStage;
 use delivery::{Delivery, spawn_clean_encoder, spawn_sink};
 use scopecast_transport::broadcast::Broadcast;
@@ -237,11 +237,7 @@ impl Wiring<'_> {
             return Ok(None);
         }
         let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
-        for settings in trackers {
-            let link = TrackerLink::start(settings, poses.clone(), self.clock.clone(), self.shutdown.clone())
-                .map_err(|source| StationError::Spawn { name: "scopecast-tracker", source })?;
-            self.threads.push(link.into_thread());
-        }
+        setup::start_trackers(trackers, &poses, &self.clock, &self.shutdown, &mut self.threads)?;
         let (announcer, announcements) = scopecast_transport::room_channels::announcements();
         self.announcements = Some(announcements);
         let frame_poses = FramePoses::new(

@@ -16,6 +16,7 @@ use crate::source::supervisor::SupervisorSettings;
 use crate::source::synthetic::SyntheticEndoscope;
 use crate::source::{FrameSource, SourceSpec};
 use crate::tracking::simulated::{PointerTour, SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
+use crate::tracking::tracker_link::{SharedPoses, TrackerLink, TrackerSettings};
 
 /// What a recording's manifest says about the setup: the calibration (its
 /// contents, not its path) and the models' names.
@@ -118,6 +119,41 @@ fn tracked_phantom(
         .map_err(|e| StationError::SimulatedTracker { reason: format!("cannot listen on {}: {e}", tracked.listen) })?;
     threads.push(tracker.into_thread());
     Ok((Arc::new(PhantomPicture::new(file)), path))
+}
+
+/// Threads a one-shot run's source brings (the tracked phantom's simulated
+/// tracker) and the trackers it connects, stopped and joined when the run
+/// returns, whichever way.
+#[derive(Default)]
+pub(super) struct HelperThreads {
+    pub(super) shutdown: Shutdown,
+    pub(super) threads: Vec<JoinHandle<()>>,
+}
+
+impl Drop for HelperThreads {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Connects each of `trackers` on its own thread, writing into `poses`
+/// until `shutdown`; the threads join `threads`.
+pub(super) fn start_trackers(
+    trackers: Vec<TrackerSettings>,
+    poses: &SharedPoses,
+    clock: &SharedClock,
+    shutdown: &Shutdown,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<(), StationError> {
+    for settings in trackers {
+        let link = TrackerLink::start(settings, poses.clone(), clock.clone(), shutdown.clone())
+            .map_err(|source| StationError::Spawn { name: "scopecast-tracker", source })?;
+        threads.push(link.into_thread());
+    }
+    Ok(())
 }
 
 pub(super) fn spawn(name: &'static str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StationError> {
