@@ -56,3 +56,27 @@ fn the_tracked_scope_demo_draws_the_fiducials_where_the_tracker_says() {
     let green = snapshot.rgba.chunks_exact(4).filter(|p| i32::from(p[1]) - i32::from(p[0].max(p[2])) > 60).count();
     assert!(green > 2_000, "{green} green pixels: the tracked fiducial rings are not drawn");
 }
+
+/// The calibration configs the README gives read and check (paths from the repository's root).
+#[test]
+fn the_calibration_configs_of_the_demo_read_and_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in ["calibrate-delay.toml", "register.toml"] {
+        let path = root.join("demos/tracked-scope").join(name);
+        let text = std::fs::read_to_string(&path).expect("the config");
+        let mut config = Config::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+        let tracked = config.source.synthetic.tracked.as_mut().expect("tracked mode");
+        tracked.phantom = root.join(&tracked.phantom);
+        tracked.camera_from_scope = root.join(&tracked.camera_from_scope);
+        for model in &mut config.compositor.models {
+            model.path = root.join(&model.path);
+            for link in &mut model.pose {
+                if let Some(file) = &link.file {
+                    link.file = Some(root.join(file));
+                }
+            }
+        }
+        config.validate(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.tracking.trackers.len(), 1, "{name}");
+    }
+}

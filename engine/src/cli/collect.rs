@@ -101,7 +101,7 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<String> {
     let run = collect_fiducials(&config, clock.clone(), &plan, |line| eprintln!("scopecast: {line}"))?;
     let r = &run.registration;
     let m = r.reference_from_model.matrix().transpose().to_cols_array_2d();
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown user".into());
     let file = serde_json::json!({
         "reference_from_model": m,
         "fre_mm": r.fre_mm,
