@@ -13,6 +13,21 @@ use scopecast_engine::config::Config;
 use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::station::Station;
 
+/// The demo's paths are relative to the repository's root; a test runs in `demos/`.
+fn from_root(config: &mut Config, root: &Path) {
+    let tracked = config.source.synthetic.tracked.as_mut().expect("the demo is in tracked mode");
+    tracked.phantom = root.join(&tracked.phantom);
+    tracked.camera_from_scope = root.join(&tracked.camera_from_scope);
+    for model in &mut config.compositor.models {
+        model.path = root.join(&model.path);
+        for link in &mut model.pose {
+            if let Some(file) = &link.file {
+                link.file = Some(root.join(file));
+            }
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -23,21 +38,11 @@ fn the_tracked_scope_demo_draws_the_fiducials_where_the_tracker_says() {
     let path = root.join("demos/tracked-scope/station.toml");
     let text = std::fs::read_to_string(&path).expect("the demo's config");
     let mut config = Config::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
-    // The demo's paths are relative to the repository's root; its ports may be taken here.
+    // Its ports may be taken here.
     let port = free_port();
-    let tracked = config.source.synthetic.tracked.as_mut().expect("the demo is in tracked mode");
-    tracked.phantom = root.join(&tracked.phantom);
-    tracked.camera_from_scope = root.join(&tracked.camera_from_scope);
-    tracked.listen = format!("127.0.0.1:{port}");
+    from_root(&mut config, &root);
+    config.source.synthetic.tracked.as_mut().expect("tracked mode").listen = format!("127.0.0.1:{port}");
     config.tracking.trackers[0].connect = Some(format!("127.0.0.1:{port}"));
-    for model in &mut config.compositor.models {
-        model.path = root.join(&model.path);
-        for link in &mut model.pose {
-            if let Some(file) = &link.file {
-                link.file = Some(root.join(file));
-            }
-        }
-    }
     config.validate(&path).unwrap_or_else(|e| panic!("{e}"));
     config.source.fps = 15;
     config.compositor.msaa = 1;
@@ -65,17 +70,7 @@ fn the_calibration_configs_of_the_demo_read_and_check() {
         let path = root.join("demos/tracked-scope").join(name);
         let text = std::fs::read_to_string(&path).expect("the config");
         let mut config = Config::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
-        let tracked = config.source.synthetic.tracked.as_mut().expect("tracked mode");
-        tracked.phantom = root.join(&tracked.phantom);
-        tracked.camera_from_scope = root.join(&tracked.camera_from_scope);
-        for model in &mut config.compositor.models {
-            model.path = root.join(&model.path);
-            for link in &mut model.pose {
-                if let Some(file) = &link.file {
-                    link.file = Some(root.join(file));
-                }
-            }
-        }
+        from_root(&mut config, &root);
         config.validate(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.tracking.trackers.len(), 1, "{name}");
     }

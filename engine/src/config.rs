@@ -490,6 +490,13 @@ pub struct ModelConfig {
     pub style: StyleConfig,
 }
 
+impl ModelConfig {
+    /// The model's name in the scene, layers and tracking: its file's stem.
+    pub fn name(&self) -> String {
+        self.path.file_stem().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+    }
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {

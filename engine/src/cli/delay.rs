@@ -6,10 +6,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-fn display(path: &std::path::Path) -> String {
-    path.display().to_string()
-}
-
 /// `scopecast calibrate delay`.
 #[derive(Debug, Args)]
 pub struct DelayArgs {
@@ -47,7 +43,7 @@ pub fn delay(args: &DelayArgs) -> anyhow::Result<String> {
         std::fs::rename(&temporary, &args.config)?;
         text.push_str(&format!(
             "written into {}: [tracking] video_minus_tracker_latency_ms = {ms:.1}",
-            display(&args.config)
+            args.config.display()
         ));
     } else {
         text.push_str(&format!(

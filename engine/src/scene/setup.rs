@@ -38,7 +38,7 @@ pub fn scene_from_config(config: &Config) -> (Scene, Vec<String>) {
                 let mut cols = [0.0f32; 16];
                 cols.copy_from_slice(&model.camera_from_model[..16.min(model.camera_from_model.len())]);
                 models.push(Model {
-                    name: model.path.file_stem().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned()),
+                    name: model.name(),
                     mesh: Arc::new(mesh),
                     // The config is row-major; glam takes columns.
                     camera_from_model: Mat4::from_cols_array(&cols).transpose(),

@@ -214,6 +214,8 @@ pub struct PhantomPicture {
     /// Cells of `ring_radius_mm`: the fiducial whose ring may reach it, or `u8::MAX`.
     cells: Vec<u8>,
     cell_columns: usize,
+    /// Fiducial centres on the surface (x, y), mm, for the per-pixel test.
+    fiducials: Vec<[f32; 2]>,
 }
 
 impl PhantomPicture {
@@ -254,12 +256,8 @@ impl PhantomPicture {
                 }
             }
         }
-        Self { file, texels, texture_size: (tw, th), cells, cell_columns }
-    }
-
-    /// The phantom's file.
-    pub fn file(&self) -> &PhantomFile {
-        &self.file
+        let fiducials = file.fiducials_mm.iter().map(|f| [f[0] as f32, f[1] as f32]).collect();
+        Self { file, texels, texture_size: (tw, th), cells, cell_columns, fiducials }
     }
 
     /// Renders the phantom seen at `camera_from_phantom` into `out` (RGBA,
@@ -274,7 +272,6 @@ impl PhantomPicture {
         let (tw, th) = self.texture_size;
         let texels_per_mm = TEXELS_PER_MM as f32;
         let cell = ring_r;
-        let fiducials: Vec<[f32; 2]> = file.fiducials_mm.iter().map(|f| [f[0] as f32, f[1] as f32]).collect();
         for (y, row) in out.chunks_exact_mut(view.width * 4).enumerate().take(view.spans.len()) {
             let (x0, x1) = view.spans[y];
             for x in (0..x0).chain(x1..view.width) {
@@ -296,7 +293,7 @@ impl PhantomPicture {
                         let column = ((p.x + half_w) / cell) as usize;
                         let row_index = ((p.y + half_h) / cell) as usize;
                         let candidate = self.cells.get(row_index * self.cell_columns + column).copied();
-                        if let Some(f) = candidate.and_then(|c| fiducials.get(usize::from(c))) {
+                        if let Some(f) = candidate.and_then(|c| self.fiducials.get(usize::from(c))) {
                             // Coverage over the pixel's footprint on the surface (its size in mm).
                             let footprint = s * direction.length() / view.focal_px / direction.z.max(0.2);
                             let d = (p.x - f[0]).hypot(p.y - f[1]);

@@ -60,7 +60,7 @@ pub enum DelayError {
 
 fn pick_chain(config: &Config, model: Option<&str>) -> Result<(String, Chain), DelayError> {
     for m in &config.compositor.models {
-        let name = m.path.file_stem().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+        let name = m.name();
         if model.is_some_and(|wanted| wanted != name) {
             continue;
         }

@@ -228,7 +228,7 @@ impl Wiring<'_> {
         let mut chains = Vec::new();
         for model in &self.config.compositor.models {
             if let Some(chain) = crate::tracking::setup::chain_of(model)? {
-                let name = model.path.file_stem().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+                let name = model.name();
                 chains.push((name, chain));
             }
         }

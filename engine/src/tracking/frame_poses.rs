@@ -285,6 +285,15 @@ mod tests {
     use crate::tracking::chain::Link;
     use crate::tracking::pose_store::{Pose, PoseStore, Sample};
 
+    /// Puts a `camera_from_liver` sample into the shared store, as a tracker thread does.
+    fn put(poses: &SharedPoses, sample: Sample) {
+        poses.rcu(|store| {
+            let mut next = PoseStore::clone(store);
+            next.insert("camera_from_liver", sample);
+            next
+        });
+    }
+
     #[test]
     fn a_stale_pose_hides_the_model_says_why_and_recovers() {
         let poses: SharedPoses = Arc::new(ArcSwap::from_pointee(PoseStore::new()));
@@ -315,14 +324,7 @@ mod tests {
         );
         // A pose: tracked, recovered.
         let pose = Pose { rotation: DQuat::IDENTITY, translation: DVec3::new(0.0, 0.0, 90.0) };
-        poses.rcu(|store| {
-            let mut next = PoseStore::clone(store);
-            next.insert(
-                "camera_from_liver",
-                Sample { time_ns: 1_000_000_000, pose, valid: true, arrival_ns: 1_000_000_000 },
-            );
-            next
-        });
+        put(&poses, Sample { time_ns: 1_000_000_000, pose, valid: true, arrival_ns: 1_000_000_000 });
         let ModelPose::Tracked(m) = frame_poses.for_frame(&scene, 1_010_000_000, 0)[0] else { panic!("tracked") };
         assert_eq!(m.w_axis.z, 90.0);
         assert!(stages.failures().is_empty());
@@ -365,14 +367,7 @@ mod tests {
         let ms = 1_000_000;
         // Samples at 0 and 16 ms, arriving 20 ms after their time.
         for t in [1_000, 1_016] {
-            poses.rcu(|store| {
-                let mut next = PoseStore::clone(store);
-                next.insert(
-                    "camera_from_liver",
-                    Sample { time_ns: t * ms, pose, valid: true, arrival_ns: (t + 20) * ms },
-                );
-                next
-            });
+            put(&poses, Sample { time_ns: t * ms, pose, valid: true, arrival_ns: (t + 20) * ms });
         }
         // A frame captured at 1010 ms rests on the 1016 ms sample (arrived at 1036 ms), read back at 1050 ms.
         frame_poses.for_frame(&scene, 1_010 * ms, 0);
@@ -385,12 +380,8 @@ mod tests {
         assert_eq!(figures.sum_ns, 14 * ms);
         // Readbacks that never come do not pile up.
         for i in 0..100u64 {
-            poses.rcu(|store| {
-                let mut next = PoseStore::clone(store);
-                let t = 1_100 + i;
-                next.insert("camera_from_liver", Sample { time_ns: t * ms, pose, valid: true, arrival_ns: t * ms });
-                next
-            });
+            let t = 1_100 + i;
+            put(&poses, Sample { time_ns: t * ms, pose, valid: true, arrival_ns: t * ms });
             frame_poses.for_frame(&scene, (1_099 + i) * ms, 0);
         }
         assert!(frame_poses.pending.len() <= PENDING_FRAMES);

@@ -14,8 +14,6 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -187,8 +185,6 @@ struct Pending {
 pub struct SimulatedTracker {
     /// The address it listens on.
     pub address: SocketAddr,
-    /// Samples sent (to every connected client).
-    pub sent: Arc<AtomicU64>,
     thread: JoinHandle<()>,
 }
 
@@ -203,13 +199,11 @@ impl SimulatedTracker {
         let listener = TcpListener::bind(&settings.listen)?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
-        let sent = Arc::new(AtomicU64::new(0));
-        let counter = sent.clone();
         let thread = std::thread::Builder::new()
             .name("scopecast-simulated-tracker".into())
-            .spawn(move || publish(listener, settings, truth, clock, shutdown, counter))?;
+            .spawn(move || publish(listener, settings, truth, clock, shutdown))?;
         tracing::info!("simulated tracker: OpenIGTLink server on {address}");
-        Ok(Self { address, sent, thread })
+        Ok(Self { address, thread })
     }
 
     /// Its thread, for whoever joins the station's threads.
@@ -239,7 +233,6 @@ fn publish(
     truth: SimulatedTruth,
     clock: SharedClock,
     shutdown: Shutdown,
-    sent: Arc<AtomicU64>,
 ) {
     let period_ns = (1e9 / settings.rate_hz.clamp(1.0, 1000.0)) as u64;
     let latency_ns = (settings.latency_ms.max(0.0) * 1e6) as u64;
@@ -284,7 +277,6 @@ fn publish(
         while pending.front().is_some_and(|p| p.send_ns <= now_ns) {
             let Some(due) = pending.pop_front() else { break };
             clients.retain_mut(|client| client.write_all(&due.bytes).is_ok());
-            sent.fetch_add(1, Ordering::Relaxed);
         }
         let next_ns = pending.front().map_or(next_sample_ns, |p| p.send_ns.min(next_sample_ns));
         let wake_ns = next_ns.min(clock.now_ns() + 5_000_000);
@@ -294,6 +286,8 @@ fn publish(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::source::phantom::PathShape;
 
