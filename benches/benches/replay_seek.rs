@@ -21,6 +21,8 @@ use scopecast_engine::replay::schedule::Playback;
 use scopecast_engine::replay::session::RecordedSession;
 use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::station::Station;
+use scopecast_transport::access::Who;
+use scopecast_transport::auth::Role;
 use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::media::AccessUnit;
@@ -96,10 +98,11 @@ fn main() {
     let _feed = broadcast.join(viewer);
     let player = Player::start(session, broadcast.clone(), clock).expect("the player starts");
     let controls = player.controls();
+    let trainer = Who { credential: "config:0".into(), name: None, role: Role::Operator };
     std::thread::sleep(Duration::from_millis(500));
     for held in [false, true] {
         if held {
-            controls.apply(ViewerId(1), &Command::Pause {}).expect("pause");
+            controls.apply(ViewerId(1), &trainer, &Command::Pause {}).expect("pause");
         }
         let (mut landed, mut playing, mut misses) = (Vec::new(), Vec::new(), 0);
         for i in 0..SEEKS {
@@ -109,7 +112,7 @@ fn main() {
             let key_wall = frames[key].wall_ms;
             drain(&broadcast, viewer);
             let sent = Instant::now();
-            controls.apply(ViewerId(1), &Command::Seek { to_ms: target_ms }).expect("seek");
+            controls.apply(ViewerId(1), &trainer, &Command::Seek { to_ms: target_ms }).expect("seek");
             match wait_for(&broadcast, viewer, sent, |au| au.keyframe && au.capture_wall_ms == key_wall) {
                 Some(t) => landed.push(t.as_secs_f64() * 1e3),
                 None => misses += 1,

@@ -1,11 +1,14 @@
 //! What the live station does with its viewers' accepted data-channel
 //! commands: drawing and layer switches go to the telestration board,
 //! `record` starts or stops the session recording (operator role, checked by
-//! the room). Replay controls are refused here: they belong to `scopecast
+//! the room), `registration` steps go to the registration desk (operator
+//! role). Replay controls are refused here: they belong to `scopecast
 //! replay`.
 
 use std::sync::Arc;
 
+use scopecast_transport::access::Who;
+use scopecast_transport::auth::Role;
 use scopecast_transport::fanout::ViewerId;
 use scopecast_transport::protocol::{Command, Notice, PROTOCOL_VERSION};
 use scopecast_transport::refused::CommandRefused;
@@ -13,6 +16,7 @@ use scopecast_transport::room::CommandSink;
 
 use crate::clock::SharedClock;
 use crate::recorder::Recorder;
+use crate::station::registration_desk::StationDesk;
 use crate::telestration::Telestration;
 
 /// The live station's [`CommandSink`].
@@ -22,12 +26,20 @@ pub struct StationCommands {
     /// queue): the data channel's task serves every viewer.
     recorder: Option<Arc<Recorder>>,
     clock: SharedClock,
+    /// The registration desk (operator role, checked by the room).
+    registration: Option<Arc<StationDesk>>,
 }
 
 impl StationCommands {
     /// Drawing into `telestration`; recording through `recorder` (none when the station does not encode).
     pub fn new(telestration: Arc<Telestration>, recorder: Option<Arc<Recorder>>, clock: SharedClock) -> Self {
-        Self { telestration, recorder, clock }
+        Self { telestration, recorder, clock, registration: None }
+    }
+
+    /// Registration steps go to `desk`.
+    pub fn with_registration(mut self, desk: Option<Arc<StationDesk>>) -> Self {
+        self.registration = desk;
+        self
     }
 
     fn recording_notice(&self) -> Option<Notice> {
@@ -37,8 +49,21 @@ impl StationCommands {
 }
 
 impl CommandSink for StationCommands {
-    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused> {
+    fn apply(&self, viewer: ViewerId, who: &Who, command: &Command) -> Result<Option<Notice>, CommandRefused> {
         match command {
+            Command::Registration { step, fiducial } => {
+                let desk = self.registration.as_ref().ok_or(CommandRefused::NoRegistrationDesk)?;
+                let name = who.name.as_deref().unwrap_or(&who.credential);
+                let role = match who.role {
+                    Role::Viewer => "viewer",
+                    Role::Annotator => "annotator",
+                    Role::Operator => "operator",
+                };
+                let by = format!("{name} ({role})");
+                desk.step(*step, *fiducial, &by).map_err(|reason| CommandRefused::Registration { reason })?;
+                // Every page hears the desk's new state as an announcement.
+                Ok(None)
+            }
             Command::Record { on } => {
                 let recorder = self.recorder.as_ref().ok_or(CommandRefused::NotEncoding)?;
                 let on = *on;

@@ -405,6 +405,65 @@ impl Default for TrackingConfig {
     }
 }
 
+/// `[registration]`: registering the patient at the station with a tracked
+/// pointer (the operator's page and the monitor's keys). Off unless
+/// `fiducials` and `output` are set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// JSON with `"fiducials_mm": [[x, y, z], ...]`: the model's fiducials
+    /// (model frame, mm) in the order they are touched (a phantom file has them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fiducials: Option<PathBuf>,
+    /// The registration file written when the operator accepts; a model's
+    /// `pose` chain that names it (`{ file = "..." }`) uses each accepted
+    /// registration at once (and is "not registered" until there is one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
+    /// The pointer's transform as the tracker names it.
+    pub pointer: String,
+    /// The patient reference's transform as the tracker names it.
+    pub reference: String,
+    /// The pointer's tip in its own frame (a pivot calibration), mm; without
+    /// it the operator pivots first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tip_mm: Option<[f64; 3]>,
+    /// Pivoting lasts this long, s (1..=60).
+    pub pivot_seconds: f64,
+    /// A target in the model's frame for the predicted TRE, mm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_mm: Option<[f64; 3]>,
+    /// The target's name on the page and the HUD.
+    pub target_name: String,
+    /// The model's surface (OBJ, STL or glTF, model frame, mm) for refining
+    /// by ICP on swept points; none: no surface refinement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub surface: Option<PathBuf>,
+}
+
+impl RegistrationConfig {
+    /// The registration file the desk writes, when registration at the station is on.
+    pub fn registered_file(&self) -> Option<&Path> {
+        self.fiducials.as_ref().and(self.output.as_deref())
+    }
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            fiducials: None,
+            output: None,
+            pointer: "PointerToTracker".into(),
+            reference: "ReferenceToTracker".into(),
+            tip_mm: None,
+            pivot_seconds: 5.0,
+            target_mm: None,
+            target_name: "target".into(),
+            surface: None,
+        }
+    }
+}
+
 /// `[tracking] when_stale`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -747,6 +806,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Tracker poses.
     pub tracking: TrackingConfig,
+    /// Registration at the station.
+    pub registration: RegistrationConfig,
 }
 
 /// The default configuration with a comment on every field; `scopecast config
@@ -978,6 +1039,21 @@ time_alignment = "capture_time"
 # tracker_timestamps = false
 # smoothing = "off"             # or "low_pass" (7.5 Hz) or "one_euro"
 trackers = []
+
+[registration]
+# Registering the patient at the station with a tracked pointer, from the
+# operator's page or the monitor's keys; off unless fiducials and output are set:
+# fiducials = "model-fiducials.json"   # {"fiducials_mm": [[x, y, z], ...]}, model frame, touch order
+# output = "registration.json"         # written on accept; a model's pose chain naming it
+#                                      # ({ file = "registration.json" }) uses it at once
+# tip_mm = [0.0, 0.0, 150.0]           # the pointer's pivot-calibrated tip; without it, pivot first
+# target_mm = [6.0, -4.0, 9.0]         # model frame: where the predicted TRE is shown
+# surface = "model-surface.obj"        # model frame: refine by ICP on swept points
+pointer = "PointerToTracker"
+reference = "ReferenceToTracker"
+# Pivoting lasts this long (s, 1..=60).
+pivot_seconds = 5.0
+target_name = "target"
 "#;
 
 /// Maps a byte offset in `text` to a 1-based (line, column).
@@ -1054,6 +1130,28 @@ impl Config {
                 reason: format!("the {:?} lens needs {expected} finite coefficients within ±10", syn.lens),
             });
         }
+        let r = &self.registration;
+        if r.fiducials.is_some() != r.output.is_some() {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "registration.output",
+                value: format!("{:?}", r.output),
+                reason: "registration needs both fiducials and output (or neither)".into(),
+            });
+        }
+        range_check(path, "registration.pivot_seconds", r.pivot_seconds, 1.0, 60.0)?;
+        for (field, point) in [("registration.tip_mm", r.tip_mm), ("registration.target_mm", r.target_mm)] {
+            if let Some(p) = point
+                && p.iter().any(|c| !c.is_finite() || c.abs() > 10_000.0)
+            {
+                return Err(ConfigError::Invalid {
+                    path: path.into(),
+                    field,
+                    value: format!("{p:?}"),
+                    reason: "three finite numbers within ±10 m, mm".into(),
+                });
+            }
+        }
         let c = &self.compositor;
         if c.msaa != 1 && c.msaa != 4 {
             return Err(ConfigError::Invalid {
@@ -1092,6 +1190,8 @@ impl Config {
             for link in &model.pose {
                 match (&link.tracked, &link.file) {
                     (Some(name), None) if !name.is_empty() => {}
+                    // The registration desk's output: "not registered" until one is accepted.
+                    (None, Some(file)) if self.registration.registered_file() == Some(file.as_path()) => {}
                     (None, Some(file)) => {
                         crate::tracking::setup::load_transform_file(file).map_err(|e| bad(&e.to_string()))?;
                     }

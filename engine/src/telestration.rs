@@ -120,7 +120,8 @@ impl Telestration {
             | Command::Pause {}
             | Command::Play {}
             | Command::Seek { .. }
-            | Command::Speed { .. } => Err(CommandRefused::NotDrawing { command: command.name() }),
+            | Command::Speed { .. }
+            | Command::Registration { .. } => Err(CommandRefused::NotDrawing { command: command.name() }),
             Command::PenDown { stroke, at, colour, width, pinned } => {
                 let colour = colour_of(colour)?;
                 let entry_id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -93,6 +93,12 @@ pub enum Action {
         /// The factor.
         factor: f32,
     },
+    /// A registration step at the station (accepting one is the step that
+    /// changes what everyone sees).
+    Registration {
+        /// Which.
+        step: crate::protocol::RegistrationStep,
+    },
 }
 
 impl Action {
@@ -112,6 +118,7 @@ impl Action {
             Command::Play {} => Action::Played,
             Command::Seek { to_ms } => Action::Seeked { to_ms: *to_ms },
             Command::Speed { factor } => Action::Speed { factor: *factor },
+            Command::Registration { step, .. } => Action::Registration { step: *step },
             Command::Hello { .. } | Command::PenMove { .. } | Command::PenUp { .. } | Command::Laser { .. } => {
                 return None;
             }

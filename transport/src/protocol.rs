@@ -136,6 +136,94 @@ pub enum Command {
         /// [`MIN_SPEED`] to [`MAX_SPEED`].
         factor: f32,
     },
+    /// A step of registration at the station (operator, live station).
+    Registration {
+        /// Which.
+        step: RegistrationStep,
+        /// The fiducial to redo (1-based; `redo` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fiducial: Option<u32>,
+    },
+}
+
+/// A registration step from the operator's page or the monitor's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationStep {
+    /// Solve the pointer's tip: pivot it about its tip for a few seconds.
+    Pivot,
+    /// Take the next fiducial where the pointer's tip rests now.
+    Take,
+    /// Take fiducial `fiducial` again at the next `take`.
+    Redo,
+    /// Refine by ICP on points swept over the surface: starts sweeping, or
+    /// ends the sweep and refines.
+    Sweep,
+    /// Use the registration shown (written, used at once, recorded).
+    Accept,
+    /// Throw away what was collected and start again.
+    Restart,
+}
+
+/// Most fiducials a registration takes.
+pub const MAX_FIDUCIALS: u32 = 64;
+
+/// One fiducial on the registration desk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiducialState {
+    /// Taken (the tip rested on it).
+    pub taken: bool,
+    /// Its residual after registration, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_mm: Option<f64>,
+    /// Its distance from where the other fiducials' registration puts it, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_one_out_mm: Option<f64>,
+    /// Probably touched in the wrong order or at the wrong spot: redo it.
+    #[serde(default)]
+    pub suspect: bool,
+}
+
+/// The registration desk as every page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationState {
+    /// `pivot`, `collect`, `sweep`, `review` or `accepted`.
+    pub phase: String,
+    /// The fiducials, in the model file's order.
+    pub fiducials: Vec<FiducialState>,
+    /// The fiducial the next `take` fills (1-based), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u32>,
+    /// The pointer: `still`, `moving` or `not tracked`.
+    pub pointer: String,
+    /// Where the tip rests (reference frame, mm), when still.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip_mm: Option<[f64; 3]>,
+    /// The pivot calibration's RMS, mm, when pivoted live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot_rms_mm: Option<f64>,
+    /// Fiducial registration error, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fre_mm: Option<f64>,
+    /// Predicted target registration error at the target, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tre_mm: Option<f64>,
+    /// The target's name (e.g. "tumour centroid").
+    pub target: String,
+    /// Surface points swept so far.
+    #[serde(default)]
+    pub surface_points: u32,
+    /// The surface refinement's RMS distance to the model's surface, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surface_rms_mm: Option<f64>,
+    /// How far the refinement moved the target from the paired-point result, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surface_change_mm: Option<f64>,
+    /// What to do next, or why the last step was refused, in words.
+    pub message: String,
+    /// Who accepted the registration in use and when (Unix ms), if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_by: Option<String>,
 }
 
 /// Slowest replay speed, × recorded pace.
@@ -166,7 +254,8 @@ impl Command {
             | Command::Pause {}
             | Command::Play {}
             | Command::Seek { .. }
-            | Command::Speed { .. } => Role::Operator,
+            | Command::Speed { .. }
+            | Command::Registration { .. } => Role::Operator,
             _ => Role::Annotator,
         }
     }
@@ -198,6 +287,7 @@ impl Command {
             Command::Record { .. } => "record",
             Command::Pause {} => "pause",
             Command::Play {} => "play",
+            Command::Registration { .. } => "registration",
             Command::Seek { .. } => "seek",
             Command::Speed { .. } => "speed",
         }
@@ -325,6 +415,13 @@ fn check(command: &Command) -> Result<(), ProtocolError> {
         Command::Layer { layer: Layer::Model(name), .. } if name.is_empty() || name.len() > 64 => {
             return Err(ProtocolError::OutOfRange { field: "layer", reason: "a model name of 1 to 64 bytes" });
         }
+        Command::Registration { step: RegistrationStep::Redo, fiducial } => match fiducial {
+            Some(n) if (1..=MAX_FIDUCIALS).contains(n) => {}
+            _ => return Err(ProtocolError::OutOfRange { field: "fiducial", reason: "redo names a fiducial, 1 to 64" }),
+        },
+        Command::Registration { fiducial: Some(_), .. } => {
+            return Err(ProtocolError::OutOfRange { field: "fiducial", reason: "only redo names a fiducial" });
+        }
         Command::Seek { to_ms } if *to_ms > MAX_SEEK_MS => {
             return Err(ProtocolError::OutOfRange { field: "to_ms", reason: "at most one week" });
         }
@@ -340,7 +437,8 @@ fn check(command: &Command) -> Result<(), ProtocolError> {
         | Command::UndoMine {}
         | Command::ClearMine {}
         | Command::ClearAll {}
-        | Command::Layer { .. } => {}
+        | Command::Layer { .. }
+        | Command::Registration { .. } => {}
     }
     Ok(())
 }
@@ -438,6 +536,14 @@ pub enum Notice {
         /// The overlays are drawn afresh: layers switch and drawing works
         /// (otherwise the composited stream plays as recorded).
         drawing: bool,
+    },
+    /// The registration desk: on joining and on every change, to everyone
+    /// (the operator's page collects; the others see the errors).
+    Registration {
+        /// Protocol version.
+        v: u32,
+        /// The desk (boxed: by far the largest notice).
+        state: Box<RegistrationState>,
     },
 }
 
@@ -544,6 +650,56 @@ mod tests {
         let name = br#"{"v":1,"type":"hello","name":"a\u0000b"}"#;
         assert!(matches!(err(name), ProtocolError::OutOfRange { field: "name", .. }));
         assert_eq!(ProtocolError::Version { got: 2 }.code(), "version");
+    }
+
+    #[test]
+    fn registration_steps_are_for_operators_and_only_redo_names_a_fiducial() {
+        let ok = |bytes: &[u8]| parse_command(bytes).expect("valid");
+        let take = ok(br#"{"v":1,"type":"registration","step":"take"}"#);
+        assert_eq!(take, Command::Registration { step: RegistrationStep::Take, fiducial: None });
+        assert_eq!(take.needs(), Role::Operator);
+        assert_eq!(
+            ok(br#"{"v":1,"type":"registration","step":"redo","fiducial":3}"#),
+            Command::Registration { step: RegistrationStep::Redo, fiducial: Some(3) }
+        );
+        let err = |bytes: &[u8]| parse_command(bytes).expect_err("refused");
+        for bad in [
+            &br#"{"v":1,"type":"registration","step":"redo"}"#[..],
+            br#"{"v":1,"type":"registration","step":"redo","fiducial":0}"#,
+            br#"{"v":1,"type":"registration","step":"redo","fiducial":65}"#,
+            br#"{"v":1,"type":"registration","step":"take","fiducial":2}"#,
+        ] {
+            assert!(
+                matches!(err(bad), ProtocolError::OutOfRange { field: "fiducial", .. }),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(matches!(err(br#"{"v":1,"type":"registration","step":"erase"}"#), ProtocolError::Malformed(_)));
+        let state = RegistrationState {
+            phase: "review".into(),
+            fiducials: vec![FiducialState {
+                taken: true,
+                residual_mm: Some(0.4),
+                leave_one_out_mm: Some(0.6),
+                suspect: false,
+            }],
+            next: None,
+            pointer: "still".into(),
+            tip_mm: Some([1.0, 2.0, 3.0]),
+            pivot_rms_mm: None,
+            fre_mm: Some(0.4),
+            tre_mm: Some(0.3),
+            target: "tumour centroid".into(),
+            surface_points: 0,
+            surface_rms_mm: None,
+            surface_change_mm: None,
+            message: "check FRE and TRE, then accept".into(),
+            accepted_by: None,
+        };
+        let notice = Notice::Registration { v: 1, state: Box::new(state) };
+        let back: Notice = serde_json::from_str(&notice.to_json()).expect("reads back");
+        assert_eq!(back, notice);
     }
 
     #[test]

@@ -86,6 +86,17 @@ pub enum CommandRefused {
         /// The command's wire name.
         command: &'static str,
     },
+    /// A registration step where no registration desk runs.
+    #[error(
+        "this station has no registration desk: set [registration] fiducials and output in its config (a replay never has one)"
+    )]
+    NoRegistrationDesk,
+    /// A registration step the desk cannot take now.
+    #[error("{reason}")]
+    Registration {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

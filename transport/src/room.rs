@@ -27,10 +27,11 @@ pub const ERROR_REPLIES_PER_SECOND: u32 = 10;
 /// Where accepted commands go: the station's scene (telestration, layers,
 /// recording) or a replay's player.
 pub trait CommandSink: Send + Sync {
-    /// Carries out `command` from `viewer`; an `Err` is sent back to it
+    /// Carries out `command` from `viewer` (`who` in the access log's
+    /// terms: the link's name and the role, never the token); an `Err` is sent back to it
     /// (code `refused`), an `Ok(Some(notice))` goes to everyone (a changed
     /// state all pages show).
-    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused>;
+    fn apply(&self, viewer: ViewerId, who: &Who, command: &Command) -> Result<Option<Notice>, CommandRefused>;
     /// The viewer left: its open strokes end.
     fn left(&self, viewer: ViewerId);
     /// What a viewer hears right after its welcome (the recording or playback state).
@@ -184,7 +185,7 @@ impl Room {
         }
         let who = member.who.clone();
         let sink = self.sink.as_ref().ok_or(ProtocolError::Refused(CommandRefused::NoDrawing))?;
-        let notice = sink.apply(viewer, &command).map_err(ProtocolError::Refused)?;
+        let notice = sink.apply(viewer, &who, &command).map_err(ProtocolError::Refused)?;
         if let (Some(access), Some(action)) = (&self.access, Action::of(&command)) {
             access.record(AccessEvent::Acted { session: viewer.0, who, action });
         }
@@ -219,7 +220,7 @@ mod tests {
     struct Kept(Mutex<Vec<(ViewerId, &'static str)>>);
 
     impl CommandSink for Kept {
-        fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused> {
+        fn apply(&self, viewer: ViewerId, _who: &Who, command: &Command) -> Result<Option<Notice>, CommandRefused> {
             self.0.lock().expect("kept").push((viewer, command.name()));
             match command {
                 Command::Record { on } => Ok(Some(Notice::Recording { v: PROTOCOL_VERSION, on: *on })),

@@ -15,17 +15,56 @@ use crate::fanout::ViewerId;
 use crate::protocol::{Notice, Participant};
 use crate::room::{CHANNEL_LABEL, CommandSink, Outgoing, Room, To};
 
-/// What the station announces to every page on its own (not in answer to a
-/// message): the newest notice, or none yet. Only the newest matters, so a
-/// watch channel (a page that was busy gets the latest, never a backlog).
-pub type Announcements = tokio::sync::watch::Receiver<Option<Notice>>;
+/// What an announcement is about: each topic keeps only its newest notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Topic {
+    /// Whether every tracked model has a current pose.
+    Tracking,
+    /// The registration desk's state (fiducials, errors, acceptance).
+    Registration,
+}
 
-/// The sending end of [`Announcements`] (any thread; never blocks).
-pub type Announcer = tokio::sync::watch::Sender<Option<Notice>>;
+/// What the station announces to every page on its own (not in answer to a
+/// message): the newest notice of each [`Topic`]. Only the newest matters, so
+/// a watch channel (a page that was busy gets the latest of each topic,
+/// never a backlog, and never loses one topic's state to another's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Announced {
+    by_topic: std::collections::BTreeMap<Topic, Notice>,
+}
+
+impl Announced {
+    /// `topic` now says `notice`.
+    pub fn set(&mut self, topic: Topic, notice: Notice) {
+        self.by_topic.insert(topic, notice);
+    }
+
+    /// `topic`'s newest notice.
+    pub fn get(&self, topic: Topic) -> Option<&Notice> {
+        self.by_topic.get(&topic)
+    }
+
+    /// The notices of `self` that `heard` does not have yet (every one for an
+    /// empty `heard`), in topic order.
+    pub fn news_since(&self, heard: &Announced) -> Vec<Notice> {
+        self.by_topic
+            .iter()
+            .filter(|(topic, notice)| heard.by_topic.get(topic) != Some(notice))
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+}
+
+/// The receiving end of the station's announcements.
+pub type Announcements = tokio::sync::watch::Receiver<Announced>;
+
+/// The sending end of [`Announcements`] (any thread; never blocks):
+/// `announcer.send_modify(|a| a.set(topic, notice))`.
+pub type Announcer = tokio::sync::watch::Sender<Announced>;
 
 /// A new announcement channel, with nothing announced yet.
 pub fn announcements() -> (Announcer, Announcements) {
-    tokio::sync::watch::channel(None)
+    tokio::sync::watch::channel(Announced::default())
 }
 
 /// The room and the channels of those in it.
@@ -95,10 +134,10 @@ impl RoomChannels {
         }
     }
 
-    /// Sends an announcement to `viewer`, if its channel is open.
-    async fn announce_to(&self, viewer: ViewerId, notice: Option<Notice>) {
-        if let Some(notice) = notice {
-            self.deliver(vec![Outgoing { to: To::One(viewer), notice }]).await;
+    /// Sends `notices` to `viewer`, if its channel is open.
+    async fn announce_to(&self, viewer: ViewerId, notices: Vec<Notice>) {
+        if !notices.is_empty() {
+            self.deliver(notices.into_iter().map(|notice| Outgoing { to: To::One(viewer), notice }).collect()).await;
         }
     }
 
@@ -117,15 +156,23 @@ impl RoomChannels {
             return;
         }
         let mut announcements = locked(&self.announcements).clone();
+        // What this page has heard of them (it hears only what changed).
+        let mut heard_so_far = Announced::default();
         loop {
             let event = match announcements.as_mut() {
                 Some(heard) => tokio::select! {
                     event = channel.poll() => event,
                     changed = heard.changed() => {
                         match changed {
+                            // Before the channel opens nothing is delivered: it hears all on opening.
+                            Ok(()) if !locked(&self.channels).contains_key(&viewer) => {
+                                heard.borrow_and_update();
+                            }
                             Ok(()) => {
-                                let notice = heard.borrow_and_update().clone();
-                                self.announce_to(viewer, notice).await;
+                                let now = heard.borrow_and_update().clone();
+                                let news = now.news_since(&heard_so_far);
+                                heard_so_far = now;
+                                self.announce_to(viewer, news).await;
                             }
                             // The station's end is gone: no more announcements.
                             Err(_) => announcements = None,
@@ -142,9 +189,13 @@ impl RoomChannels {
                     if !out.is_empty() {
                         // Still in the room: from now on it hears what everyone hears.
                         locked(&self.channels).insert(viewer, channel.clone());
-                        let newest = announcements.as_mut().and_then(|a| a.borrow_and_update().clone());
-                        if let Some(notice) = newest {
-                            out.push(Outgoing { to: To::One(viewer), notice });
+                        if let Some(now) = announcements.as_mut().map(|a| a.borrow_and_update().clone()) {
+                            out.extend(
+                                now.news_since(&heard_so_far)
+                                    .into_iter()
+                                    .map(|notice| Outgoing { to: To::One(viewer), notice }),
+                            );
+                            heard_so_far = now;
                         }
                     }
                     out
@@ -161,5 +212,25 @@ impl RoomChannels {
         if channels.get(&viewer).is_some_and(|open| Arc::ptr_eq(open, &channel)) {
             channels.remove(&viewer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PROTOCOL_VERSION;
+
+    #[test]
+    fn a_page_hears_each_topic_newest_and_only_what_changed() {
+        let tracking = |tracked| Notice::Tracking { v: PROTOCOL_VERSION, tracked, message: String::new() };
+        let mut now = Announced::default();
+        now.set(Topic::Tracking, tracking(false));
+        now.set(Topic::Registration, Notice::Recording { v: PROTOCOL_VERSION, on: true });
+        let heard = Announced::default();
+        assert_eq!(now.news_since(&heard).len(), 2, "a new page hears every topic");
+        let heard = now.clone();
+        now.set(Topic::Tracking, tracking(true));
+        assert_eq!(now.news_since(&heard), vec![tracking(true)], "then only the topic that changed");
+        assert!(now.news_since(&now).is_empty());
     }
 }

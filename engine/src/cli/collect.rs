@@ -15,6 +15,7 @@ use scopecast_engine::clock::{SharedClock, SystemClock};
 use scopecast_engine::config::Config;
 use scopecast_engine::station::fiducial_run::{FiducialPlan, collect_fiducials};
 use scopecast_engine::tracking::registration::StillWindow;
+use scopecast_engine::tracking::registration_file::{FORMAT, RegistrationFile};
 
 /// `scopecast register collect`.
 #[derive(Debug, Args)]
@@ -100,20 +101,21 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<String> {
     let clock: SharedClock = std::sync::Arc::new(SystemClock::new());
     let run = collect_fiducials(&config, clock.clone(), &plan, |line| eprintln!("scopecast: {line}"))?;
     let r = &run.registration;
-    let m = r.reference_from_model.matrix().transpose().to_cols_array_2d();
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown user".into());
-    let file = serde_json::json!({
-        "reference_from_model": m,
-        "fre_mm": r.fre_mm,
-        "residuals_mm": r.residuals_mm,
-        "leave_one_out_mm": r.leave_one_out_mm,
-        "predicted_tre_mm": r.tre_mm,
-        "fiducials": fiducials.len(),
-        "accepted_by": format!("{user} (scopecast register collect)"),
-        "accepted_wall_ms": clock.wall_ms(),
-    });
-    let text = serde_json::to_string_pretty(&file)?;
-    std::fs::write(&args.output, format!("{text}\n")).with_context(|| format!("writing {}", args.output.display()))?;
+    let file = RegistrationFile {
+        format: FORMAT.into(),
+        reference_from_model: RegistrationFile::rows_of(&r.reference_from_model),
+        fre_mm: r.fre_mm,
+        residuals_mm: r.residuals_mm.clone(),
+        leave_one_out_mm: r.leave_one_out_mm.clone(),
+        predicted_tre_mm: r.tre_mm,
+        target: args.target.map(|_| "target".to_string()),
+        fiducials: fiducials.len(),
+        surface: None,
+        accepted_by: format!("{user} (scopecast register collect)"),
+        accepted_wall_ms: clock.wall_ms(),
+    };
+    file.save(&args.output)?;
     let mut out = String::new();
     if let Some(pivot) = &run.pivot {
         let t = pivot.tip_in_pointer;

@@ -22,10 +22,12 @@ pub struct HudState {
     pub alarms: Vec<String>,
     /// A passing message (snapshot saved, …).
     pub message: Option<String>,
+    /// The registration desk's lines, when it runs.
+    pub registration: Vec<String>,
 }
 
 /// The keys, as `?` shows them and the README lists them.
-pub const KEY_HELP: [&str; 11] = [
+pub const KEY_HELP: [&str; 16] = [
     "KEYS",
     "A  ANATOMY OVERLAY ON/OFF",
     "N  ANNOTATIONS ON/OFF",
@@ -35,6 +37,11 @@ pub const KEY_HELP: [&str; 11] = [
     "S  SNAPSHOT TO PNG",
     "F  FULLSCREEN",
     "H  HIDE/SHOW THIS HUD",
+    "P  REGISTRATION: PIVOT THE POINTER",
+    "T  REGISTRATION: TAKE THE FIDUCIAL",
+    "1-9  REGISTRATION: REDO THAT FIDUCIAL",
+    "W  REGISTRATION: SWEEP THE SURFACE",
+    "ENTER  REGISTRATION: ACCEPT",
     "?  THIS LIST",
     "Q  QUIT (ESC TOO)",
 ];
@@ -61,6 +68,7 @@ impl HudState {
             ),
         ];
         lines.extend(self.alarms.iter().map(|a| (format!("! {a}"), amber)));
+        lines.extend(self.registration.iter().map(|l| (l.clone(), [140, 255, 160, 255])));
         if let Some(message) = &self.message {
             lines.push((message.clone(), [120, 220, 255, 255]));
         }
@@ -95,6 +103,7 @@ mod tests {
             recording: "OFF".into(),
             alarms: vec!["NO SIGNAL: CAMERA UNPLUGGED".into()],
             message: Some("SNAPSHOT SAVED".into()),
+            registration: Vec::new(),
         };
         let lines: Vec<String> = state.lines().into_iter().map(|(t, _)| t).collect();
         assert_eq!(lines[0], "SYNTHETIC 1280X720  59.9 FPS");

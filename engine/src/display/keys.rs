@@ -25,6 +25,16 @@ pub enum Action {
     ToggleHelp,
     /// `Q` or Escape: stop the station.
     Quit,
+    /// `P`: registration, pivot the pointer.
+    RegistrationPivot,
+    /// `T`: registration, take the fiducial the pointer rests on.
+    RegistrationTake,
+    /// `1`–`9`: registration, redo that fiducial.
+    RegistrationRedo(u32),
+    /// `W`: registration, start or end sweeping the surface.
+    RegistrationSweep,
+    /// Enter: registration, accept the one shown.
+    RegistrationAccept,
 }
 
 /// The action of a pressed key, if it has one.
@@ -32,6 +42,7 @@ pub fn action_for(key: &Key) -> Option<Action> {
     match key {
         Key::Named(NamedKey::Escape) => Some(Action::Quit),
         Key::Named(NamedKey::F1) => Some(Action::ToggleHelp),
+        Key::Named(NamedKey::Enter) => Some(Action::RegistrationAccept),
         Key::Character(text) => match text.to_ascii_lowercase().as_str() {
             "a" => Some(Action::ToggleAnatomy),
             "n" => Some(Action::ToggleAnnotations),
@@ -43,6 +54,12 @@ pub fn action_for(key: &Key) -> Option<Action> {
             "h" => Some(Action::ToggleHud),
             "?" => Some(Action::ToggleHelp),
             "q" => Some(Action::Quit),
+            "p" => Some(Action::RegistrationPivot),
+            "t" => Some(Action::RegistrationTake),
+            "w" => Some(Action::RegistrationSweep),
+            digit if digit.len() == 1 && ("1"..="9").contains(&digit) => {
+                digit.parse().ok().map(Action::RegistrationRedo)
+            }
             _ => None,
         },
         _ => None,
@@ -60,5 +77,8 @@ mod tests {
         assert_eq!(action_for(&Key::Character("?".into())), Some(Action::ToggleHelp));
         assert_eq!(action_for(&Key::Named(NamedKey::Escape)), Some(Action::Quit));
         assert_eq!(action_for(&Key::Character("z".into())), None);
+        assert_eq!(action_for(&Key::Character("T".into())), Some(Action::RegistrationTake));
+        assert_eq!(action_for(&Key::Character("3".into())), Some(Action::RegistrationRedo(3)));
+        assert_eq!(action_for(&Key::Named(NamedKey::Enter)), Some(Action::RegistrationAccept));
     }
 }

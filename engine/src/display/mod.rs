@@ -64,6 +64,8 @@ pub struct HudSources {
     pub stages: OnceLock<Arc<crate::stage_status::StageStatus>>,
     /// Set when the GPU is a software renderer known to leak memory.
     pub renderer_warning: OnceLock<String>,
+    /// The registration desk, when `[registration]` is set.
+    pub registration: OnceLock<Arc<crate::station::registration_desk::StationDesk>>,
 }
 
 /// The compositor's side: put each frame's texture here and wake the display.
@@ -214,6 +216,9 @@ impl App {
         }
         let now = Instant::now();
         let mut state = HudState { recording: "NOT AVAILABLE".into(), ..Default::default() };
+        if let Some(desk) = self.parts.sources.registration.get() {
+            state.registration = desk.hud_lines();
+        }
         if let Some(recorder) = self.parts.sources.recorder.get() {
             state.recording = if recorder.is_recording() { "ON".into() } else { "OFF".into() };
             if let Some(alarm) = recorder.status.alarm() {
@@ -322,6 +327,25 @@ impl App {
         self.last_frame = Some(frame);
     }
 
+    /// A registration key: the step to the desk, its refusal on the HUD.
+    fn registration_step(&mut self, action: Action) {
+        use scopecast_transport::protocol::RegistrationStep;
+        let Some(desk) = self.parts.sources.registration.get().cloned() else {
+            self.say("NO REGISTRATION DESK: SET [REGISTRATION] IN THE CONFIG");
+            return;
+        };
+        let (step, fiducial) = match action {
+            Action::RegistrationPivot => (RegistrationStep::Pivot, None),
+            Action::RegistrationRedo(n) => (RegistrationStep::Redo, Some(n)),
+            Action::RegistrationSweep => (RegistrationStep::Sweep, None),
+            Action::RegistrationAccept => (RegistrationStep::Accept, None),
+            _ => (RegistrationStep::Take, None),
+        };
+        if let Err(why) = desk.step(step, fiducial, "station monitor (operator)") {
+            self.say(&why.to_uppercase());
+        }
+    }
+
     fn act(&mut self, action: Action, event_loop: &ActiveEventLoop) {
         let scene = &self.parts.scene;
         let result = match action {
@@ -371,6 +395,14 @@ impl App {
             Action::ToggleHelp => {
                 self.help_visible = !self.help_visible;
                 self.hud_visible = true;
+                Ok(0)
+            }
+            Action::RegistrationPivot
+            | Action::RegistrationTake
+            | Action::RegistrationRedo(_)
+            | Action::RegistrationSweep
+            | Action::RegistrationAccept => {
+                self.registration_step(action);
                 Ok(0)
             }
             Action::Quit => {

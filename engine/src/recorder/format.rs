@@ -264,6 +264,16 @@ pub enum TimelineRecord {
         /// Which models are not tracked and why, in words (empty when tracked).
         reason: String,
     },
+    /// A registration was accepted at the station (or was in use when the
+    /// session started): from here the overlay uses it.
+    Registration {
+        /// Station clock, ns.
+        t_ns: u64,
+        /// Unix ms.
+        wall_ms: u64,
+        /// The registration as its file has it (no patient data; boxed: the largest record).
+        file: Box<crate::tracking::registration_file::RegistrationFile>,
+    },
     /// The session stopped.
     Stop {
         /// Unix ms.
@@ -551,6 +561,28 @@ mod tests {
                     reason: LeaveReason::Deleted,
                 },
             }),
+            TimelineRecord::Registration {
+                t_ns: 10,
+                wall_ms: 11,
+                file: Box::new(crate::tracking::registration_file::RegistrationFile {
+                    format: crate::tracking::registration_file::FORMAT.into(),
+                    reference_from_model: [
+                        [1.0, 0.0, 0.0, 4.5],
+                        [0.0, 1.0, 0.0, -2.0],
+                        [0.0, 0.0, 1.0, 80.25],
+                        [0.0, 0.0, 0.0, 1.0],
+                    ],
+                    fre_mm: 0.4,
+                    residuals_mm: vec![0.3, 0.5, 0.4],
+                    leave_one_out_mm: vec![0.6, 0.9, 0.7],
+                    predicted_tre_mm: Some(0.3),
+                    target: Some("target".into()),
+                    fiducials: 3,
+                    surface: None,
+                    accepted_by: "Dr A (operator)".into(),
+                    accepted_wall_ms: 11,
+                }),
+            },
             TimelineRecord::Stop { wall_ms: 10, t_ns: 11 },
         ];
         for record in records {

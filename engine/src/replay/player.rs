@@ -15,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use scopecast_transport::access::Who;
 use scopecast_transport::adapt::VideoLayer;
 use scopecast_transport::broadcast::Broadcast;
 use scopecast_transport::fanout::ViewerId;
@@ -193,7 +194,7 @@ fn run(shared: &Shared, session: &RecordedSession, broadcast: &Broadcast) {
 }
 
 impl CommandSink for PlayerControls {
-    fn apply(&self, viewer: ViewerId, command: &Command) -> Result<Option<Notice>, CommandRefused> {
+    fn apply(&self, viewer: ViewerId, who: &Who, command: &Command) -> Result<Option<Notice>, CommandRefused> {
         let now = self.shared.clock.now_ns();
         let mut playback = self.shared.playback();
         match command {
@@ -205,10 +206,11 @@ impl CommandSink for PlayerControls {
             Command::Speed { factor } => playback.set_speed(f64::from(*factor), now),
             Command::Hello { .. } => return Ok(None),
             Command::Record { .. } => return Err(CommandRefused::ReplayDoesNotRecord),
+            Command::Registration { .. } => return Err(CommandRefused::NoRegistrationDesk),
             _ => {
                 drop(playback);
                 return match &self.drawing {
-                    Some(drawing) => drawing.apply(viewer, command),
+                    Some(drawing) => drawing.apply(viewer, who, command),
                     None => Err(CommandRefused::RecordedAsIs { command: command.name() }),
                 };
             }

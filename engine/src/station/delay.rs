@@ -64,7 +64,7 @@ fn pick_chain(config: &Config, model: Option<&str>) -> Result<(String, Chain), D
         if model.is_some_and(|wanted| wanted != name) {
             continue;
         }
-        let chain = chain_of(m).map_err(|e| DelayError::Station(StationError::Tracking(e)))?;
+        let chain = chain_of(m, None).map_err(|e| DelayError::Station(StationError::Tracking(e)))?;
         if let Some(chain) = chain.filter(|c| c.links.iter().any(|l| matches!(l, Link::Tracked { .. }))) {
             return Ok((name, chain));
         }

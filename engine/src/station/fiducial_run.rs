@@ -16,9 +16,9 @@ use super::setup::{HelperThreads, make_source, start_trackers};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::tracking::chain::canonical_name;
-use crate::tracking::pose_store::{Freshness, Pose, PoseAt, PoseStore};
+use crate::tracking::pose_store::{Freshness, PoseAt, PoseStore};
 use crate::tracking::registration::{
-    FiducialRegistration, FiducialRegistrationError, StillWindow, TipTrace, register_fiducials,
+    FiducialRegistration, FiducialRegistrationError, LivePivot, StillWindow, TipTrace, register_fiducials, solve_pivot,
 };
 use crate::tracking::setup::tracker_settings;
 use crate::tracking::tracker_link::SharedPoses;
@@ -45,19 +45,6 @@ pub struct FiducialPlan {
     /// Pivot first for this long: the tip is solved from the pointer's poses
     /// (`tip_in_pointer` is then ignored).
     pub pivot: Option<Duration>,
-}
-
-/// A live pivot calibration's result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LivePivot {
-    /// The tip in the pointer's frame, mm.
-    pub tip_in_pointer: DVec3,
-    /// RMS distance of the tip positions from the pivot point, mm.
-    pub rms_mm: f64,
-    /// Poses used.
-    pub poses: usize,
-    /// The largest angle between any pose and the first, degrees.
-    pub spread_deg: f64,
 }
 
 /// What was collected and registered.
@@ -99,33 +86,6 @@ pub enum FiducialRunError {
     Pivot(String),
 }
 
-/// Solves the tip from the pointer's poses while it pivots; refused when it
-/// turned less than 20 degrees.
-fn solve_pivot(poses: &[Pose]) -> Result<LivePivot, FiducialRunError> {
-    use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
-    let first = poses.first().ok_or_else(|| FiducialRunError::Pivot("no pointer pose while pivoting".into()))?;
-    let spread_deg = poses.iter().map(|p| p.rotation.angle_between(first.rotation).to_degrees()).fold(0.0, f64::max);
-    if spread_deg < 20.0 {
-        return Err(FiducialRunError::Pivot(format!(
-            "the pointer turned only {spread_deg:.1} degrees about its tip: pivot it wider (30 degrees or more)"
-        )));
-    }
-    let isometries: Vec<Isometry3<f64>> = poses
-        .iter()
-        .map(|p| {
-            let q = p.rotation;
-            Isometry3::from_parts(
-                Translation3::new(p.translation.x, p.translation.y, p.translation.z),
-                UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
-            )
-        })
-        .collect();
-    let result = scopecast_calibration::registration::pivot::pivot_calibration(&isometries)
-        .map_err(|e| FiducialRunError::Pivot(e.to_string()))?;
-    let t = result.tip_in_tool;
-    Ok(LivePivot { tip_in_pointer: DVec3::new(t.x, t.y, t.z), rms_mm: result.rms_mm, poses: poses.len(), spread_deg })
-}
-
 /// Collects `plan`'s fiducials with `config`'s trackers; `said` hears each
 /// step in words (for the command line).
 pub fn collect_fiducials(
@@ -158,7 +118,7 @@ pub fn collect_fiducials(
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let solved = solve_pivot(&poses_while_pivoting)?;
+        let solved = solve_pivot(&poses_while_pivoting).map_err(FiducialRunError::Pivot)?;
         said(format!(
             "pivot: tip at ({:.2}, {:.2}, {:.2}) mm in the pointer's frame, RMS {:.3} mm over {} poses turning {:.0} degrees",
             solved.tip_in_pointer.x,

@@ -17,6 +17,7 @@ mod delivery;
 pub mod endpoints;
 pub mod fiducial_run;
 mod metrics_view;
+pub mod registration_desk;
 mod setup;
 pub mod snapshot_desk;
 
@@ -85,6 +86,9 @@ pub enum StationError {
     /// A tracked model's pose cannot be set up.
     #[error("tracking: {0}")]
     Tracking(#[from] crate::tracking::setup::TransformFileError),
+    /// The registration desk cannot start.
+    #[error(transparent)]
+    Registration(#[from] registration_desk::DeskSetupError),
     /// The tracked phantom's file cannot be used.
     #[error(transparent)]
     Phantom(#[from] crate::source::phantom::PhantomError),
@@ -134,6 +138,8 @@ pub struct Station {
     pub announcements: Option<Announcements>,
     /// Where `GET /snapshot.png` asks for the newest composited frame (when compositing).
     pub snapshots: Option<snapshot_desk::SnapshotDesk>,
+    /// The registration desk, when `[registration]` is set.
+    pub registration: Option<Arc<registration_desk::StationDesk>>,
 }
 
 /// Builds a frame source on the station's scene (see [`Station::start_with_source`]).
@@ -151,6 +157,7 @@ struct Wiring<'a> {
     threads: Vec<JoinHandle<()>>,
     slots: Vec<Box<dyn SlotReport>>,
     announcements: Option<Announcements>,
+    registration: Option<Arc<registration_desk::StationDesk>>,
 }
 
 /// The compositing part of the path, once started.
@@ -227,7 +234,7 @@ impl Wiring<'_> {
         let tracking = &self.config.tracking;
         let mut chains = Vec::new();
         for model in &self.config.compositor.models {
-            if let Some(chain) = crate::tracking::setup::chain_of(model)? {
+            if let Some(chain) = crate::tracking::setup::chain_of(model, self.config.registration.registered_file())? {
                 let name = model.name();
                 chains.push((name, chain));
             }
@@ -237,9 +244,21 @@ impl Wiring<'_> {
             return Ok(None);
         }
         let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
-        setup::start_trackers(trackers, &poses, &self.clock, &self.shutdown, &mut self.threads)?;
         let (announcer, announcements) = scopecast_transport::room_channels::announcements();
         self.announcements = Some(announcements);
+        if self.config.registration.registered_file().is_some() {
+            let desk = registration_desk::StationDesk::new(
+                &self.config.registration,
+                poses.clone(),
+                self.clock.clone(),
+                announcer.clone(),
+            )?;
+            let _ = self.hud.registration.set(desk.clone());
+            let (running, stop) = (desk.clone(), self.shutdown.clone());
+            self.spawn("scopecast-registration", move || running.run(&stop))?;
+            self.registration = Some(desk);
+        }
+        setup::start_trackers(trackers, &poses, &self.clock, &self.shutdown, &mut self.threads)?;
         let frame_poses = FramePoses::new(
             poses,
             chains,
@@ -414,6 +433,7 @@ impl Station {
             threads: Vec::new(),
             slots: Vec::new(),
             announcements: None,
+            registration: None,
             clock,
             shutdown,
         };
@@ -441,7 +461,11 @@ impl Station {
         let stop = wiring.shutdown.clone();
         wiring.spawn("scopecast-source", move || supervisor.run(&stop))?;
         let broadcast = wiring.encoding(compositing.frames_out, recorder.as_ref())?;
-        let Wiring { clock, shutdown, registry, stages, scene, threads, slots, announcements, .. } = wiring;
+        if let Some(desk) = &wiring.registration {
+            desk.set_recorder(recorder.clone());
+        }
+        let Wiring { clock, shutdown, registry, stages, scene, threads, slots, announcements, registration, .. } =
+            wiring;
         Ok(Self {
             shutdown,
             threads,
@@ -452,7 +476,11 @@ impl Station {
             gpu: compositing.gpu,
             broadcast,
             display: compositing.display,
-            commands: Arc::new(crate::commands::StationCommands::new(telestration.clone(), recorder.clone(), clock)),
+            commands: Arc::new(
+                crate::commands::StationCommands::new(telestration.clone(), recorder.clone(), clock)
+                    .with_registration(registration.clone()),
+            ),
+            registration,
             telestration,
             recorder,
             stages,

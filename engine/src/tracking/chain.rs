@@ -7,6 +7,11 @@
 
 use super::pose_store::{Alignment, Freshness, Pose, PoseAt, PoseStore};
 
+/// The pose-store name of the registration accepted at the station (set
+/// as a fixed pose, [`super::pose_store::PoseStore::set_fixed`]): a model
+/// chain's `file` link naming `[registration] output` reads it.
+pub const REGISTRATION_LINK: &str = "reference_from_model";
+
 /// One link of a chain.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Link {

@@ -21,7 +21,7 @@ use crate::compositor::ModelPose;
 use crate::config::WhenStale;
 use crate::metrics::{Counter, Gauge, LatencyHistogram, MetricsRegistry};
 use scopecast_transport::protocol::{Notice, PROTOCOL_VERSION};
-use scopecast_transport::room_channels::Announcer;
+use scopecast_transport::room_channels::{Announcer, Topic};
 
 use crate::recorder::Recorder;
 use crate::recorder::format::TimelineRecord;
@@ -224,11 +224,12 @@ impl FramePoses {
             && (changed || !self.announced)
         {
             self.announced = true;
-            announcer.send_replace(Some(Notice::Tracking {
+            let notice = Notice::Tracking {
                 v: PROTOCOL_VERSION,
                 tracked: now.is_none(),
                 message: now.clone().unwrap_or_default(),
-            }));
+            };
+            announcer.send_modify(|announced| announced.set(Topic::Tracking, notice));
         }
         if changed {
             match &now {
@@ -272,6 +273,9 @@ fn words(why: &ChainAt) -> String {
         ChainAt::Tracked(_) => "tracked".into(),
         ChainAt::Stale { link, age_ns } => format!("{link} is {} ms old", age_ns / 1_000_000),
         ChainAt::Invalid { link } => format!("{link} is out of view (the tracker marks it invalid)"),
+        ChainAt::Missing { link } if link == super::chain::REGISTRATION_LINK => {
+            "not registered yet (collect the fiducials and accept a registration)".into()
+        }
         ChainAt::Missing { link } => format!("no {link} received"),
     }
 }
@@ -312,7 +316,9 @@ mod tests {
         )
         .with_announcer(announcer);
         let mut announcements = announcements;
-        let heard = |a: &mut scopecast_transport::room_channels::Announcements| a.borrow_and_update().clone();
+        let heard = |a: &mut scopecast_transport::room_channels::Announcements| {
+            a.borrow_and_update().get(Topic::Tracking).cloned()
+        };
         let mut scene = Scene::default();
         scene.models = crate::scene::anatomy::demo_models();
         scene.models[0].name = "liver".into();

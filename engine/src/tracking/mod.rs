@@ -5,6 +5,8 @@ pub mod chain;
 pub mod frame_poses;
 pub mod pose_store;
 pub mod registration;
+pub mod registration_desk;
+pub mod registration_file;
 pub mod setup;
 pub mod simulated;
 pub mod smoothing;

@@ -140,6 +140,10 @@ pub enum Alignment {
 #[derive(Debug, Clone, Default)]
 pub struct PoseStore {
     transforms: HashMap<String, VecDeque<Sample>>,
+    /// Transforms set at the station, not by a tracker (an accepted
+    /// registration): true at every time, never stale; a tracker sending the
+    /// same name does not change them.
+    fixed: HashMap<String, Pose>,
     /// Samples refused: the store was full of other names.
     pub refused_names: u64,
 }
@@ -169,6 +173,16 @@ impl PoseStore {
         }
     }
 
+    /// Sets `name` to `pose` at every time (an accepted registration).
+    pub fn set_fixed(&mut self, name: &str, pose: Pose) {
+        self.fixed.insert(name.to_string(), pose);
+    }
+
+    /// `name`'s fixed pose, if it was set.
+    pub fn fixed(&self, name: &str) -> Option<Pose> {
+        self.fixed.get(name).copied()
+    }
+
     /// The names received so far.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.transforms.keys().map(String::as_str)
@@ -190,6 +204,9 @@ impl PoseStore {
     /// `name`'s newest sample as it is, whatever its time (stale when older
     /// than `freshness` allows at `time_ns`).
     pub fn newest(&self, name: &str, time_ns: u64, freshness: Freshness) -> PoseAt {
+        if let Some(pose) = self.fixed(name) {
+            return PoseAt::Tracked(pose);
+        }
         let Some(newest) = self.transforms.get(name).and_then(|s| s.back()) else { return PoseAt::Missing };
         let age_ns = time_ns.saturating_sub(newest.time_ns);
         match (age_ns > freshness.stale_after_ns, newest.valid) {
@@ -201,6 +218,9 @@ impl PoseStore {
 
     /// `name` at `time_ns`.
     pub fn at(&self, name: &str, time_ns: u64, freshness: Freshness) -> PoseAt {
+        if let Some(pose) = self.fixed(name) {
+            return PoseAt::Tracked(pose);
+        }
         let Some(samples) = self.transforms.get(name) else { return PoseAt::Missing };
         let Some(newest) = samples.back() else { return PoseAt::Missing };
         let age_ns = time_ns.saturating_sub(newest.time_ns);
@@ -261,6 +281,18 @@ mod tests {
 
     fn sample(ms: u64, x_mm: f64, degrees: f64) -> Sample {
         Sample { time_ns: ms * 1_000_000, pose: pose(x_mm, degrees), valid: true, arrival_ns: ms * 1_000_000 }
+    }
+
+    #[test]
+    fn a_fixed_pose_holds_at_every_time_and_a_tracker_cannot_change_it() {
+        let mut store = PoseStore::new();
+        assert_eq!(store.at("reference_from_model", 5, FRESH), PoseAt::Missing);
+        store.set_fixed("reference_from_model", pose(7.0, 30.0));
+        store.insert("reference_from_model", sample(10, 99.0, 0.0));
+        for time_ns in [0, 10_000_000, 3_600_000_000_000] {
+            assert_eq!(store.at("reference_from_model", time_ns, FRESH), PoseAt::Tracked(pose(7.0, 30.0)));
+            assert_eq!(store.newest("reference_from_model", time_ns, FRESH), PoseAt::Tracked(pose(7.0, 30.0)));
+        }
     }
 
     fn tracked(at: PoseAt) -> Pose {

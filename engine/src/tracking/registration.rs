@@ -96,6 +96,47 @@ impl TipTrace {
     }
 }
 
+/// A live pivot calibration's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LivePivot {
+    /// The tip in the pointer's frame, mm.
+    pub tip_in_pointer: DVec3,
+    /// RMS distance of the tip positions from the pivot point, mm.
+    pub rms_mm: f64,
+    /// Poses used.
+    pub poses: usize,
+    /// The largest angle between any pose and the first, degrees.
+    pub spread_deg: f64,
+}
+
+/// Solves the tip from the pointer's poses while it pivots (in any one
+/// frame: the tracker's, or better the patient reference's); refused in words
+/// when it turned less than 20 degrees.
+pub fn solve_pivot(poses: &[Pose]) -> Result<LivePivot, String> {
+    use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+    let first = poses.first().ok_or_else(|| String::from("no pointer pose while pivoting"))?;
+    let spread_deg = poses.iter().map(|p| p.rotation.angle_between(first.rotation).to_degrees()).fold(0.0, f64::max);
+    if spread_deg < 20.0 {
+        return Err(format!(
+            "the pointer turned only {spread_deg:.1} degrees about its tip: pivot it wider (30 degrees or more)"
+        ));
+    }
+    let isometries: Vec<Isometry3<f64>> = poses
+        .iter()
+        .map(|p| {
+            let q = p.rotation;
+            Isometry3::from_parts(
+                Translation3::new(p.translation.x, p.translation.y, p.translation.z),
+                UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
+            )
+        })
+        .collect();
+    let result =
+        scopecast_calibration::registration::pivot::pivot_calibration(&isometries).map_err(|e| e.to_string())?;
+    let t = result.tip_in_tool;
+    Ok(LivePivot { tip_in_pointer: DVec3::new(t.x, t.y, t.z), rms_mm: result.rms_mm, poses: poses.len(), spread_deg })
+}
+
 /// A registration to show before it is accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FiducialRegistration {

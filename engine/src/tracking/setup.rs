@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use glam::{DMat4, DVec4};
 
-use super::chain::{Chain, Link, canonical_name};
+use super::chain::{Chain, Link, REGISTRATION_LINK, canonical_name};
 use super::pose_store::{Freshness, Pose};
 use super::smoothing::Smoothing;
 use super::tracker_link::{PoseTime, TrackerRole, TrackerSettings};
@@ -66,8 +66,11 @@ pub fn pose_of_rows(rows: &[f64]) -> Option<Pose> {
     Pose::from_matrix(DMat4::from_cols(column(0), column(1), column(2), column(3)), 1e-3)
 }
 
-/// The model's tracked pose, if it has one (links read and checked).
-pub fn chain_of(model: &ModelConfig) -> Result<Option<Chain>, TransformFileError> {
+/// The model's tracked pose, if it has one (links read and checked). A
+/// `file` link naming `registered` (the registration desk's output) is the
+/// registration accepted at the station ([`REGISTRATION_LINK`]): "not
+/// registered" until there is one, replaced at once by each one accepted.
+pub fn chain_of(model: &ModelConfig, registered: Option<&Path>) -> Result<Option<Chain>, TransformFileError> {
     if model.pose.is_empty() {
         return Ok(None);
     }
@@ -75,6 +78,9 @@ pub fn chain_of(model: &ModelConfig) -> Result<Option<Chain>, TransformFileError
     for link in &model.pose {
         links.push(match (&link.tracked, &link.file) {
             (Some(name), _) => Link::Tracked { name: canonical_name(name), inverted: link.inverse },
+            (None, Some(file)) if registered == Some(file.as_path()) => {
+                Link::Tracked { name: REGISTRATION_LINK.into(), inverted: link.inverse }
+            }
             (None, Some(file)) => {
                 let pose = load_transform_file(file)?;
                 Link::Fixed(if link.inverse { pose.inverse() } else { pose })
@@ -134,11 +140,14 @@ mod tests {
             ],
             ..ModelConfig::default()
         };
-        let chain = chain_of(&model).expect("reads").expect("a chain");
+        let chain = chain_of(&model, None).expect("reads").expect("a chain");
         assert_eq!(chain.links[0], Link::Tracked { name: "tracker_from_scope".into(), inverted: true });
         let Link::Fixed(pose) = &chain.links[1] else { panic!("fixed") };
         assert_eq!(pose.translation, glam::DVec3::new(10.0, 20.0, 30.0));
         std::fs::write(&file, r#"{"fixed_from_moving": [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}"#).expect("write");
-        assert!(matches!(chain_of(&model), Err(TransformFileError::Shape { .. })), "a scaled matrix is refused");
+        assert!(matches!(chain_of(&model, None), Err(TransformFileError::Shape { .. })), "a scaled matrix is refused");
+        // The desk's output is the live registration, whether or not the file exists yet.
+        let chain = chain_of(&model, Some(file.as_path())).expect("reads").expect("a chain");
+        assert_eq!(chain.links[1], Link::Tracked { name: REGISTRATION_LINK.into(), inverted: false });
     }
 }

@@ -132,6 +132,19 @@ pub fn http(addr: &str, head: &str, body: &str) -> String {
     response
 }
 
+/// A GET of `path` on `addr` with an optional bearer token; (head, body bytes).
+pub fn http_get_bytes(addr: &str, path: &str, token: Option<&str>) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response");
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(response.len());
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    (String::from_utf8_lossy(&response[..split]).into_owned(), body)
+}
+
 pub fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")
 }
