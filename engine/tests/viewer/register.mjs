@@ -1,4 +1,5 @@
-// The operator registers the phantom from the viewer page: for each fiducial,
+// The operator registers the phantom from the viewer page: pivots the pointer
+// (when no tip is configured), then for each fiducial,
 // wait until the page says the tracked pointer rests still on its dot, then
 // press "take" (fiducials 2 and 3 on each other's dots: the residuals must
 // name them), redo the suspects on their own dots, and press "accept".
@@ -42,6 +43,13 @@ try {
       await sleep(50);
     }
     throw new Error(`could not take ${label}: ${JSON.stringify(await state())}`);
+  }
+  // No tip configured: pivot first (the simulated pointer pivots on the first dot at the start).
+  if ((await state()).phase === 'pivot') {
+    await page.click('#regPivot');
+    await page.waitForFunction(() => window.scopecastStats.registration.phase !== 'pivot', null, { timeout: 15000 });
+    const pivoted = await state();
+    report.pivot = { phase: pivoted.phase, pivot_rms_mm: pivoted.pivot_rms_mm, message: pivoted.message };
   }
   // Fiducials 2 and 3 are touched in the wrong order: a wrong pairing.
   const order = dots.map((_, i) => (i === 1 ? 2 : i === 2 ? 1 : i));
