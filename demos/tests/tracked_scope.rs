@@ -18,6 +18,10 @@ fn from_root(config: &mut Config, root: &Path) {
     let tracked = config.source.synthetic.tracked.as_mut().expect("the demo is in tracked mode");
     tracked.phantom = root.join(&tracked.phantom);
     tracked.camera_from_scope = root.join(&tracked.camera_from_scope);
+    let registration = &mut config.registration;
+    for path in [&mut registration.fiducials, &mut registration.output].into_iter().flatten() {
+        *path = root.join(&*path);
+    }
     for model in &mut config.compositor.models {
         model.path = root.join(&model.path);
         for link in &mut model.pose {
@@ -66,12 +70,19 @@ fn the_tracked_scope_demo_draws_the_fiducials_where_the_tracker_says() {
 #[test]
 fn the_calibration_configs_of_the_demo_read_and_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for name in ["calibrate-delay.toml", "register.toml"] {
+    for name in ["calibrate-delay.toml", "register.toml", "register-at-station.toml"] {
         let path = root.join("demos/tracked-scope").join(name);
         let text = std::fs::read_to_string(&path).expect("the config");
         let mut config = Config::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
         from_root(&mut config, &root);
         config.validate(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.tracking.trackers.len(), 1, "{name}");
+        if name == "register-at-station.toml" {
+            // The models read the registration the desk writes: "not registered" until one is accepted.
+            let output = config.registration.registered_file().expect("registration at the station").to_path_buf();
+            let reads =
+                |m: &scopecast_engine::config::ModelConfig| m.pose.iter().any(|l| l.file.as_ref() == Some(&output));
+            assert!(config.compositor.models.iter().all(reads), "every model's chain ends in the registration");
+        }
     }
 }
