@@ -70,7 +70,7 @@ fn the_tracked_scope_demo_draws_the_fiducials_where_the_tracker_says() {
 #[test]
 fn the_calibration_configs_of_the_demo_read_and_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for name in ["calibrate-delay.toml", "register.toml", "register-at-station.toml"] {
+    for name in ["calibrate-delay.toml", "register.toml", "register-at-station.toml", "hand-eye.toml"] {
         let path = root.join("demos/tracked-scope").join(name);
         let text = std::fs::read_to_string(&path).expect("the config");
         let mut config = Config::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));

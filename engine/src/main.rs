@@ -120,6 +120,8 @@ enum CalibrateCommand {
     HandEye(cli::calibrate::HandEyeArgs),
     /// The camera's delay against the tracker's, from a wiggle of the scope (runs the configured station's source and trackers).
     Delay(cli::delay::DelayArgs),
+    /// The camera's pose on its tracked marker from chessboard views at the station (runs its source and trackers).
+    HandEyeLive(cli::hand_eye_live::HandEyeLiveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +324,7 @@ fn main() -> ExitCode {
             CalibrateCommand::Pivot(args) => cli::calibrate::pivot(&args),
             CalibrateCommand::HandEye(args) => cli::calibrate::hand_eye(&args),
             CalibrateCommand::Delay(args) => cli::delay::delay(&args),
+            CalibrateCommand::HandEyeLive(args) => cli::hand_eye_live::hand_eye_live(&args),
         }),
         Command::Register { command } => report(match command {
             RegisterCommand::Points(args) => cli::calibrate::points(&args),

@@ -8,6 +8,7 @@ pub mod collect;
 pub mod delay;
 pub mod demo_profile;
 pub mod doctor;
+pub mod hand_eye_live;
 pub mod links;
 pub mod recordings;
 pub mod replay;

@@ -49,6 +49,49 @@ pub struct PhantomFile {
     pub ring_radius_mm: f64,
     /// Fiducial centres in the phantom's frame, mm (on the surface: `z = 0`).
     pub fiducials_mm: Vec<[f64; 3]>,
+    /// A chessboard printed on the surface (for hand–eye calibration), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chessboard: Option<Chessboard>,
+}
+
+/// A chessboard on the phantom's surface: `(cols + 1) × (rows + 1)` squares
+/// whose `cols × rows` inner corners are what a detector finds. The board's
+/// frame: origin at the inner corner nearest (−x, −y), `x` along the
+/// columns, `y` along the rows, on the surface (`z = 0`), axes as the
+/// phantom's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chessboard {
+    /// Inner corners per row.
+    pub cols: usize,
+    /// Inner corners per column.
+    pub rows: usize,
+    /// Side of a square, mm.
+    pub square_mm: f64,
+    /// The board's centre on the surface, mm.
+    pub centre_mm: [f64; 2],
+}
+
+impl Chessboard {
+    /// The board's first inner corner in the phantom's frame, mm.
+    pub fn origin_mm(&self) -> [f64; 2] {
+        [
+            self.centre_mm[0] - (self.cols - 1) as f64 * self.square_mm / 2.0,
+            self.centre_mm[1] - (self.rows - 1) as f64 * self.square_mm / 2.0,
+        ]
+    }
+
+    /// The inner corners in the board's frame, row by row, mm.
+    pub fn corners_mm(&self) -> Vec<[f64; 3]> {
+        (0..self.rows)
+            .flat_map(|r| (0..self.cols).map(move |c| [c as f64 * self.square_mm, r as f64 * self.square_mm, 0.0]))
+            .collect()
+    }
+
+    /// The board's half sides (with the outer squares), mm.
+    fn half_extent_mm(&self) -> [f64; 2] {
+        [(self.cols + 1) as f64 * self.square_mm / 2.0, (self.rows + 1) as f64 * self.square_mm / 2.0]
+    }
 }
 
 /// Why a phantom file was refused.
@@ -122,6 +165,22 @@ impl PhantomFile {
                 }
             }
         }
+        if let Some(board) = &file.chessboard {
+            let [hx, hy] = board.half_extent_mm();
+            let fits = board.square_mm.is_finite()
+                && board.square_mm >= 1.0
+                && (2..=40).contains(&board.cols)
+                && (2..=40).contains(&board.rows)
+                && board.centre_mm.iter().all(|c| c.is_finite())
+                && board.centre_mm[0].abs() + hx <= file.width_mm / 2.0
+                && board.centre_mm[1].abs() + hy <= file.height_mm / 2.0;
+            if !fits {
+                return Err(format!(
+                    "chessboard {} x {} inner corners of {} mm at {:?} mm: 2 to 40 corners a side, squares of 1 mm or more, inside the surface",
+                    board.cols, board.rows, board.square_mm, board.centre_mm
+                ));
+            }
+        }
         Ok(file)
     }
 
@@ -141,6 +200,10 @@ pub enum PathShape {
     /// A wiggle: two sines of unrelated frequencies across the phantom,
     /// speeding up and slowing down (what temporal calibration needs).
     Wiggle,
+    /// A survey: the scope looks at the phantom's centre from around it,
+    /// tilted up to 20° every way and rolled up to 15° (what hand–eye
+    /// calibration needs: turns about several axes); `radius_mm` is unused.
+    Survey,
 }
 
 /// The scripted path of the scope over the phantom: its camera circles (or
@@ -167,6 +230,15 @@ impl ScopePath {
         let omega = if self.radius_mm > 0.0 { self.speed_mm_s / self.radius_mm } else { 0.0 };
         // Angles are kept in one turn so that long runs keep f64 precision.
         let angle = (omega * t) % std::f64::consts::TAU;
+        if self.shape == PathShape::Survey {
+            // Unrelated frequencies, so the views cover the cap of directions.
+            let second = (omega * 0.618 * t) % std::f64::consts::TAU;
+            let third = (omega * 0.381 * t + 1.0) % std::f64::consts::TAU;
+            let rotation = DQuat::from_rotation_z(angle)
+                * DQuat::from_rotation_x(20f64.to_radians() * second.sin())
+                * DQuat::from_rotation_z(-angle + 15f64.to_radians() * third.sin());
+            return Pose { rotation, translation: rotation * DVec3::new(0.0, 0.0, -self.distance_mm) };
+        }
         let roll = 6f64.to_radians() * (0.5 * angle).sin();
         let tilt = 4f64.to_radians() * (angle + 0.7).sin();
         let rotation = DQuat::from_rotation_z(roll) * DQuat::from_rotation_x(tilt);
@@ -174,7 +246,7 @@ impl ScopePath {
             PathShape::Circle => {
                 DVec3::new(self.radius_mm * angle.cos(), self.radius_mm * angle.sin(), -self.distance_mm)
             }
-            PathShape::Wiggle => {
+            PathShape::Survey | PathShape::Wiggle => {
                 // The second sine's period is not a multiple of the first's, so no lag repeats the motion.
                 let second = (omega * 1.618 * t + 0.5) % std::f64::consts::TAU;
                 DVec3::new(self.radius_mm * angle.sin(), 0.7 * self.radius_mm * second.sin(), -self.distance_mm)
@@ -216,6 +288,49 @@ pub struct PhantomPicture {
     cell_columns: usize,
     /// Fiducial centres on the surface (x, y), mm, for the per-pixel test.
     fiducials: Vec<[f32; 2]>,
+    /// The chessboard, if the file has one.
+    chessboard: Option<BoardPaint>,
+}
+
+/// A chessboard ready to paint per pixel (mm, f32).
+struct BoardPaint {
+    /// The outer squares' corner nearest (−x, −y).
+    min: [f32; 2],
+    /// Squares per side (inner corners + 1).
+    squares: [f32; 2],
+    square: f32,
+}
+
+impl BoardPaint {
+    fn of(board: &Chessboard) -> Self {
+        let o = board.origin_mm();
+        let square = board.square_mm as f32;
+        Self {
+            min: [o[0] as f32 - square, o[1] as f32 - square],
+            squares: [(board.cols + 1) as f32, (board.rows + 1) as f32],
+            square,
+        }
+    }
+
+    /// Paints the board at surface point (`x`, `y`) mm over `colour`, the
+    /// pixel's footprint `footprint` mm wide: anti-aliased by each axis's
+    /// signed distance to its nearest square edge.
+    fn paint(&self, x: f32, y: f32, footprint: f32, colour: &mut [f32; 3]) {
+        let (u, v) = ((x - self.min[0]) / self.square, (y - self.min[1]) / self.square);
+        if u < 0.0 || v < 0.0 || u >= self.squares[0] || v >= self.squares[1] {
+            return;
+        }
+        // Per axis: +1 deep in an even square, −1 deep in an odd one, linear across an edge.
+        let side = |t: f32| {
+            let parity = if (t.floor() as i64) % 2 == 0 { 1.0 } else { -1.0 };
+            let to_edge = (t - t.floor()).min(t.ceil() - t) * self.square;
+            parity * (to_edge / footprint.max(1e-3) * 2.0).min(1.0)
+        };
+        let white = 0.5 + 0.5 * side(u) * side(v);
+        for c in colour.iter_mut() {
+            *c = 20.0 + 225.0 * white;
+        }
+    }
 }
 
 impl PhantomPicture {
@@ -257,7 +372,8 @@ impl PhantomPicture {
             }
         }
         let fiducials = file.fiducials_mm.iter().map(|f| [f[0] as f32, f[1] as f32]).collect();
-        Self { file, texels, texture_size: (tw, th), cells, cell_columns, fiducials }
+        let chessboard = file.chessboard.as_ref().map(BoardPaint::of);
+        Self { file, texels, texture_size: (tw, th), cells, cell_columns, fiducials, chessboard }
     }
 
     /// Renders the phantom seen at `camera_from_phantom` into `out` (RGBA,
@@ -292,6 +408,10 @@ impl PhantomPicture {
                         colour = self.texels[ty * tw + tx].map(f32::from);
                         let column = ((p.x + half_w) / cell) as usize;
                         let row_index = ((p.y + half_h) / cell) as usize;
+                        if let Some(board) = &self.chessboard {
+                            let footprint = s * direction.length() / view.focal_px / direction.z.max(0.2);
+                            board.paint(p.x, p.y, footprint, &mut colour);
+                        }
                         let candidate = self.cells.get(row_index * self.cell_columns + column).copied();
                         if let Some(f) = candidate.and_then(|c| self.fiducials.get(usize::from(c))) {
                             // Coverage over the pixel's footprint on the surface (its size in mm).
@@ -328,6 +448,7 @@ mod tests {
             dot_radius_mm: 2.0,
             ring_radius_mm: 3.5,
             fiducials_mm: vec![[0.0, 0.0, 0.0], [20.0, -10.0, 0.0]],
+            chessboard: None,
         }
     }
 
@@ -349,6 +470,32 @@ mod tests {
         }
         let many = PhantomFile { fiducials_mm: vec![[0.0; 3]; 65], ..f };
         assert!(PhantomFile::parse(many.to_json().as_bytes()).expect_err("too many").contains("1 to 64"));
+    }
+
+    #[test]
+    fn a_chessboard_round_trips_and_must_fit_on_the_surface() {
+        let board = Chessboard { cols: 9, rows: 6, square_mm: 6.0, centre_mm: [0.0, 5.0] };
+        let f = PhantomFile { chessboard: Some(board), ..file() };
+        assert_eq!(PhantomFile::parse(f.to_json().as_bytes()).expect("parses"), f);
+        assert_eq!(board.origin_mm(), [-24.0, -10.0]);
+        assert_eq!(board.corners_mm()[10], [6.0, 6.0, 0.0]);
+        let off = PhantomFile { chessboard: Some(Chessboard { centre_mm: [40.0, 0.0], ..board }), ..file() };
+        let why = PhantomFile::parse(off.to_json().as_bytes()).expect_err("refused");
+        assert!(why.contains("inside the surface"), "{why}");
+    }
+
+    #[test]
+    fn the_survey_keeps_the_phantom_centre_in_view_from_every_side() {
+        let path = ScopePath { speed_mm_s: 20.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Survey };
+        let mut most_tilt: f64 = 0.0;
+        for k in 0..200u64 {
+            let camera_from_phantom = path.camera_from_phantom(k * 50_000_000);
+            let centre = camera_from_phantom.matrix().transform_point3(DVec3::ZERO);
+            assert!((centre.x.abs() < 1e-9) && (centre.y.abs() < 1e-9) && (centre.z - 90.0).abs() < 1e-9, "{centre}");
+            let axis = camera_from_phantom.inverse().rotation * DVec3::Z;
+            most_tilt = most_tilt.max(axis.angle_between(DVec3::Z).to_degrees());
+        }
+        assert!(most_tilt > 15.0 && most_tilt <= 20.0 + 1e-9, "tilts up to {most_tilt} degrees");
     }
 
     #[test]

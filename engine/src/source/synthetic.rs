@@ -608,6 +608,7 @@ mod tests {
             dot_radius_mm: 2.0,
             ring_radius_mm: 3.5,
             fiducials_mm: fiducials.clone(),
+            chessboard: None,
         };
         let path = ScopePath { speed_mm_s: 50.0, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle };
         let clock = Arc::new(FakeClock::new(1_234_000_000, 0));

@@ -16,6 +16,7 @@ pub mod delay;
 mod delivery;
 pub mod endpoints;
 pub mod fiducial_run;
+pub mod hand_eye_run;
 mod metrics_view;
 pub mod registration_desk;
 mod setup;

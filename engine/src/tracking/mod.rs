@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod frame_poses;
+pub mod hand_eye_views;
 pub mod pose_store;
 pub mod registration;
 pub mod registration_desk;
