@@ -195,6 +195,15 @@ impl StationDesk {
                 .collect();
             lines.push(format!("RESIDUALS MM {}", residuals.join(" ")));
         }
+        match (state.surface_rms_mm, state.phase.as_str()) {
+            (Some(rms), _) => lines.push(format!(
+                "SURFACE RMS {rms:.2} MM OVER {} POINTS, MOVED {:.2} MM",
+                state.surface_points,
+                state.surface_change_mm.unwrap_or(f64::NAN)
+            )),
+            (None, "sweep") => lines.push(format!("SWEEPING: {} SURFACE POINTS", state.surface_points)),
+            _ => {}
+        }
         lines
     }
 
