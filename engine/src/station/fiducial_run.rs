@@ -1,9 +1,10 @@
 //! Fiducial registration from the command line (`scopecast register
 //! collect`): the configured trackers (and the synthetic scope's simulated
-//! tracker, when configured) run on helper threads; each time the pointer's
-//! tip rests still somewhere new, it is taken as the next fiducial, in the
-//! model file's order; when every fiducial is taken, the registration and
-//! its errors are returned (`crate::tracking::registration`).
+//! tracker, when configured) run on helper threads and feed a registration
+//! desk, the one the operator's page drives; each time the pointer's tip
+//! rests still somewhere new, it is taken as the next fiducial, in the model
+//! file's order; when every fiducial is taken, the registration and its
+//! errors are returned.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,16 +13,17 @@ use glam::DVec3;
 use thiserror::Error;
 
 use super::StationError;
+use super::registration_desk::feed;
 use super::setup::{HelperThreads, make_source, start_trackers};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::tracking::chain::canonical_name;
-use crate::tracking::pose_store::{Freshness, PoseAt, PoseStore};
-use crate::tracking::registration::{
-    FiducialRegistration, FiducialRegistrationError, LivePivot, StillWindow, TipTrace, register_fiducials, solve_pivot,
-};
+use crate::tracking::pose_store::PoseStore;
+use crate::tracking::registration::{FiducialRegistration, FiducialRegistrationError, LivePivot, StillWindow};
+use crate::tracking::registration_desk::{DeskPlan, RegistrationDesk};
 use crate::tracking::setup::tracker_settings;
 use crate::tracking::tracker_link::SharedPoses;
+use scopecast_transport::protocol::RegistrationStep;
 
 /// What to collect and with what.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +88,10 @@ pub enum FiducialRunError {
     Pivot(String),
 }
 
-/// Collects `plan`'s fiducials with `config`'s trackers; `said` hears each
-/// step in words (for the command line).
+/// Collects `plan`'s fiducials with `config`'s trackers on a registration
+/// desk (`crate::tracking::registration_desk`, as the operator's page does),
+/// pressing "take" itself whenever the tip rests still somewhere new; `said`
+/// hears each step in words (for the command line).
 pub fn collect_fiducials(
     config: &Config,
     clock: SharedClock,
@@ -100,96 +104,89 @@ pub fn collect_fiducials(
     let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
     start_trackers(tracker_settings(&config.tracking), &poses, &clock, &helpers.shutdown, &mut helpers.threads)?;
     let (pointer, reference) = (canonical_name(&plan.pointer), canonical_name(&plan.reference));
-    let fresh = Freshness { stale_after_ns: 100_000_000 };
-    let mut tip_in_pointer = plan.tip_in_pointer;
-    let mut pivot = None;
+    let mut desk = RegistrationDesk::new(DeskPlan {
+        model_fiducials: plan.model_fiducials.clone(),
+        tip_in_pointer: if plan.pivot.is_some() { None } else { Some(plan.tip_in_pointer) },
+        pivot_ns: plan.pivot.map_or(0, |p| p.as_nanos() as u64),
+        target: plan.target,
+        target_name: "target".into(),
+        still: plan.still,
+        min_apart_mm: plan.min_apart_mm,
+        surface: None,
+    });
     if let Some(pivoting) = plan.pivot {
         said(format!("pivot the pointer about its tip for {} s", pivoting.as_secs_f64()));
-        let until = clock.now_ns() + pivoting.as_nanos() as u64;
-        let mut seen = 0;
-        let mut poses_while_pivoting = Vec::new();
-        while clock.now_ns() < until {
-            let store = poses.load();
-            let fresh_samples: Vec<_> =
-                store.samples(&pointer).filter(|s| s.time_ns > seen && s.valid).copied().collect();
-            for sample in fresh_samples {
-                seen = sample.time_ns;
-                poses_while_pivoting.push(sample.pose);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let solved = solve_pivot(&poses_while_pivoting).map_err(FiducialRunError::Pivot)?;
-        said(format!(
-            "pivot: tip at ({:.2}, {:.2}, {:.2}) mm in the pointer's frame, RMS {:.3} mm over {} poses turning {:.0} degrees",
-            solved.tip_in_pointer.x,
-            solved.tip_in_pointer.y,
-            solved.tip_in_pointer.z,
-            solved.rms_mm,
-            solved.poses,
-            solved.spread_deg
-        ));
-        tip_in_pointer = solved.tip_in_pointer;
-        pivot = Some(solved);
+        desk.step(RegistrationStep::Pivot, None, clock.now_ns()).map_err(FiducialRunError::Pivot)?;
     }
-    let mut trace = TipTrace::default();
-    let mut collected: Vec<DVec3> = Vec::new();
-    // After a fiducial is taken, the tip must leave it before the next one counts.
-    let mut left_last = true;
-    let mut why = String::from("no pointer pose yet");
-    let started = clock.now_ns();
     let wanted = plan.model_fiducials.len();
-    said(format!("touch fiducial 1 of {wanted} with the pointer and hold it still"));
-    while collected.len() < wanted {
+    let started = clock.now_ns();
+    let mut seen_ns = 0;
+    let mut said_phase = String::new();
+    let mut why = String::from("no pointer pose yet");
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
         let now = clock.now_ns();
+        seen_ns = feed(&mut desk, &poses.load(), &pointer, &reference, seen_ns);
+        desk.tick(now);
+        let state = desk.state();
+        if state.phase == "pivot" && !desk.is_pivoting() {
+            // The pivot ended without a tip: its words say why.
+            return Err(FiducialRunError::Pivot(state.message));
+        }
+        if state.phase != said_phase && state.phase == "collect" {
+            if let Some(pivot) = desk.pivot() {
+                let t = pivot.tip_in_pointer;
+                said(format!(
+                    "pivot: tip at ({:.2}, {:.2}, {:.2}) mm in the pointer's frame, RMS {:.3} mm over {} poses turning {:.0} degrees",
+                    t.x, t.y, t.z, pivot.rms_mm, pivot.poses, pivot.spread_deg
+                ));
+            }
+            said(format!("touch fiducial 1 of {wanted} with the pointer and hold it still"));
+        }
+        said_phase = state.phase.clone();
+        if state.phase == "review" {
+            break;
+        }
         if now.saturating_sub(started) > plan.timeout.as_nanos() as u64 {
             return Err(FiducialRunError::Timeout {
-                taken: collected.len(),
+                taken: state.fiducials.iter().filter(|f| f.taken).count(),
                 wanted,
                 waited_s: plan.timeout.as_secs(),
                 why,
                 pointer: plan.pointer.clone(),
             });
         }
-        let store = poses.load();
-        let newest = store.samples(&pointer).last().map(|s| s.time_ns);
-        if let Some(t) = newest.filter(|t| trace.newest_ns().is_none_or(|seen| *t > seen)) {
-            match (store.at(&pointer, t, fresh), store.at(&reference, t, fresh)) {
-                (PoseAt::Tracked(tracker_from_pointer), PoseAt::Tracked(tracker_from_reference)) => {
-                    let tip = tracker_from_reference
-                        .inverse()
-                        .then_after(&tracker_from_pointer)
-                        .matrix()
-                        .transform_point3(tip_in_pointer);
-                    trace.push(t, tip);
-                    if let Some(last) = collected.last() {
-                        left_last |= tip.distance(*last) > plan.min_apart_mm;
-                    }
-                    match trace.still_tip(t, plan.still) {
-                        Ok(point) if left_last => {
-                            collected.push(point);
-                            left_last = false;
-                            said(format!(
-                                "fiducial {} of {wanted} taken at ({:.2}, {:.2}, {:.2}) mm",
-                                collected.len(),
-                                point.x,
-                                point.y,
-                                point.z
-                            ));
-                            if collected.len() < wanted {
-                                said(format!("touch fiducial {} of {wanted}", collected.len() + 1));
-                            }
-                        }
-                        Ok(_) => why = "the pointer still rests on the last fiducial".into(),
-                        Err(refused) => why = refused.to_string(),
-                    }
+        if state.phase != "collect" {
+            continue;
+        }
+        if state.pointer != "still" {
+            why = format!("the pointer is {}", state.pointer);
+            continue;
+        }
+        match desk.step(RegistrationStep::Take, None, now) {
+            Ok(_) => {
+                let taken = desk.collected();
+                if let Some(point) = taken.last() {
+                    said(format!(
+                        "fiducial {} of {wanted} taken at ({:.2}, {:.2}, {:.2}) mm",
+                        taken.len(),
+                        point.x,
+                        point.y,
+                        point.z
+                    ));
                 }
-                (pointer_at, reference_at) => {
-                    why = format!("pointer {pointer_at:?}, reference {reference_at:?}");
+                if taken.len() < wanted {
+                    said(format!("touch fiducial {} of {wanted}", taken.len() + 1));
                 }
             }
+            Err(refused) => why = refused,
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    let registration = register_fiducials(&plan.model_fiducials, &collected, plan.target)?;
-    Ok(FiducialRun { pivot, collected, registration })
+    let collected = desk.collected();
+    let pivot = desk.pivot();
+    let accepted = desk
+        .step(RegistrationStep::Accept, None, clock.now_ns())
+        .map_err(|e| FiducialRunError::Registration(FiducialRegistrationError::Solve(e)))?
+        .ok_or_else(|| FiducialRunError::Registration(FiducialRegistrationError::Solve(desk.state().message)))?;
+    Ok(FiducialRun { pivot, collected, registration: accepted.fiducials })
 }

@@ -23,7 +23,7 @@ use crate::recorder::Recorder;
 use crate::recorder::format::TimelineRecord;
 use crate::shutdown::Shutdown;
 use crate::tracking::chain::{REGISTRATION_LINK, canonical_name};
-use crate::tracking::pose_store::{Freshness, PoseAt};
+use crate::tracking::pose_store::{Freshness, PoseAt, PoseStore};
 use crate::tracking::registration::StillWindow;
 use crate::tracking::registration_desk::{AcceptedRegistration, DeskPlan, RegistrationDesk};
 use crate::tracking::registration_file::{FORMAT, RegistrationFile, RegistrationFileError};
@@ -74,6 +74,23 @@ pub fn read_fiducials(path: &std::path::Path) -> Result<Vec<DVec3>, DeskSetupErr
         return Err(fail("a fiducial is not three finite numbers".into()));
     }
     Ok(points.iter().map(|p| DVec3::from_array(*p)).collect())
+}
+
+/// Gives `desk` the `pointer`'s samples in `store` newer than `seen_ns`, each
+/// with the `reference`'s pose at its time (canonical names); the newest
+/// pointer sample's time.
+pub fn feed(desk: &mut RegistrationDesk, store: &PoseStore, pointer: &str, reference: &str, seen_ns: u64) -> u64 {
+    let mut newest = seen_ns;
+    for sample in store.samples(pointer).filter(|s| s.time_ns > seen_ns) {
+        newest = sample.time_ns;
+        let pointer_pose = sample.valid.then_some(sample.pose);
+        let reference_pose = match store.at(reference, sample.time_ns, REFERENCE_FRESH) {
+            PoseAt::Tracked(pose) => Some(pose),
+            _ => None,
+        };
+        desk.observe(sample.time_ns, pointer_pose, reference_pose);
+    }
+    newest
 }
 
 /// The desk, shared by its thread, the data channel and the monitor.
@@ -289,19 +306,7 @@ impl StationDesk {
     /// Feeds the desk the pointer's new poses since `seen_ns`; the newest
     /// pointer sample's time.
     fn feed(&self, seen_ns: u64) -> u64 {
-        let store = self.poses.load();
-        let mut newest = seen_ns;
-        let mut desk = locked(&self.desk);
-        for sample in store.samples(&self.pointer).filter(|s| s.time_ns > seen_ns) {
-            newest = sample.time_ns;
-            let pointer = sample.valid.then_some(sample.pose);
-            let reference = match store.at(&self.reference, sample.time_ns, REFERENCE_FRESH) {
-                PoseAt::Tracked(pose) => Some(pose),
-                _ => None,
-            };
-            desk.observe(sample.time_ns, pointer, reference);
-        }
-        newest
+        feed(&mut locked(&self.desk), &self.poses.load(), &self.pointer, &self.reference, seen_ns)
     }
 
     /// The desk's thread body: until `shutdown`.

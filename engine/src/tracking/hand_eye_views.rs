@@ -9,7 +9,7 @@
 //! Frames: board and tracker mm; image px of the calibration.
 
 use glam::{DMat3, DQuat, DVec3};
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+use nalgebra::Isometry3;
 use scopecast_calibration::camera::CameraModel;
 use scopecast_calibration::intrinsics::homography;
 use scopecast_calibration::registration::hand_eye::hand_eye_calibration;
@@ -117,14 +117,6 @@ pub fn board_pose(camera: &CameraModel, corners_px: &[[f64; 2]], board_mm: &[[f6
     Some(BoardPose { camera_from_board: pose, rms_px })
 }
 
-fn isometry(pose: &Pose) -> Isometry3<f64> {
-    let (q, t) = (pose.rotation, pose.translation);
-    Isometry3::from_parts(
-        Translation3::new(t.x, t.y, t.z),
-        UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
-    )
-}
-
 /// Views collected for a hand–eye calibration.
 #[derive(Debug, Clone, Default)]
 pub struct HandEyeViews {
@@ -177,15 +169,10 @@ impl HandEyeViews {
 
     /// Solves for `camera_from_scope`; the calibration crate's reason when it cannot.
     pub fn solve(&self) -> Result<HandEyeResult, String> {
-        let markers: Vec<Isometry3<f64>> = self.views.iter().map(|(m, _)| isometry(m)).collect();
-        let boards: Vec<Isometry3<f64>> = self.views.iter().map(|(_, b)| isometry(b)).collect();
+        let markers: Vec<Isometry3<f64>> = self.views.iter().map(|(m, _)| m.to_isometry()).collect();
+        let boards: Vec<Isometry3<f64>> = self.views.iter().map(|(_, b)| b.to_isometry()).collect();
         let solved = hand_eye_calibration(&markers, &boards).map_err(|e| e.to_string())?;
-        let x = solved.marker_from_camera;
-        let q = x.rotation.quaternion();
-        let scope_from_camera = Pose {
-            rotation: DQuat::from_xyzw(q.i, q.j, q.k, q.w).normalize(),
-            translation: DVec3::new(x.translation.x, x.translation.y, x.translation.z),
-        };
+        let scope_from_camera = Pose::from_isometry(&solved.marker_from_camera);
         Ok(HandEyeResult {
             camera_from_scope: scope_from_camera.inverse(),
             rotation_rms_deg: solved.rotation_rms_deg,

@@ -56,6 +56,24 @@ impl Pose {
         Some(Self { rotation, translation: m.w_axis.truncate() })
     }
 
+    /// As nalgebra's isometry (the calibration crate's type).
+    pub fn to_isometry(&self) -> nalgebra::Isometry3<f64> {
+        let (q, t) = (self.rotation, self.translation);
+        nalgebra::Isometry3::from_parts(
+            nalgebra::Translation3::new(t.x, t.y, t.z),
+            nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(q.w, q.x, q.y, q.z)),
+        )
+    }
+
+    /// From nalgebra's isometry.
+    pub fn from_isometry(iso: &nalgebra::Isometry3<f64>) -> Self {
+        let q = iso.rotation.quaternion();
+        Self {
+            rotation: DQuat::from_xyzw(q.i, q.j, q.k, q.w).normalize(),
+            translation: DVec3::new(iso.translation.x, iso.translation.y, iso.translation.z),
+        }
+    }
+
     /// The inverse pose.
     pub fn inverse(&self) -> Self {
         let rotation = self.rotation.inverse();

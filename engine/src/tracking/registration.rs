@@ -113,7 +113,6 @@ pub struct LivePivot {
 /// frame: the tracker's, or better the patient reference's); refused in words
 /// when it turned less than 20 degrees.
 pub fn solve_pivot(poses: &[Pose]) -> Result<LivePivot, String> {
-    use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
     let first = poses.first().ok_or_else(|| String::from("no pointer pose while pivoting"))?;
     let spread_deg = poses.iter().map(|p| p.rotation.angle_between(first.rotation).to_degrees()).fold(0.0, f64::max);
     if spread_deg < 20.0 {
@@ -121,16 +120,7 @@ pub fn solve_pivot(poses: &[Pose]) -> Result<LivePivot, String> {
             "the pointer turned only {spread_deg:.1} degrees about its tip: pivot it wider (30 degrees or more)"
         ));
     }
-    let isometries: Vec<Isometry3<f64>> = poses
-        .iter()
-        .map(|p| {
-            let q = p.rotation;
-            Isometry3::from_parts(
-                Translation3::new(p.translation.x, p.translation.y, p.translation.z),
-                UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
-            )
-        })
-        .collect();
+    let isometries: Vec<_> = poses.iter().map(Pose::to_isometry).collect();
     let result =
         scopecast_calibration::registration::pivot::pivot_calibration(&isometries).map_err(|e| e.to_string())?;
     let t = result.tip_in_tool;
@@ -235,12 +225,7 @@ pub fn register_fiducials(
     let suspects =
         if result.fre_mm > GOOD_FRE_MM { best_exclusion(&moving, &fixed).unwrap_or(one_out) } else { one_out };
     let tre_mm = target.map(|t| result.predicted_tre_mm(&result.apply(&vector(t)), result.fle_mm));
-    let iso = result.fixed_from_moving;
-    let q = iso.rotation.quaternion();
-    let reference_from_model = Pose {
-        rotation: glam::DQuat::from_xyzw(q.i, q.j, q.k, q.w).normalize(),
-        translation: DVec3::new(iso.translation.x, iso.translation.y, iso.translation.z),
-    };
+    let reference_from_model = Pose::from_isometry(&result.fixed_from_moving);
     Ok(FiducialRegistration {
         reference_from_model,
         fre_mm: result.fre_mm,

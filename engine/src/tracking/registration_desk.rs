@@ -18,12 +18,12 @@
 //! mm; times station-clock ns.
 
 use glam::DVec3;
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion, Vector3};
+use nalgebra::Vector3;
 use scopecast_calibration::registration::icp::{IcpMetric, IcpSettings, icp};
 use scopecast_transport::protocol::{FiducialState, RegistrationState, RegistrationStep};
 
 use super::pose_store::Pose;
-use super::registration::{FiducialRegistration, StillWindow, TipTrace, register_fiducials, solve_pivot};
+use super::registration::{FiducialRegistration, LivePivot, StillWindow, TipTrace, register_fiducials, solve_pivot};
 use super::registration_file::SurfaceRecord;
 
 /// Most pivot poses kept (a minute at 120 Hz).
@@ -111,7 +111,7 @@ pub struct RegistrationDesk {
     plan: DeskPlan,
     phase: Phase,
     tip_in_pointer: Option<DVec3>,
-    pivot_rms_mm: Option<f64>,
+    pivot: Option<LivePivot>,
     pivot_poses: Vec<Pose>,
     trace: TipTrace,
     /// Each fiducial's tip, reference frame.
@@ -126,22 +126,6 @@ pub struct RegistrationDesk {
     accepted_by: Option<String>,
 }
 
-fn isometry(pose: &Pose) -> Isometry3<f64> {
-    let (q, t) = (pose.rotation, pose.translation);
-    Isometry3::from_parts(
-        Translation3::new(t.x, t.y, t.z),
-        UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
-    )
-}
-
-fn pose_of(iso: &Isometry3<f64>) -> Pose {
-    let q = iso.rotation.quaternion();
-    Pose {
-        rotation: glam::DQuat::from_xyzw(q.i, q.j, q.k, q.w).normalize(),
-        translation: DVec3::new(iso.translation.x, iso.translation.y, iso.translation.z),
-    }
-}
-
 fn vector(p: DVec3) -> Vector3<f64> {
     Vector3::new(p.x, p.y, p.z)
 }
@@ -153,7 +137,7 @@ impl RegistrationDesk {
         let mut desk = Self {
             phase: Phase::Collect,
             tip_in_pointer: plan.tip_in_pointer,
-            pivot_rms_mm: None,
+            pivot: None,
             pivot_poses: Vec::new(),
             trace: TipTrace::default(),
             collected: vec![None; n],
@@ -231,7 +215,7 @@ impl RegistrationDesk {
             match solve_pivot(&self.pivot_poses) {
                 Ok(pivot) => {
                     self.tip_in_pointer = Some(pivot.tip_in_pointer);
-                    self.pivot_rms_mm = Some(pivot.rms_mm);
+                    self.pivot = Some(pivot);
                     self.phase = Phase::Collect;
                     self.message = format!(
                         "pivot: RMS {:.2} mm over {} poses turning {:.0} degrees; {}",
@@ -328,6 +312,21 @@ impl RegistrationDesk {
         self.message = why;
     }
 
+    /// A pivot is under way (its poses are being gathered).
+    pub fn is_pivoting(&self) -> bool {
+        matches!(self.phase, Phase::Pivot { until_ns: Some(_) })
+    }
+
+    /// The live pivot calibration, when the tip was solved here.
+    pub fn pivot(&self) -> Option<LivePivot> {
+        self.pivot
+    }
+
+    /// The tips taken so far, in fiducial order (reference frame, mm).
+    pub fn collected(&self) -> Vec<DVec3> {
+        self.collected.iter().flatten().copied().collect()
+    }
+
     /// Who accepted the registration in use, for the pages.
     pub fn set_accepted_by(&mut self, who: String) {
         self.accepted_by = Some(who);
@@ -422,9 +421,9 @@ impl RegistrationDesk {
                     tolerance_mm: 1e-6,
                     keep_fraction: 0.8,
                 };
-                match icp(&moving, &fixed, isometry(&paired.inverse()), settings) {
+                match icp(&moving, &fixed, paired.inverse().to_isometry(), settings) {
                     Ok(found) => {
-                        let reference_from_model = pose_of(&found.fixed_from_moving).inverse();
+                        let reference_from_model = Pose::from_isometry(&found.fixed_from_moving).inverse();
                         let probe = self.plan.target.unwrap_or(DVec3::ZERO);
                         let change_mm = reference_from_model
                             .matrix()
@@ -482,7 +481,7 @@ impl RegistrationDesk {
             next: if self.phase == Phase::Collect { self.next_index().map(|i| i as u32 + 1) } else { None },
             pointer: pointer.into(),
             tip_mm,
-            pivot_rms_mm: self.pivot_rms_mm,
+            pivot_rms_mm: self.pivot.map(|p| p.rms_mm),
             fre_mm: result.map(|r| r.fre_mm),
             tre_mm: result.and_then(|r| r.tre_mm),
             target: self.plan.target_name.clone(),
