@@ -258,7 +258,8 @@ fn the_monitor_shows_the_stream_with_overlay_and_hud_and_obeys_its_keys() {
 /// 3 %. The panel's translucent background shows moving video, so only the
 /// text is compared. `SCOPECAST_BLESS=1` rewrites the golden.
 fn assert_golden_text(screen: &Screen, origin: (usize, usize), colour: [u8; 3], name: &str) {
-    let (w, h) = (360usize, 240usize);
+    // The whole key list (16 lines of 20 px on a 640x360 window).
+    let (w, h) = (360usize, 330usize);
     let is_text = |x: usize, y: usize| {
         screen.pixel(origin.0 + x, origin.1 + y).iter().zip(colour).all(|(a, b)| a.abs_diff(b) <= 6)
     };
