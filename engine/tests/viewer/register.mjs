@@ -20,7 +20,7 @@ try {
   await page.waitForFunction(() => window.scopecastStats && window.scopecastStats.channel === 'open' && window.scopecastStats.registration,
     null, { timeout: 30000 });
   report.role = await page.evaluate(() => window.scopecastStats.role);
-  report.controls_shown = await page.evaluate(() => getComputedStyle(document.getElementById('regControls')).display !== 'none');
+  report.controls_shown = await page.evaluate(() => getComputedStyle(document.getElementById('registration')).display !== 'none');
   report.tracking_before = await page.evaluate(() => window.scopecastStats.tracking);
   const state = () => page.evaluate(() => window.scopecastStats.registration);
   const near = (tip, dot) => tip && Math.hypot(tip[0] - dot[0], tip[1] - dot[1], tip[2] - dot[2]) < 1.5;
