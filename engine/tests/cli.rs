@@ -1,6 +1,8 @@
 //! The `scopecast` binary as a user runs it: the demo started as a process and
 //! stopped by SIGINT/SIGTERM, config errors, the default config, and `--help`.
 
+mod viewer;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -287,22 +289,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// An HTTP/1.1 GET on loopback, with a bearer token if given; returns the head and the body's bytes.
-fn http_request(addr: &str, path: &str, token: Option<&str>) -> (String, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").expect("request");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("response");
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(response.len());
-    let body = response.get(split + 4..).unwrap_or_default().to_vec();
-    (String::from_utf8_lossy(&response[..split]).into_owned(), body)
-}
-
 /// A plain HTTP/1.1 GET on loopback; returns (status line, body).
 fn http_get(addr: &str, path: &str) -> (String, String) {
-    let (head, body) = http_request(addr, path, None);
+    let (head, body) = viewer::http_get_bytes(addr, path, None);
     (head.lines().next().unwrap_or("").to_string(), String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -371,7 +360,7 @@ fn the_operator_gets_the_newest_composited_frame_as_a_png() {
     }
     let (addr, operator) = (addr.expect("the address is printed"), operator.expect("the operator token is printed"));
     std::thread::sleep(Duration::from_secs(2));
-    let get = |token: Option<&str>| http_request(&addr, "/snapshot.png", token);
+    let get = |token: Option<&str>| viewer::http_get_bytes(&addr, "/snapshot.png", token);
     let (refused, _) = get(None);
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     let (head, png) = get(Some(&operator));

@@ -15,7 +15,7 @@ use scopecast_engine::clock::{SharedClock, SystemClock};
 use scopecast_engine::config::Config;
 use scopecast_engine::station::fiducial_run::{FiducialPlan, collect_fiducials};
 use scopecast_engine::tracking::registration::StillWindow;
-use scopecast_engine::tracking::registration_file::{FORMAT, RegistrationFile};
+use scopecast_engine::tracking::registration_file::RegistrationFile;
 
 /// `scopecast register collect`.
 #[derive(Debug, Args)]
@@ -102,19 +102,14 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<String> {
     let run = collect_fiducials(&config, clock.clone(), &plan, |line| eprintln!("scopecast: {line}"))?;
     let r = &run.registration;
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown user".into());
-    let file = RegistrationFile {
-        format: FORMAT.into(),
-        reference_from_model: RegistrationFile::rows_of(&r.reference_from_model),
-        fre_mm: r.fre_mm,
-        residuals_mm: r.residuals_mm.clone(),
-        leave_one_out_mm: r.leave_one_out_mm.clone(),
-        predicted_tre_mm: r.tre_mm,
-        target: args.target.map(|_| "target".to_string()),
-        fiducials: fiducials.len(),
-        surface: None,
-        accepted_by: format!("{user} (scopecast register collect)"),
-        accepted_wall_ms: clock.wall_ms(),
-    };
+    let file = RegistrationFile::accepted(
+        &r.reference_from_model,
+        r,
+        args.target.map(|_| "target".to_string()),
+        None,
+        format!("{user} (scopecast register collect)"),
+        clock.wall_ms(),
+    );
     file.save(&args.output)?;
     let mut out = String::new();
     if let Some(pivot) = &run.pivot {

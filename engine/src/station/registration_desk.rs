@@ -26,7 +26,7 @@ use crate::tracking::chain::{REGISTRATION_LINK, canonical_name};
 use crate::tracking::pose_store::{Freshness, PoseAt, PoseStore};
 use crate::tracking::registration::StillWindow;
 use crate::tracking::registration_desk::{AcceptedRegistration, DeskPlan, RegistrationDesk};
-use crate::tracking::registration_file::{FORMAT, RegistrationFile, RegistrationFileError};
+use crate::tracking::registration_file::{RegistrationFile, RegistrationFileError};
 use crate::tracking::tracker_link::SharedPoses;
 
 /// How often the desk reads the pose store.
@@ -253,20 +253,14 @@ impl StationDesk {
 
     /// Writes, uses and records an accepted registration.
     fn accept(&self, accepted: &AcceptedRegistration, who: &str) -> Result<(), RegistrationFileError> {
-        let r = &accepted.fiducials;
-        let file = RegistrationFile {
-            format: FORMAT.into(),
-            reference_from_model: RegistrationFile::rows_of(&accepted.reference_from_model),
-            fre_mm: r.fre_mm,
-            residuals_mm: r.residuals_mm.clone(),
-            leave_one_out_mm: r.leave_one_out_mm.clone(),
-            predicted_tre_mm: r.tre_mm,
-            target: Some(accepted.target_name.clone()),
-            fiducials: r.residuals_mm.len(),
-            surface: accepted.surface.clone(),
-            accepted_by: who.to_string(),
-            accepted_wall_ms: self.clock.wall_ms(),
-        };
+        let file = RegistrationFile::accepted(
+            &accepted.reference_from_model,
+            &accepted.fiducials,
+            Some(accepted.target_name.clone()),
+            accepted.surface.clone(),
+            who.to_string(),
+            self.clock.wall_ms(),
+        );
         file.save(&self.output)?;
         let pose = accepted.reference_from_model;
         self.poses.rcu(|store| {

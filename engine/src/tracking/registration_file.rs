@@ -84,6 +84,32 @@ pub enum RegistrationFileError {
 }
 
 impl RegistrationFile {
+    /// The file of a registration accepted by `accepted_by` at `accepted_wall_ms`
+    /// (Unix ms): `reference_from_model` (the surface refinement's, when there is one)
+    /// with the paired-point errors of `fiducials`.
+    pub fn accepted(
+        reference_from_model: &Pose,
+        fiducials: &super::registration::FiducialRegistration,
+        target: Option<String>,
+        surface: Option<SurfaceRecord>,
+        accepted_by: String,
+        accepted_wall_ms: u64,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            reference_from_model: Self::rows_of(reference_from_model),
+            fre_mm: fiducials.fre_mm,
+            residuals_mm: fiducials.residuals_mm.clone(),
+            leave_one_out_mm: fiducials.leave_one_out_mm.clone(),
+            predicted_tre_mm: fiducials.tre_mm,
+            target,
+            fiducials: fiducials.residuals_mm.len(),
+            surface,
+            accepted_by,
+            accepted_wall_ms,
+        }
+    }
+
     /// The matrix as a pose; `None` when it is not rigid.
     pub fn pose(&self) -> Option<Pose> {
         pose_of_rows(&self.reference_from_model.concat())
