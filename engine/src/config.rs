@@ -336,11 +336,13 @@ pub struct TelestrationConfig {
     /// Seconds a finished stroke or arrow stays before it has faded out (the
     /// last second of it fading); pinned ones stay until cleared.
     pub fade_after_s: f64,
+    /// How the parts of a mark on the anatomy behind tissue are drawn.
+    pub hidden_marks: crate::compositor::annotations::HiddenMarks,
 }
 
 impl Default for TelestrationConfig {
     fn default() -> Self {
-        Self { fade_after_s: 15.0 }
+        Self { fade_after_s: 15.0, hidden_marks: Default::default() }
     }
 }
 
@@ -1013,6 +1015,10 @@ token = ""
 # Seconds a viewer's finished stroke or arrow stays on the video (fading out
 # over the last second; 1..=3600). Pinned ones stay until cleared.
 fade_after_s = 15.0
+# Marks a viewer puts on the anatomy follow the registered models; where
+# tissue lies between the camera and a mark (or tracking is stale), that part
+# is drawn "dashed" or "faded".
+hidden_marks = "dashed"
 
 [status]
 # How often the one-line status refreshes (ms, 100..=60000).

@@ -12,6 +12,7 @@
 //! a parameter; threads ask a [`clock::Clock`].
 
 pub mod access_log;
+pub mod anchoring;
 pub mod clock;
 pub mod colour;
 pub mod commands;

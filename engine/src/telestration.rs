@@ -14,14 +14,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use glam::Vec2;
 use scopecast_transport::fanout::ViewerId;
-use scopecast_transport::protocol::{Command, Layer, Point, parse_colour};
+use scopecast_transport::protocol::{Anchor, Command, Layer, MarkState, Notice, PROTOCOL_VERSION, Point, parse_colour};
 use scopecast_transport::refused::CommandRefused;
+use scopecast_transport::room_channels::{Announcer, Topic};
 
+use crate::anchoring::lift::{OffSurface, lift};
+use crate::anchoring::marks::mark_states;
+use crate::anchoring::viewed_frames::{FrameLookupError, ViewedFrame, ViewedFrames};
 use crate::clock::SharedClock;
 use crate::scene::{
-    Annotation, AnnotationEntry, EditError, FADE_OUT_NS, MAX_STROKE_POINTS, Scene, SceneError, SceneStore,
+    Annotation, AnnotationEntry, EditError, FADE_OUT_NS, MAX_STROKE_POINTS, MarkPoint, MarkShape, Scene, SceneError,
+    SceneStore,
 };
 use crate::shutdown::Shutdown;
 
@@ -38,7 +45,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 struct OpenStroke {
     entry_id: u64,
     pinned: bool,
+    /// Its points go onto the anatomy.
+    anchor: Anchor,
 }
+
+/// The frame a viewer drew on, or why it is not known.
+type DrawnOn = Result<Arc<ViewedFrame>, FrameLookupError>;
 
 /// The viewers' drawings on the scene.
 pub struct Telestration {
@@ -48,6 +60,16 @@ pub struct Telestration {
     next_id: AtomicU64,
     /// Open strokes by (viewer, the viewer's stroke id).
     open: Mutex<HashMap<(ViewerId, u32), OpenStroke>>,
+    /// The frames viewers draw on (set where the station composites: marks
+    /// on the anatomy need them).
+    viewed: OnceLock<Arc<ViewedFrames>>,
+    /// Where every page hears the marks and their modes.
+    announcer: OnceLock<Announcer>,
+    /// Why points of anatomy marks stayed on the screen, by annotation id
+    /// (kept while the mark is in the scene).
+    reasons: Mutex<HashMap<u64, String>>,
+    /// The marks last announced.
+    announced: Mutex<Vec<MarkState>>,
 }
 
 fn author(viewer: ViewerId) -> String {
@@ -85,7 +107,89 @@ impl Telestration {
             fade_after_ns: u64::try_from(fade_after.as_nanos()).unwrap_or(u64::MAX).max(FADE_OUT_NS),
             next_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
+            viewed: OnceLock::new(),
+            announcer: OnceLock::new(),
+            reasons: Mutex::new(HashMap::new()),
+            announced: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Marks on the anatomy are lifted in the frames of `viewed` (noted by
+    /// the compositor stage); without it they stay on the screen and say so.
+    pub fn set_viewed_frames(&self, viewed: Arc<ViewedFrames>) {
+        let _ = self.viewed.set(viewed);
+    }
+
+    /// Every page hears the marks and where each stays through `announcer`.
+    pub fn set_announcer(&self, announcer: Announcer) {
+        let _ = self.announcer.set(announcer);
+        self.announce(true);
+    }
+
+    /// Announces the marks when they changed (`counts`: also when only
+    /// their numbers of points did; the sweeper does so four times a
+    /// second, so a stroke being drawn is not announced per message).
+    fn announce(&self, counts: bool) {
+        let Some(announcer) = self.announcer.get() else { return };
+        let scene = self.scene.load();
+        let marks = {
+            let mut reasons = self.reasons.lock().unwrap_or_else(PoisonError::into_inner);
+            reasons.retain(|id, _| scene.scene.annotations.iter().any(|e| e.id == *id));
+            mark_states(&scene.scene, &reasons)
+        };
+        let mut announced = self.announced.lock().unwrap_or_else(PoisonError::into_inner);
+        let modes = |m: &[MarkState]| -> Vec<(u64, Anchor, bool, String)> {
+            m.iter().map(|s| (s.id, s.anchor, s.on_screen > 0, s.message.clone())).collect()
+        };
+        let changed = if counts { *announced != marks } else { modes(&announced) != modes(&marks) };
+        if !changed {
+            return;
+        }
+        *announced = marks.clone();
+        drop(announced);
+        announcer.send_modify(|all| all.set(Topic::Marks, Notice::Marks { v: PROTOCOL_VERSION, marks }));
+    }
+
+    /// The frame a viewer drew on (`frame_ms`; the newest when not said).
+    fn drawn_on(&self, frame_ms: Option<u64>) -> Option<DrawnOn> {
+        Some(self.viewed.get()?.find(frame_ms))
+    }
+
+    /// Where the viewer's point `at` stays: on a model's surface in the frame
+    /// drawn on, or on the screen (with the reason).
+    fn mark_point(&self, at: Point, drawn_on: Option<&DrawnOn>, scene: &Scene) -> (MarkPoint, Option<String>) {
+        let screen = MarkPoint::Screen(vec2(at));
+        let frame = match drawn_on {
+            None => return (screen, Some("this station does not composite: marks stay on the screen".into())),
+            Some(Err(e)) => return (screen, Some(OffSurface::from(*e).to_string())),
+            Some(Ok(frame)) => frame,
+        };
+        match lift(vec2(at), frame, &scene.models) {
+            Ok(on) => (MarkPoint::OnModel { model: on.model, at_mm: on.at_mm }, None),
+            Err(why) => (screen, Some(why.to_string())),
+        }
+    }
+
+    /// The points `at` as marks (anatomy) with the last reason one stayed on the screen.
+    fn mark_points(&self, points: &[Point], frame_ms: Option<u64>) -> (Vec<MarkPoint>, Option<String>) {
+        let drawn_on = self.drawn_on(frame_ms);
+        let scene = self.scene.load();
+        let mut reason = None;
+        let marks = points
+            .iter()
+            .map(|p| {
+                let (point, why) = self.mark_point(*p, drawn_on.as_ref(), &scene.scene);
+                reason = why.or(reason.take());
+                point
+            })
+            .collect();
+        (marks, reason)
+    }
+
+    fn note_reason(&self, id: u64, reason: Option<String>) {
+        if let Some(reason) = reason {
+            self.reasons.lock().unwrap_or_else(PoisonError::into_inner).insert(id, reason);
+        }
     }
 
     /// Removes expired drawings every [`SWEEP_INTERVAL`] until `shutdown`
@@ -114,6 +218,14 @@ impl Telestration {
 
     /// Carries out `command` from `viewer` at `now_ns`; the error says why not.
     pub fn apply_at(&self, viewer: ViewerId, command: &Command, now_ns: u64) -> Result<(), CommandRefused> {
+        let done = self.carry_out(viewer, command, now_ns);
+        if done.is_ok() && matches!(command, Command::UndoMine {} | Command::ClearMine {} | Command::ClearAll {}) {
+            self.announce(false);
+        }
+        done
+    }
+
+    fn carry_out(&self, viewer: ViewerId, command: &Command, now_ns: u64) -> Result<(), CommandRefused> {
         match command {
             Command::Hello { .. } => Ok(()),
             Command::Record { .. }
@@ -122,13 +234,21 @@ impl Telestration {
             | Command::Seek { .. }
             | Command::Speed { .. }
             | Command::Registration { .. } => Err(CommandRefused::NotDrawing { command: command.name() }),
-            Command::PenDown { stroke, at, colour, width, pinned } => {
+            Command::PenDown { stroke, at, colour, width, pinned, anchor, frame_ms } => {
                 let colour = colour_of(colour)?;
                 let entry_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let annotation = match anchor {
+                    Anchor::Screen => Annotation::Stroke { points: vec![vec2(*at)], colour, width_px: *width },
+                    Anchor::Anatomy => {
+                        let (points, reason) = self.mark_points(&[*at], *frame_ms);
+                        self.note_reason(entry_id, reason);
+                        Annotation::Anchored { shape: MarkShape::Stroke, points, colour, width_px: *width }
+                    }
+                };
                 let entry = AnnotationEntry {
                     author: author(viewer),
                     time_ns: now_ns,
-                    annotation: Annotation::Stroke { points: vec![vec2(*at)], colour, width_px: *width },
+                    annotation,
                     id: entry_id,
                     expires_ns: None,
                 };
@@ -136,29 +256,49 @@ impl Telestration {
                     s.annotations.push(entry.clone());
                     Ok(())
                 })?;
-                if let Some(previous) =
-                    self.open_strokes().insert((viewer, *stroke), OpenStroke { entry_id, pinned: *pinned })
-                {
+                self.announce(false);
+                let open = OpenStroke { entry_id, pinned: *pinned, anchor: *anchor };
+                if let Some(previous) = self.open_strokes().insert((viewer, *stroke), open) {
                     // The same id again without pen_up: the old stroke is finished as it is.
                     self.finish(previous, now_ns);
                 }
                 Ok(())
             }
-            Command::PenMove { stroke, points } => {
+            Command::PenMove { stroke, points, frame_ms } => {
                 let open = self.open_strokes().get(&(viewer, *stroke)).copied();
                 let open = open.ok_or(CommandRefused::NoOpenStroke { stroke: *stroke })?;
-                self.update(|s| {
-                    let entry = s.annotations.iter_mut().find(|e| e.id == open.entry_id);
-                    let Some(AnnotationEntry { annotation: Annotation::Stroke { points: drawn, .. }, .. }) = entry
-                    else {
-                        return Err(CommandRefused::StrokeCleared { stroke: *stroke });
+                let marks = (open.anchor == Anchor::Anatomy).then(|| self.mark_points(points, *frame_ms));
+                let grown = self.update(|s| {
+                    let entry = s.annotations.iter_mut().find(|e| e.id == open.entry_id).map(|e| &mut e.annotation);
+                    let drawn = match entry {
+                        Some(Annotation::Stroke { points: drawn, .. }) => drawn.len(),
+                        Some(Annotation::Anchored { points: drawn, .. }) => drawn.len(),
+                        _ => return Err(CommandRefused::StrokeCleared { stroke: *stroke }),
                     };
-                    if drawn.len() + points.len() > MAX_STROKE_POINTS {
+                    if drawn + points.len() > MAX_STROKE_POINTS {
                         return Err(CommandRefused::StrokeTooLong { max: MAX_STROKE_POINTS });
                     }
-                    drawn.extend(points.iter().copied().map(vec2));
+                    match (entry, &marks) {
+                        (Some(Annotation::Anchored { points: drawn, .. }), Some((lifted, _))) => {
+                            drawn.extend_from_slice(lifted)
+                        }
+                        (Some(Annotation::Stroke { points: drawn, .. }), _) => {
+                            drawn.extend(points.iter().copied().map(vec2))
+                        }
+                        _ => return Err(CommandRefused::StrokeCleared { stroke: *stroke }),
+                    }
                     Ok(())
-                })
+                });
+                if grown.is_ok()
+                    && let Some((_, reason)) = marks
+                {
+                    let changed = reason.is_some();
+                    self.note_reason(open.entry_id, reason);
+                    if changed {
+                        self.announce(false);
+                    }
+                }
+                grown
             }
             Command::PenUp { stroke } => {
                 let open = self.open_strokes().remove(&(viewer, *stroke));
@@ -166,31 +306,51 @@ impl Telestration {
                 self.finish(open, now_ns);
                 Ok(())
             }
-            Command::Arrow { from, to, colour, width, pinned } => {
+            Command::Arrow { from, to, colour, width, pinned, anchor, frame_ms } => {
                 let colour = colour_of(colour)?;
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let annotation = match anchor {
+                    Anchor::Screen => Annotation::Arrow { from: vec2(*from), to: vec2(*to), colour, width_px: *width },
+                    Anchor::Anatomy => {
+                        let (points, reason) = self.mark_points(&[*from, *to], *frame_ms);
+                        self.note_reason(id, reason);
+                        Annotation::Anchored { shape: MarkShape::Arrow, points, colour, width_px: *width }
+                    }
+                };
                 let entry = AnnotationEntry {
                     author: author(viewer),
                     time_ns: now_ns,
-                    annotation: Annotation::Arrow { from: vec2(*from), to: vec2(*to), colour, width_px: *width },
-                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                    annotation,
+                    id,
                     expires_ns: (!pinned).then(|| now_ns.saturating_add(self.fade_after_ns)),
                 };
                 self.update(|s| {
                     s.annotations.push(entry.clone());
                     Ok(())
-                })
+                })?;
+                self.announce(false);
+                Ok(())
             }
-            Command::Laser { at } => {
+            Command::Laser { at, anchor, frame_ms } => {
                 let laser = laser_author(viewer);
+                // A screen laser is replaced at every move and never edited: id 0.
+                let id = if *anchor == Anchor::Anatomy { self.next_id.fetch_add(1, Ordering::Relaxed) } else { 0 };
+                let annotation = match anchor {
+                    Anchor::Screen => {
+                        Annotation::Stroke { points: vec![vec2(*at)], colour: LASER_COLOUR, width_px: LASER_WIDTH_PX }
+                    }
+                    Anchor::Anatomy => {
+                        let (points, reason) = self.mark_points(&[*at], *frame_ms);
+                        self.note_reason(id, reason);
+                        let (colour, width_px) = (LASER_COLOUR, LASER_WIDTH_PX);
+                        Annotation::Anchored { shape: MarkShape::Stroke, points, colour, width_px }
+                    }
+                };
                 let dot = AnnotationEntry {
                     author: laser.clone(),
                     time_ns: now_ns,
-                    annotation: Annotation::Stroke {
-                        points: vec![vec2(*at)],
-                        colour: LASER_COLOUR,
-                        width_px: LASER_WIDTH_PX,
-                    },
-                    id: 0,
+                    annotation,
+                    id,
                     expires_ns: Some(now_ns.saturating_add(LASER_NS)),
                 };
                 self.update(|s| {
@@ -266,15 +426,17 @@ impl Telestration {
 
     /// Removes the annotations that have expired by `now_ns`; the scene is
     /// only replaced when something expired.
+    /// Then announces the marks if they changed in any way (a stroke being
+    /// drawn is announced here, four times a second, rather than per message).
     pub fn sweep(&self, now_ns: u64) {
         let expired = |e: &AnnotationEntry| e.expires_ns.is_some_and(|t| t <= now_ns);
-        if !self.scene.load().scene.annotations.iter().any(expired) {
-            return;
+        if self.scene.load().scene.annotations.iter().any(expired) {
+            let _ = self.update(|s| {
+                s.annotations.retain(|e| !expired(e));
+                Ok(())
+            });
         }
-        let _ = self.update(|s| {
-            s.annotations.retain(|e| !expired(e));
-            Ok(())
-        });
+        self.announce(true);
     }
 }
 
@@ -291,7 +453,15 @@ mod tests {
     }
 
     fn pen_down(stroke: u32, pinned: bool) -> Command {
-        Command::PenDown { stroke, at: [0.1, 0.2], colour: "#00ff00".into(), width: 4.0, pinned }
+        Command::PenDown {
+            stroke,
+            at: [0.1, 0.2],
+            colour: "#00ff00".into(),
+            width: 4.0,
+            pinned,
+            anchor: Anchor::Screen,
+            frame_ms: None,
+        }
     }
 
     #[test]
@@ -299,7 +469,11 @@ mod tests {
         let (scene, board) = board(10);
         board.apply_at(ViewerId(1), &pen_down(5, false), 1_000).expect("pen down");
         board
-            .apply_at(ViewerId(1), &Command::PenMove { stroke: 5, points: vec![[0.3, 0.4], [0.5, 0.6]] }, 2_000)
+            .apply_at(
+                ViewerId(1),
+                &Command::PenMove { stroke: 5, points: vec![[0.3, 0.4], [0.5, 0.6]], frame_ms: None },
+                2_000,
+            )
             .expect("move");
         let drawn = scene.load().scene.annotations.clone();
         assert_eq!(drawn.len(), 1);
@@ -322,7 +496,9 @@ mod tests {
             board.apply_at(ViewerId(viewer), &pen_down(1, false), 0).expect("down");
             board.apply_at(ViewerId(viewer), &Command::PenUp { stroke: 1 }, 0).expect("up");
         }
-        board.apply_at(ViewerId(2), &Command::Laser { at: [0.5, 0.5] }, 0).expect("laser");
+        board
+            .apply_at(ViewerId(2), &Command::Laser { at: [0.5, 0.5], anchor: Anchor::Screen, frame_ms: None }, 0)
+            .expect("laser");
         board.apply_at(ViewerId(1), &Command::UndoMine {}, 0).expect("undo");
         let authors: Vec<String> = scene.load().scene.annotations.iter().map(|e| e.author.clone()).collect();
         assert_eq!(authors, ["viewer-2", "viewer-2/laser"]);
@@ -334,10 +510,11 @@ mod tests {
     #[test]
     fn bad_edits_are_refused_and_leave_the_scene_alone() {
         let (scene, board) = board(10);
-        let err = board.apply_at(ViewerId(1), &Command::PenMove { stroke: 9, points: vec![[0.1, 0.1]] }, 0);
+        let err =
+            board.apply_at(ViewerId(1), &Command::PenMove { stroke: 9, points: vec![[0.1, 0.1]], frame_ms: None }, 0);
         assert_eq!(err, Err(CommandRefused::NoOpenStroke { stroke: 9 }));
         board.apply_at(ViewerId(1), &pen_down(1, false), 0).expect("down");
-        let long = Command::PenMove { stroke: 1, points: vec![[0.2, 0.2]; 128] };
+        let long = Command::PenMove { stroke: 1, points: vec![[0.2, 0.2]; 128], frame_ms: None };
         let refused = (0..40).map(|_| board.apply_at(ViewerId(1), &long, 0)).find(Result::is_err);
         assert_eq!(refused, Some(Err(CommandRefused::StrokeTooLong { max: 4096 })));
         let layer = Command::Layer { layer: Layer::Model("spleen".into()), visible: false };

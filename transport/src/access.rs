@@ -249,6 +249,6 @@ mod tests {
     fn only_actions_worth_an_auditors_time_are_logged() {
         assert_eq!(Action::of(&Command::Record { on: true }), Some(Action::Recording { on: true }));
         assert_eq!(Action::of(&Command::PenUp { stroke: 1 }), None);
-        assert_eq!(Action::of(&Command::Laser { at: [0.5, 0.5] }), None);
+        assert_eq!(Action::of(&Command::Laser { at: [0.5, 0.5], anchor: Default::default(), frame_ms: None }), None);
     }
 }

@@ -9,6 +9,16 @@
 //! viewer shows it at. Colours are `#rrggbb`. Widths are pixels of the output
 //! frame.
 //!
+//! Versions: 1 is the first; 2 adds marks on the anatomy: `pen_down`,
+//! `arrow` and `laser` may say `"anchor": "anatomy"` (the default is
+//! `"screen"`, version 1's behaviour), and those and `pen_move` carry
+//! `frame_ms`, the capture time (Unix ms, as the frame's timecode strip
+//! shows it) of the frame the viewer was looking at when drawing; the
+//! station answers with the `marks` notice (each mark's mode). The station
+//! accepts both versions; a version 1 message with version 2 fields is
+//! refused. Notices carry the station's version; pages ignore types they do
+//! not know.
+//!
 //! The parser is the trust boundary: it bounds the message size before
 //! parsing, refuses unknown fields and versions, checks every number, and
 //! says what is wrong in an [`ProtocolError`] that goes back to the sender
@@ -21,7 +31,11 @@ use thiserror::Error;
 use crate::auth::Role;
 
 /// The protocol version this station speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest version it still accepts from a page.
+pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
+/// Largest `frame_ms` accepted (2^53: what a page's JavaScript number holds exactly).
+pub const MAX_FRAME_MS: u64 = 1 << 53;
 /// Largest message accepted, bytes (before parsing).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 /// Most points in one `pen_move`.
@@ -49,6 +63,24 @@ pub enum Layer {
     Model(String),
 }
 
+/// Where a viewer's mark is to stay (protocol version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    /// On the screen: it stays where it was drawn while the scope moves.
+    #[default]
+    Screen,
+    /// On the anatomy: each point is lifted onto the registered model's
+    /// surface and follows it (points where no surface is stay on the screen).
+    Anatomy,
+}
+
+impl Anchor {
+    fn is_screen(&self) -> bool {
+        *self == Anchor::Screen
+    }
+}
+
 /// A message from a viewer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -71,6 +103,12 @@ pub enum Command {
         /// Kept until cleared instead of fading.
         #[serde(default)]
         pinned: bool,
+        /// On the screen or on the anatomy (version 2).
+        #[serde(default, skip_serializing_if = "Anchor::is_screen")]
+        anchor: Anchor,
+        /// The capture time of the frame the viewer drew on, Unix ms (version 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame_ms: Option<u64>,
     },
     /// More points of an open stroke.
     PenMove {
@@ -78,6 +116,9 @@ pub enum Command {
         stroke: u32,
         /// The points, in drawing order.
         points: Vec<Point>,
+        /// The capture time of the frame the viewer drew them on, Unix ms (version 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame_ms: Option<u64>,
     },
     /// The stroke ends (it starts to fade unless pinned).
     PenUp {
@@ -97,11 +138,23 @@ pub enum Command {
         /// Kept until cleared.
         #[serde(default)]
         pinned: bool,
+        /// On the screen or on the anatomy (version 2).
+        #[serde(default, skip_serializing_if = "Anchor::is_screen")]
+        anchor: Anchor,
+        /// The capture time of the frame the viewer drew on, Unix ms (version 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame_ms: Option<u64>,
     },
     /// The laser pointer is at `at` (shown briefly, never kept).
     Laser {
         /// Where.
         at: Point,
+        /// On the screen or on the anatomy (version 2).
+        #[serde(default, skip_serializing_if = "Anchor::is_screen")]
+        anchor: Anchor,
+        /// The capture time of the frame the viewer pointed on, Unix ms (version 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame_ms: Option<u64>,
     },
     /// Remove the sender's newest annotation.
     UndoMine {},
@@ -226,6 +279,31 @@ pub struct RegistrationState {
     pub accepted_by: Option<String>,
 }
 
+/// Most marks a `marks` notice lists (the newest).
+pub const MAX_MARKS_LISTED: usize = 64;
+
+/// One mark as the `marks` notice tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkState {
+    /// The station's number for it.
+    pub id: u64,
+    /// Who drew it: their session id (as in `presence`), or 0 for the station.
+    pub by: u64,
+    /// `stroke`, `arrow` or `laser`.
+    pub shape: String,
+    /// Where it was asked to stay.
+    pub anchor: Anchor,
+    /// Its points that stick to the anatomy.
+    pub on_anatomy: u32,
+    /// Its points that stay on the screen.
+    pub on_screen: u32,
+    /// The model its anatomy points are on (the first one's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why points of an anatomy mark stay on the screen, in words (empty when none do).
+    pub message: String,
+}
+
 /// Slowest replay speed, × recorded pace.
 pub const MIN_SPEED: f32 = 0.25;
 /// Fastest replay speed, × recorded pace.
@@ -271,6 +349,28 @@ impl Command {
         }
     }
 
+    /// Uses a field that version 1 does not have.
+    fn needs_version_2(&self) -> bool {
+        match self {
+            Command::PenDown { anchor, frame_ms, .. }
+            | Command::Arrow { anchor, frame_ms, .. }
+            | Command::Laser { anchor, frame_ms, .. } => !anchor.is_screen() || frame_ms.is_some(),
+            Command::PenMove { frame_ms, .. } => frame_ms.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The capture time of the frame the viewer drew on, when it said.
+    pub fn frame_ms(&self) -> Option<u64> {
+        match self {
+            Command::PenDown { frame_ms, .. }
+            | Command::PenMove { frame_ms, .. }
+            | Command::Arrow { frame_ms, .. }
+            | Command::Laser { frame_ms, .. } => *frame_ms,
+            _ => None,
+        }
+    }
+
     /// The message name as on the wire.
     pub fn name(&self) -> &'static str {
         match self {
@@ -307,7 +407,9 @@ pub enum ProtocolError {
     #[error("malformed message: {0}")]
     Malformed(String),
     /// A version this station does not speak.
-    #[error("protocol version {got} is not supported (this station speaks {PROTOCOL_VERSION})")]
+    #[error(
+        "protocol version {got} is not supported (this station speaks {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION})"
+    )]
     Version {
         /// What was sent (0 when missing).
         got: u64,
@@ -387,6 +489,9 @@ pub fn parse_colour(colour: &str) -> Result<[f32; 4], ProtocolError> {
 }
 
 fn check(command: &Command) -> Result<(), ProtocolError> {
+    if command.frame_ms().is_some_and(|ms| ms > MAX_FRAME_MS) {
+        return Err(ProtocolError::OutOfRange { field: "frame_ms", reason: "Unix ms below 2^53" });
+    }
     match command {
         Command::Hello { name } => {
             let printable = name.chars().all(|c| !c.is_control());
@@ -411,7 +516,7 @@ fn check(command: &Command) -> Result<(), ProtocolError> {
             parse_colour(colour)?;
             check_width(*width)?;
         }
-        Command::Laser { at } => check_point("at", at)?,
+        Command::Laser { at, .. } => check_point("at", at)?,
         Command::Layer { layer: Layer::Model(name), .. } if name.is_empty() || name.len() > 64 => {
             return Err(ProtocolError::OutOfRange { field: "layer", reason: "a model name of 1 to 64 bytes" });
         }
@@ -452,10 +557,13 @@ pub fn parse_command(bytes: &[u8]) -> Result<Command, ProtocolError> {
         serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     let object = value.as_object_mut().ok_or_else(|| ProtocolError::Malformed("not a JSON object".into()))?;
     let version = object.remove("v").and_then(|v| v.as_u64()).unwrap_or(0);
-    if version != u64::from(PROTOCOL_VERSION) {
+    if !(u64::from(OLDEST_PROTOCOL_VERSION)..=u64::from(PROTOCOL_VERSION)).contains(&version) {
         return Err(ProtocolError::Version { got: version });
     }
     let command: Command = serde_json::from_value(value).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if version < 2 && command.needs_version_2() {
+        return Err(ProtocolError::Malformed("anchor and frame_ms need protocol version 2".into()));
+    }
     check(&command)?;
     Ok(command)
 }
@@ -536,6 +644,15 @@ pub enum Notice {
         /// The overlays are drawn afresh: layers switch and drawing works
         /// (otherwise the composited stream plays as recorded).
         drawing: bool,
+    },
+    /// The marks drawn now and where each stays (on the anatomy or on the
+    /// screen, and why a point stayed on the screen): on joining and on
+    /// every change, to everyone. The newest [`MAX_MARKS_LISTED`].
+    Marks {
+        /// Protocol version.
+        v: u32,
+        /// Oldest first.
+        marks: Vec<MarkState>,
     },
     /// The registration desk: on joining and on every change, to everyone
     /// (the operator's page collects; the others see the errors).
@@ -618,7 +735,15 @@ mod tests {
                 .expect("valid pen_down");
         assert_eq!(
             pen,
-            Command::PenDown { stroke: 7, at: [0.5, 0.25], colour: "#00ff80".into(), width: 6.0, pinned: false }
+            Command::PenDown {
+                stroke: 7,
+                at: [0.5, 0.25],
+                colour: "#00ff80".into(),
+                width: 6.0,
+                pinned: false,
+                anchor: Anchor::Screen,
+                frame_ms: None
+            }
         );
         assert_eq!(pen.needs(), Role::Annotator);
         assert_eq!(parse_colour("#00ff80"), Ok([0.0, 1.0, 128.0 / 255.0, 1.0]));
@@ -632,7 +757,7 @@ mod tests {
     fn bad_messages_say_what_is_wrong() {
         let err = |bytes: &[u8]| parse_command(bytes).expect_err("refused");
         assert_eq!(err(br#"{"type":"undo_mine"}"#), ProtocolError::Version { got: 0 });
-        assert_eq!(err(br#"{"v":2,"type":"undo_mine"}"#), ProtocolError::Version { got: 2 });
+        assert_eq!(err(br#"{"v":3,"type":"undo_mine"}"#), ProtocolError::Version { got: 3 });
         assert!(matches!(err(b"[1,2]"), ProtocolError::Malformed(_)));
         assert!(matches!(err(b"\xff\xfe"), ProtocolError::Malformed(_)));
         assert!(matches!(err(br#"{"v":1,"type":"format_disk"}"#), ProtocolError::Malformed(_)));
@@ -650,6 +775,62 @@ mod tests {
         let name = br#"{"v":1,"type":"hello","name":"a\u0000b"}"#;
         assert!(matches!(err(name), ProtocolError::OutOfRange { field: "name", .. }));
         assert_eq!(ProtocolError::Version { got: 2 }.code(), "version");
+    }
+
+    #[test]
+    fn version_2_marks_say_where_they_stay_and_version_1_pages_keep_working() {
+        let ok = |bytes: &[u8]| parse_command(bytes).expect("valid");
+        // A version 1 page's messages, unchanged.
+        let v1 = ok(br##"{"v":1,"type":"arrow","from":[0.1,0.1],"to":[0.5,0.5],"colour":"#ffffff","width":4}"##);
+        assert!(matches!(v1, Command::Arrow { anchor: Anchor::Screen, frame_ms: None, .. }));
+        assert_eq!(ok(br#"{"v":1,"type":"laser","at":[0.5,0.5]}"#).frame_ms(), None);
+        // Version 2: on the anatomy, with the frame the viewer drew on.
+        let pen = ok(
+            br##"{"v":2,"type":"pen_down","stroke":1,"at":[0.5,0.5],"colour":"#ff00ff","width":8,"anchor":"anatomy","frame_ms":1796000000123}"##,
+        );
+        assert!(matches!(pen, Command::PenDown { anchor: Anchor::Anatomy, frame_ms: Some(1_796_000_000_123), .. }));
+        let moved = ok(br#"{"v":2,"type":"pen_move","stroke":1,"points":[[0.5,0.6]],"frame_ms":1796000000140}"#);
+        assert_eq!(moved.frame_ms(), Some(1_796_000_000_140));
+        assert_eq!(ok(br#"{"v":2,"type":"undo_mine"}"#), Command::UndoMine {});
+        // What a page sends reads back the same (the page's own encoder is JSON.stringify).
+        let text = serde_json::to_string(&pen).expect("serialises");
+        assert!(text.contains(r#""anchor":"anatomy""#) && text.contains(r#""frame_ms":1796000000123"#), "{text}");
+        let screen = serde_json::to_string(&v1).expect("serialises");
+        assert!(!screen.contains("anchor") && !screen.contains("frame_ms"), "version 1 fields only: {screen}");
+        let err = |bytes: &[u8]| parse_command(bytes).expect_err("refused");
+        // Version 2 fields in a version 1 message, a bad anchor, a frame time no page can hold.
+        assert!(
+            matches!(err(br#"{"v":1,"type":"laser","at":[0.5,0.5],"anchor":"anatomy"}"#), ProtocolError::Malformed(m) if m.contains("version 2"))
+        );
+        assert!(matches!(
+            err(br#"{"v":1,"type":"pen_move","stroke":1,"points":[[0.5,0.6]],"frame_ms":5}"#),
+            ProtocolError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(br#"{"v":2,"type":"laser","at":[0.5,0.5],"anchor":"liver"}"#),
+            ProtocolError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(br#"{"v":2,"type":"laser","at":[0.5,0.5],"frame_ms":18014398509481984}"#),
+            ProtocolError::OutOfRange { field: "frame_ms", .. }
+        ));
+        assert!(matches!(err(br#"{"v":2,"type":"laser","at":[0.5,0.5],"frame_ms":-1}"#), ProtocolError::Malformed(_)));
+        let marks = Notice::Marks {
+            v: PROTOCOL_VERSION,
+            marks: vec![MarkState {
+                id: 4,
+                by: 2,
+                shape: "stroke".into(),
+                anchor: Anchor::Anatomy,
+                on_anatomy: 30,
+                on_screen: 2,
+                model: Some("surface".into()),
+                message: "2 points: no model surface under them".into(),
+            }],
+        };
+        let back: Notice = serde_json::from_str(&marks.to_json()).expect("reads back");
+        assert_eq!(back, marks);
+        assert!(marks.to_json().starts_with(r#"{"type":"marks","v":2,"#), "{}", marks.to_json());
     }
 
     #[test]
@@ -755,7 +936,7 @@ mod tests {
     fn notices_serialise_with_type_and_version() {
         let text = Notice::error(&ProtocolError::Refused(crate::refused::CommandRefused::NoStrokeToLift { stroke: 3 }))
             .to_json();
-        assert_eq!(text, r#"{"type":"error","v":1,"code":"refused","message":"no open stroke 3"}"#);
+        assert_eq!(text, r#"{"type":"error","v":2,"code":"refused","message":"no open stroke 3"}"#);
         let presence =
             Notice::Presence { v: 1, viewers: vec![Participant { id: 2, name: "Dr A".into(), role: Role::Annotator }] };
         assert_eq!(

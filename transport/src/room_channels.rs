@@ -22,6 +22,8 @@ pub enum Topic {
     Tracking,
     /// The registration desk's state (fiducials, errors, acceptance).
     Registration,
+    /// The marks drawn and where each stays (`Notice::Marks`).
+    Marks,
 }
 
 /// What the station announces to every page on its own (not in answer to a

@@ -50,8 +50,16 @@ fn draw_demo_stroke(station: &Station, now_ns: u64) -> anyhow::Result<()> {
         })
         .collect();
     let commands = [
-        Command::PenDown { stroke: 1, at: ring[0], colour: "#ffd000".into(), width: 6.0, pinned: true },
-        Command::PenMove { stroke: 1, points: ring[1..].to_vec() },
+        Command::PenDown {
+            stroke: 1,
+            at: ring[0],
+            colour: "#ffd000".into(),
+            width: 6.0,
+            pinned: true,
+            anchor: Default::default(),
+            frame_ms: None,
+        },
+        Command::PenMove { stroke: 1, points: ring[1..].to_vec(), frame_ms: None },
         Command::PenUp { stroke: 1 },
     ];
     for command in &commands {

@@ -64,11 +64,17 @@ pub struct CompositorSettings {
     pub timecode: bool,
     /// Samples per pixel of the overlay pass: 4 (anti-aliased edges) or 1.
     pub msaa_samples: u32,
+    /// How the parts of marks on the anatomy behind tissue are drawn.
+    pub hidden_marks: annotations::HiddenMarks,
 }
 
 impl Default for CompositorSettings {
     fn default() -> Self {
-        Self { timecode: true, msaa_samples: pipelines::DEFAULT_MSAA_SAMPLES }
+        Self {
+            timecode: true,
+            msaa_samples: pipelines::DEFAULT_MSAA_SAMPLES,
+            hidden_marks: annotations::HiddenMarks::default(),
+        }
     }
 }
 
@@ -281,9 +287,15 @@ impl Compositor {
         self.compose.encode(ctx, &mut encoder, inputs);
         let mut pending = step("compose", encoder);
 
-        // 3. Annotations.
+        // 3. Annotations (marks on the anatomy placed with this frame's poses).
         let mut encoder = pending.take().unwrap_or_else(new_encoder);
-        self.annotations.encode(ctx, &mut encoder, &sized.output_view, scene, size, frame.capture_time_ns);
+        let models_at = crate::anchoring::models_at(scene, poses);
+        let view = crate::anchoring::view::FrameView::of(scene, size);
+        let marks = annotations::MarkDrawing {
+            placer: crate::anchoring::place::Placer::new(view, &scene.models, &models_at),
+            hidden: self.settings.hidden_marks,
+        };
+        self.annotations.encode(ctx, &mut encoder, &sized.output_view, scene, size, frame.capture_time_ns, &marks);
         let mut pending = step("annotations", encoder);
 
         // 4. Timecode, last over everything.

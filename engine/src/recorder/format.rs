@@ -16,7 +16,7 @@ use glam::{Mat4, Vec2};
 use scopecast_transport::access::AccessRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::scene::{Annotation, AnnotationEntry, OutputMode, Scene};
+use crate::scene::{Annotation, AnnotationEntry, MarkPoint, MarkShape, OutputMode, Scene};
 
 /// The manifest's format name and version.
 pub const FORMAT: &str = "scopecast-recording/1";
@@ -365,6 +365,18 @@ pub enum ShapeRecord {
         /// Width, output px.
         width_px: f32,
     },
+    /// A mark on the anatomy (`Annotation::Anchored`): `shape` is `stroke`
+    /// or `arrow`; a replay re-projects it with each frame's pose.
+    Anchored {
+        /// `stroke` or `arrow`.
+        shape: MarkShapeRecord,
+        /// Its points: on a model of this record's `models` (by index) or on the screen.
+        points: Vec<MarkPointRecord>,
+        /// Straight RGBA.
+        colour: [f32; 4],
+        /// Width, output px.
+        width_px: f32,
+    },
     /// A text label.
     Label {
         /// Top-left corner.
@@ -376,6 +388,53 @@ pub enum ShapeRecord {
         /// Text height, output px.
         size_px: f32,
     },
+}
+
+/// An anchored mark's shape as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkShapeRecord {
+    /// Through its points.
+    Stroke,
+    /// From the first point to the second.
+    Arrow,
+}
+
+/// An anchored mark's point as recorded: `{"screen": [x, y]}` (normalized
+/// output coordinates) or `{"on_model": {"model": i, "at_mm": [x, y, z]}}`
+/// (model coordinates, mm).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkPointRecord {
+    /// On the screen.
+    Screen([f32; 2]),
+    /// On a model's surface.
+    OnModel {
+        /// The model's index in the record's `models`.
+        model: u16,
+        /// Model coordinates, mm.
+        at_mm: [f32; 3],
+    },
+}
+
+impl From<&MarkPoint> for MarkPointRecord {
+    fn from(point: &MarkPoint) -> Self {
+        match point {
+            MarkPoint::Screen(at) => MarkPointRecord::Screen(at.to_array()),
+            MarkPoint::OnModel { model, at_mm } => MarkPointRecord::OnModel { model: *model, at_mm: at_mm.to_array() },
+        }
+    }
+}
+
+impl From<&MarkPointRecord> for MarkPoint {
+    fn from(point: &MarkPointRecord) -> Self {
+        match point {
+            MarkPointRecord::Screen(at) => MarkPoint::Screen(Vec2::from_array(*at)),
+            MarkPointRecord::OnModel { model, at_mm } => {
+                MarkPoint::OnModel { model: *model, at_mm: glam::Vec3::from_array(*at_mm) }
+            }
+        }
+    }
 }
 
 /// An annotation as recorded.
@@ -418,6 +477,15 @@ impl From<&Annotation> for ShapeRecord {
             Annotation::Arrow { from, to, colour, width_px } => {
                 ShapeRecord::Arrow { from: from.to_array(), to: to.to_array(), colour: *colour, width_px: *width_px }
             }
+            Annotation::Anchored { shape, points, colour, width_px } => ShapeRecord::Anchored {
+                shape: match shape {
+                    MarkShape::Stroke => MarkShapeRecord::Stroke,
+                    MarkShape::Arrow => MarkShapeRecord::Arrow,
+                },
+                points: points.iter().map(MarkPointRecord::from).collect(),
+                colour: *colour,
+                width_px: *width_px,
+            },
             Annotation::Label { at, text, colour, size_px } => {
                 ShapeRecord::Label { at: at.to_array(), text: text.clone(), colour: *colour, size_px: *size_px }
             }
@@ -436,6 +504,15 @@ impl From<&ShapeRecord> for Annotation {
             ShapeRecord::Arrow { from, to, colour, width_px } => Annotation::Arrow {
                 from: Vec2::from_array(*from),
                 to: Vec2::from_array(*to),
+                colour: *colour,
+                width_px: *width_px,
+            },
+            ShapeRecord::Anchored { shape, points, colour, width_px } => Annotation::Anchored {
+                shape: match shape {
+                    MarkShapeRecord::Stroke => MarkShape::Stroke,
+                    MarkShapeRecord::Arrow => MarkShape::Arrow,
+                },
+                points: points.iter().map(MarkPoint::from).collect(),
                 colour: *colour,
                 width_px: *width_px,
             },

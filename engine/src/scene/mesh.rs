@@ -111,7 +111,7 @@ pub enum MeshProblem {
 }
 
 /// An indexed triangle mesh with per-vertex normals.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Mesh {
     /// Vertex positions, model units.
     pub positions: Vec<[f32; 3]>,
@@ -119,6 +119,15 @@ pub struct Mesh {
     pub normals: Vec<[f32; 3]>,
     /// Triangle list.
     pub indices: Vec<u32>,
+    /// Ray casts against it, built at the first use (see [`Mesh::surface`]).
+    surface: std::sync::OnceLock<std::sync::Arc<super::surface::SurfaceBvh>>,
+}
+
+impl PartialEq for Mesh {
+    /// The same geometry (whether its ray-cast hierarchy was built yet does not matter).
+    fn eq(&self, other: &Self) -> bool {
+        self.positions == other.positions && self.normals == other.normals && self.indices == other.indices
+    }
 }
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
@@ -164,7 +173,14 @@ impl Mesh {
             Some(n) if n.iter().all(|v| v.iter().all(|c| c.is_finite())) => n.into_iter().map(normalize).collect(),
             _ => smooth_normals(&positions, &indices),
         };
-        Ok(Self { positions, normals, indices })
+        Ok(Self { positions, normals, indices, surface: std::sync::OnceLock::new() })
+    }
+
+    /// Its surface for ray casts (marks on the anatomy), built at the first
+    /// call (a few ms per 100 000 triangles) and shared by every clone made after.
+    pub fn surface(&self) -> &super::surface::SurfaceBvh {
+        self.surface
+            .get_or_init(|| std::sync::Arc::new(super::surface::SurfaceBvh::build(&self.positions, &self.indices)))
     }
 
     /// Number of triangles.

@@ -7,12 +7,13 @@
 pub mod anatomy;
 pub mod mesh;
 pub mod setup;
+pub mod surface;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use glam::{Mat4, Vec2};
+use glam::{Mat4, Vec2, Vec3};
 use scopecast_calibration::CameraModel;
 use thiserror::Error;
 
@@ -72,6 +73,19 @@ pub enum Annotation {
         /// Line width, px.
         width_px: f32,
     },
+    /// A mark a viewer put on the anatomy: its points stick to a model's
+    /// surface (re-projected into every frame with that frame's pose), or,
+    /// where no surface was under them, stay on the screen.
+    Anchored {
+        /// Drawn as a stroke through the points, or an arrow from the first to the second.
+        shape: MarkShape,
+        /// The points, in drawing order (an arrow: tail, head).
+        points: Vec<MarkPoint>,
+        /// Straight RGBA.
+        colour: [f32; 4],
+        /// Line width, px of the output frame.
+        width_px: f32,
+    },
     /// A short text label with its top-left corner at `at`.
     Label {
         /// Top-left corner.
@@ -84,6 +98,34 @@ pub enum Annotation {
         size_px: f32,
     },
 }
+
+/// What an [`Annotation::Anchored`] is drawn as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkShape {
+    /// A stroke through the points (one point: a dot, as the laser pointer).
+    Stroke,
+    /// An arrow from the first point to the second.
+    Arrow,
+}
+
+/// Where one point of an anchored mark lies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MarkPoint {
+    /// On the screen, normalised output coordinates: it stays there while
+    /// the scope moves (no surface was under it, or tracking was stale).
+    Screen(Vec2),
+    /// On the surface of `scene.models[model]`, in the model's coordinates, mm.
+    OnModel {
+        /// The model's index in [`Scene::models`].
+        model: u16,
+        /// The point, model coordinates, mm.
+        at_mm: Vec3,
+    },
+}
+
+/// Farthest a point on a model may lie from the model's origin, mm (a
+/// metre and more is not anatomy).
+pub const MAX_MARK_MM: f32 = 100_000.0;
 
 /// One annotation with who made it and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +254,8 @@ fn finite_point(p: Vec2) -> bool {
     p.is_finite() && p.x.abs() <= 4.0 && p.y.abs() <= 4.0
 }
 
-fn check_annotation(index: usize, a: &Annotation) -> Result<(), SceneError> {
+/// Checks one annotation of a scene with `models` models.
+fn check_annotation(index: usize, a: &Annotation, models: usize) -> Result<(), SceneError> {
     let bad = |reason| Err(SceneError::BadAnnotation { index, reason });
     let colour_ok = |c: &[f32; 4]| c.iter().all(|v| (0.0..=1.0).contains(v));
     match a {
@@ -230,6 +273,27 @@ fn check_annotation(index: usize, a: &Annotation) -> Result<(), SceneError> {
         Annotation::Arrow { from, to, colour, width_px } => {
             if !finite_point(*from) || !finite_point(*to) {
                 return bad("arrow end not finite or far outside the frame");
+            }
+            if !colour_ok(colour) || !(0.5..=100.0).contains(width_px) {
+                return bad("colour outside 0..=1 or width outside 0.5..=100 px");
+            }
+        }
+        Annotation::Anchored { shape, points, colour, width_px } => {
+            let count_ok = match shape {
+                MarkShape::Stroke => (1..=MAX_STROKE_POINTS).contains(&points.len()),
+                MarkShape::Arrow => points.len() == 2,
+            };
+            if !count_ok {
+                return bad("an anchored stroke needs 1 to 4096 points, an arrow 2");
+            }
+            let point_ok = |p: &MarkPoint| match p {
+                MarkPoint::Screen(at) => finite_point(*at),
+                MarkPoint::OnModel { model, at_mm } => {
+                    usize::from(*model) < models && at_mm.is_finite() && at_mm.abs().max_element() <= MAX_MARK_MM
+                }
+            };
+            if !points.iter().all(point_ok) {
+                return bad("mark point not finite, far outside the frame, or on a model the scene lacks");
             }
             if !colour_ok(colour) || !(0.5..=100.0).contains(width_px) {
                 return bad("colour outside 0..=1 or width outside 0.5..=100 px");
@@ -266,7 +330,7 @@ impl Scene {
             return Err(SceneError::TooManyAnnotations { count: self.annotations.len() });
         }
         for (index, entry) in self.annotations.iter().enumerate() {
-            check_annotation(index, &entry.annotation)?;
+            check_annotation(index, &entry.annotation, self.models.len())?;
         }
         Ok(())
     }

@@ -69,8 +69,11 @@ pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u6
     }
     let mut compositor = if config.compositor.enabled {
         let ctx = GpuContext::new(AdapterPreference::HighPerformance)?;
-        let settings =
-            CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa };
+        let settings = CompositorSettings {
+            timecode: config.compositor.timecode,
+            msaa_samples: config.compositor.msaa,
+            hidden_marks: config.telestration.hidden_marks,
+        };
         Some(Compositor::new(ctx, settings))
     } else {
         None

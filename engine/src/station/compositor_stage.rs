@@ -8,6 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::anchoring::models_at;
+use crate::anchoring::view::FrameView;
+use crate::anchoring::viewed_frames::ViewedFrame;
 use crate::clock::SharedClock;
 use crate::compositor::Compositor;
 use crate::frame::Frame;
@@ -40,6 +43,9 @@ pub(super) struct CompositorStage {
     pub(super) snapshots: super::snapshot_desk::SnapshotWindow,
     /// Tracked models' poses for each frame, when any model is tracked.
     pub(super) tracked: Option<crate::tracking::frame_poses::FramePoses>,
+    /// Each composited frame's capture time, geometry and model poses, for
+    /// viewers' marks on the anatomy.
+    pub(super) viewed: Arc<crate::anchoring::viewed_frames::ViewedFrames>,
     /// Failures in words for the status line, the HUD and `/healthz`.
     pub(super) stages: Arc<crate::stage_status::StageStatus>,
 }
@@ -66,13 +72,17 @@ impl CompositorStage {
                         clean.put(frame.clone());
                     }
                     let scene = self.scene.load();
-                    let rendered = match self.tracked.as_mut() {
-                        Some(tracked) => {
-                            let poses = tracked.for_frame(&scene.scene, frame.capture_time_ns, frame.capture_wall_ms);
-                            self.compositor.render_posed(&frame, &scene.scene, &poses)
-                        }
-                        None => self.compositor.render(&frame, &scene.scene),
+                    let poses = match self.tracked.as_mut() {
+                        Some(tracked) => tracked.for_frame(&scene.scene, frame.capture_time_ns, frame.capture_wall_ms),
+                        None => Vec::new(),
                     };
+                    let rendered = self.compositor.render_posed(&frame, &scene.scene, &poses);
+                    self.viewed.note(ViewedFrame {
+                        capture_wall_ms: frame.capture_wall_ms,
+                        capture_time_ns: frame.capture_time_ns,
+                        view: FrameView::of(&scene.scene, (frame.width(), frame.height())),
+                        models: models_at(&scene.scene, &poses),
+                    });
                     if let (Some(display), Some(shown)) = (&self.display, self.compositor.take_display_frame()) {
                         display.show(shown);
                     }

@@ -157,8 +157,12 @@ struct Wiring<'a> {
     hud: Arc<HudSources>,
     threads: Vec<JoinHandle<()>>,
     slots: Vec<Box<dyn SlotReport>>,
+    /// What the station announces to every page (tracking, registration, marks).
+    announcer: scopecast_transport::room_channels::Announcer,
     announcements: Option<Announcements>,
     registration: Option<Arc<registration_desk::StationDesk>>,
+    /// The frames viewers draw on, noted by the compositor stage (marks on the anatomy).
+    viewed: Arc<crate::anchoring::viewed_frames::ViewedFrames>,
 }
 
 /// The compositing part of the path, once started.
@@ -245,8 +249,7 @@ impl Wiring<'_> {
             return Ok(None);
         }
         let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
-        let (announcer, announcements) = scopecast_transport::room_channels::announcements();
-        self.announcements = Some(announcements);
+        let announcer = self.announcer.clone();
         if self.config.registration.registered_file().is_some() {
             let desk = registration_desk::StationDesk::new(
                 &self.config.registration,
@@ -297,8 +300,11 @@ impl Wiring<'_> {
         let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
         self.slots.push(Box::new(source_out.monitor()));
         self.slots.push(Box::new(compositor_out.monitor()));
-        let settings =
-            CompositorSettings { timecode: config.compositor.timecode, msaa_samples: config.compositor.msaa };
+        let settings = CompositorSettings {
+            timecode: config.compositor.timecode,
+            msaa_samples: config.compositor.msaa,
+            hidden_marks: config.telestration.hidden_marks,
+        };
         let mut compositor = Compositor::new(ctx, settings);
         if display.is_some() {
             compositor.enable_display();
@@ -325,6 +331,7 @@ impl Wiring<'_> {
         let stage = CompositorStage {
             snapshots: window,
             tracked,
+            viewed: self.viewed.clone(),
             stages: self.stages.clone(),
             clean,
             display,
@@ -425,6 +432,7 @@ impl Station {
         for problem in &problems {
             tracing::error!("{problem}");
         }
+        let (announcer, announcements) = scopecast_transport::room_channels::announcements();
         let mut wiring = Wiring {
             config,
             registry: Arc::new(MetricsRegistry::new()),
@@ -433,14 +441,20 @@ impl Station {
             hud: Arc::new(HudSources::default()),
             threads: Vec::new(),
             slots: Vec::new(),
-            announcements: None,
+            announcer,
+            announcements: Some(announcements),
             registration: None,
+            viewed: crate::anchoring::viewed_frames::ViewedFrames::new(),
             clock,
             shutdown,
         };
         let _ = wiring.hud.stages.set(wiring.stages.clone());
         let fade_after = Duration::from_secs_f64(config.telestration.fade_after_s);
         let telestration = Telestration::new(wiring.scene.clone(), wiring.clock.clone(), fade_after);
+        if config.compositor.enabled {
+            telestration.set_viewed_frames(wiring.viewed.clone());
+        }
+        telestration.set_announcer(wiring.announcer.clone());
         let recorder = wiring.recorder(make_source_on_scene.is_some())?;
         let (board, stop) = (telestration.clone(), wiring.shutdown.clone());
         wiring.spawn("scopecast-telestration", move || board.sweep_until(&stop))?;

@@ -4,7 +4,7 @@
 
 use scopecast_shaders::ANNOTATION;
 
-use crate::compositor::annotations::{MAX_SHAPES, ShapeInstance, instances};
+use crate::compositor::annotations::{MAX_SHAPES, MarkDrawing, ShapeInstance, instances};
 use crate::compositor::gpu::GpuContext;
 use crate::compositor::pipelines::{
     Fullscreen, PREMULTIPLIED_OVER, layout, module, output_pass, output_pipeline, single_uniform_bind_group,
@@ -62,7 +62,9 @@ impl AnnotationPass {
     }
 
     /// Draws the scene's annotations visible at `now_ns` (pipeline clock)
-    /// onto `output` of `size` px, unless the annotation layer is off.
+    /// onto `output` of `size` px, unless the annotation layer is off; marks
+    /// on the anatomy placed by `marks`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn encode(
         &mut self,
         ctx: &GpuContext,
@@ -71,11 +73,12 @@ impl AnnotationPass {
         scene: &Scene,
         size: (u32, u32),
         now_ns: u64,
+        marks: &MarkDrawing<'_>,
     ) {
         if !scene.layers.annotations || scene.annotations.is_empty() {
             return;
         }
-        let mut shapes = instances(&scene.annotations, size.0, size.1, now_ns);
+        let mut shapes = instances(&scene.annotations, size.0, size.1, now_ns, marks);
         if shapes.is_empty() {
             return;
         }
