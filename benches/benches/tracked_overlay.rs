@@ -29,12 +29,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use glam::DVec3;
-use scopecast_benches::{quantile, root};
-use scopecast_calibration::CameraModel;
+use scopecast_benches::phantom_rig::{
+    JITTER_MS, Phantom, TRACKER_LATENCY_MS, TrackedRig, centroid, dark, green, project,
+};
+use scopecast_benches::quantile;
 use scopecast_engine::clock::{SharedClock, SystemClock};
 use scopecast_engine::compositor::gpu::{AdapterPreference, GpuContext};
 use scopecast_engine::compositor::{Compositor, CompositorSettings, ModelPose};
@@ -43,32 +43,20 @@ use scopecast_engine::frame::Frame;
 use scopecast_engine::metrics::MetricsRegistry;
 use scopecast_engine::scene::mesh::{Mesh, parse_obj};
 use scopecast_engine::scene::{Calibration, Model, ModelStyle, OutputMode, Scene};
-use scopecast_engine::shutdown::Shutdown;
 use scopecast_engine::source::FrameSource;
-use scopecast_engine::source::phantom::{PathShape, PhantomFile, PhantomPicture, ScopePath};
+use scopecast_engine::source::phantom::{PathShape, PhantomFile, ScopePath};
 use scopecast_engine::source::synthetic::{SyntheticEndoscope, synthetic_camera};
 use scopecast_engine::stage_status::StageStatus;
-use scopecast_engine::tracking::chain::{Chain, Link};
 use scopecast_engine::tracking::frame_poses::FramePoses;
-use scopecast_engine::tracking::pose_store::{Alignment, Freshness, Pose, PoseStore};
-use scopecast_engine::tracking::setup::{load_transform_file, pose_of_rows};
-use scopecast_engine::tracking::simulated::{SimulatedTracker, SimulatedTrackerSettings, SimulatedTruth};
-use scopecast_engine::tracking::smoothing::Smoothing;
-use scopecast_engine::tracking::tracker_link::{PoseTime, SharedPoses, TrackerLink, TrackerRole, TrackerSettings};
+use scopecast_engine::tracking::pose_store::{Alignment, Freshness};
 
 /// From a frame's capture to the compositor, ms (camera and capture card).
 const VIDEO_DELAY_MS: u64 = 40;
-/// The tracker's delay, ms (the figure), plus up to `JITTER_MS`.
-const TRACKER_LATENCY_MS: f64 = 20.0;
-const JITTER_MS: f64 = 2.0;
 /// Frames composited before measuring (the compositor builds its tables and targets).
 const SETTLE_FRAMES: usize = 5;
 
 struct Setup {
-    file: PhantomFile,
-    picture: Arc<PhantomPicture>,
-    camera_from_scope: Pose,
-    tracker_from_phantom: Pose,
+    phantom: Phantom,
     discs: Arc<Mesh>,
 }
 
@@ -94,59 +82,6 @@ fn discs(file: &PhantomFile) -> Mesh {
     parse_obj(obj.as_bytes(), Path::new("discs.obj")).expect("the fiducial discs")
 }
 
-/// Intensity-weighted centroid (OpenCV pixel coordinates) of `weight` over
-/// the pixels within `radius` px of `around`; `None` when nothing weighs.
-fn centroid(
-    rgba: &[u8],
-    width: u32,
-    height: u32,
-    around: [f64; 2],
-    radius: f64,
-    weight: impl Fn(&[u8], f64) -> f64,
-) -> Option<[f64; 2]> {
-    let (x0, x1) = ((around[0] - radius).floor().max(0.0) as u32, ((around[0] + radius).ceil() as u32).min(width - 1));
-    let (y0, y1) = ((around[1] - radius).floor().max(0.0) as u32, ((around[1] + radius).ceil() as u32).min(height - 1));
-    let pixel = |x: u32, y: u32| &rgba[((y * width + x) * 4) as usize..][..4];
-    // The window's brightest and darkest luminance set the dot's threshold.
-    let luminance = |p: &[u8]| 0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2]);
-    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            let l = luminance(pixel(x, y));
-            (lo, hi) = (lo.min(l), hi.max(l));
-        }
-    }
-    let middle = (lo + hi) / 2.0;
-    let (mut sum, mut sx, mut sy) = (0.0, 0.0, 0.0);
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            if (f64::from(x) - around[0]).hypot(f64::from(y) - around[1]) > radius {
-                continue;
-            }
-            let w = weight(pixel(x, y), middle);
-            sum += w;
-            sx += w * f64::from(x);
-            sy += w * f64::from(y);
-        }
-    }
-    (sum > 0.0).then(|| [sx / sum, sy / sum])
-}
-
-fn dark(p: &[u8], middle: f64) -> f64 {
-    let l = 0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2]);
-    (middle - l).max(0.0)
-}
-
-fn green(p: &[u8], _: f64) -> f64 {
-    let g = f64::from(p[1]) - f64::from(p[0]).max(f64::from(p[2]));
-    if g > 60.0 { g } else { 0.0 }
-}
-
-fn project(camera: &CameraModel, camera_from_phantom: &Pose, p: [f64; 3]) -> Option<[f64; 2]> {
-    let q = camera_from_phantom.matrix().transform_point3(DVec3::from_array(p));
-    camera.project(q.to_array()).ok()
-}
-
 struct Case {
     errors_px: Vec<f64>,
     floor_px: Vec<f64>,
@@ -165,46 +100,12 @@ fn run_case(
 ) -> Case {
     let (width, height) = size;
     let clock: SharedClock = Arc::new(SystemClock::new());
-    let shutdown = Shutdown::new();
     let path = ScopePath { speed_mm_s, radius_mm: 15.0, distance_mm: 90.0, shape: PathShape::Circle };
-    let truth = SimulatedTruth {
-        path,
-        camera_from_scope: setup.camera_from_scope,
-        tracker_from_phantom: setup.tracker_from_phantom,
-        pointer: None,
-    };
-    let tracker = SimulatedTracker::start(
-        SimulatedTrackerSettings {
-            listen: "127.0.0.1:0".into(),
-            latency_ms: TRACKER_LATENCY_MS,
-            jitter_ms: JITTER_MS,
-            ..Default::default()
-        },
-        truth,
-        clock.clone(),
-        shutdown.clone(),
-    )
-    .expect("the simulated tracker listens");
-    let poses: SharedPoses = Arc::new(arc_swap::ArcSwap::from_pointee(PoseStore::new()));
-    let link = TrackerLink::start(
-        TrackerSettings {
-            name: "simulated".into(),
-            role: TrackerRole::Client(tracker.address.to_string()),
-            time: PoseTime::Tracker,
-            smoothing: Smoothing::Off,
-        },
-        poses.clone(),
-        clock.clone(),
-        shutdown.clone(),
-    )
-    .expect("the tracker connection starts");
-    while link.stats.poses.load(Ordering::Relaxed) < 20 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let rig = TrackedRig::start(&setup.phantom, path, &clock);
     let config = SyntheticConfig { instrument: false, ..Default::default() };
     let camera = synthetic_camera(width, height, &config);
     let mut source = SyntheticEndoscope::new(width, height, 1000, &config, clock.clone()).with_phantom(
-        setup.picture.clone(),
+        setup.phantom.picture.clone(),
         path,
         0,
     );
@@ -223,16 +124,9 @@ fn run_case(
         }],
         ..Default::default()
     };
-    let chain = Chain {
-        links: vec![
-            Link::Fixed(setup.camera_from_scope),
-            Link::Tracked { name: "tracker_from_scope".into(), inverted: true },
-            Link::Tracked { name: "tracker_from_phantom".into(), inverted: false },
-        ],
-    };
     let mut frame_poses = FramePoses::new(
-        poses.clone(),
-        vec![("fiducials".into(), chain)],
+        rig.poses.clone(),
+        vec![("fiducials".into(), setup.phantom.chain())],
         Freshness { stale_after_ns: 200_000_000 },
         0.0,
         WhenStale::Hide,
@@ -241,9 +135,10 @@ fn run_case(
     )
     .with_alignment(alignment);
     let msaa_samples = std::env::var("SCOPECAST_BENCH_MSAA").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, msaa_samples });
+    let mut compositor =
+        Compositor::new(ctx.clone(), CompositorSettings { timecode: false, msaa_samples, ..Default::default() });
     let f = camera.intrinsics.fx;
-    let ring_px = f * setup.file.ring_radius_mm / path.distance_mm;
+    let ring_px = f * setup.phantom.file.ring_radius_mm / path.distance_mm;
     let circle_px = 0.53 * f64::from(height);
     let centre = [(f64::from(width) - 1.0) / 2.0, (f64::from(height) - 1.0) / 2.0];
     let mut case = Case { errors_px: Vec::new(), floor_px: Vec::new(), missed: 0, pose_to_pixel_ms: [f64::NAN; 2] };
@@ -274,7 +169,7 @@ fn run_case(
             continue;
         }
         let truth_pose = path.camera_from_phantom(capture_ns);
-        for fiducial in &setup.file.fiducials_mm {
+        for fiducial in &setup.phantom.file.fiducials_mm {
             let Some(expected) = project(&camera, &truth_pose, *fiducial) else { continue };
             // Where the dot is in the output: as captured, or with the lens' distortion removed.
             let (expected, truth) = match mode {
@@ -314,27 +209,15 @@ fn run_case(
     }
     let pose_to_pixel = frame_poses.pose_to_pixel().snapshot().since(&pose_to_pixel_before);
     case.pose_to_pixel_ms = [0.5, 0.99].map(|q| pose_to_pixel.quantile_ns(q).unwrap_or(f64::NAN) / 1e6);
-    shutdown.trigger();
-    let _ = link.into_thread().join();
-    let _ = tracker.into_thread().join();
+    rig.stop();
     case
 }
 
 fn main() {
     let frames: usize = std::env::var("SCOPECAST_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
-    let demo = root().join("demos/tracked-scope/phantom");
-    let file = PhantomFile::load(&demo.join("phantom.json")).unwrap_or_else(|e| panic!("{e}"));
-    let file_for_discs = file.clone();
-    let setup = Setup {
-        picture: Arc::new(PhantomPicture::new(file.clone())),
-        file,
-        camera_from_scope: load_transform_file(&demo.join("camera_from_scope.json")).unwrap_or_else(|e| panic!("{e}")),
-        tracker_from_phantom: pose_of_rows(&[
-            1.0, 0.0, 0.0, 40.0, 0.0, -1.0, 0.0, -20.0, 0.0, 0.0, -1.0, 900.0, 0.0, 0.0, 0.0, 1.0,
-        ])
-        .expect("rigid"),
-        discs: Arc::new(discs(&file_for_discs)),
-    };
+    let phantom = Phantom::demo();
+    let discs = Arc::new(discs(&phantom.file));
+    let setup = Setup { phantom, discs };
     let ctx = GpuContext::new(AdapterPreference::HighPerformance).expect("a GPU adapter (lavapipe here)");
     println!("adapter: {}", ctx.describe());
     println!(

@@ -1,6 +1,7 @@
 //! Shared helpers of the scopecast benches: per-iteration timings summarised
 //! as p50/p99/mean and printed one line per case, so figures can be quoted.
 
+pub mod phantom_rig;
 pub mod receiver;
 pub mod soak;
 

@@ -549,6 +549,10 @@ pub struct ModelConfig {
     pub opacity: f32,
     /// Drawing style.
     pub style: StyleConfig,
+    /// Drawn from the start. A hidden model (a surface only to hold marks
+    /// on the anatomy, say) still holds marks and hides those behind it, and
+    /// its layer switch shows it.
+    pub visible: bool,
 }
 
 impl ModelConfig {
@@ -567,6 +571,7 @@ impl Default for ModelConfig {
             colour: [0.9, 0.8, 0.2],
             opacity: 0.8,
             style: StyleConfig::Solid,
+            visible: true,
         }
     }
 }
@@ -906,6 +911,7 @@ demo_anatomy = true
 #   colour = [0.9, 0.8, 0.2]
 #   opacity = 0.8
 #   style = "solid"                                           # solid | wireframe | silhouette
+#   visible = true             # false: not drawn until its layer is switched on (marks still stick to it)
 # or, instead of camera_from_model, a tracked pose: links from the camera to
 # the model, each a tracker's transform or a file's, any of them inverted:
 #   pose = [{ file = "handeye.json", inverse = true }, { tracked = "MarkerToTracker", inverse = true },

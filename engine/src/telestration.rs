@@ -306,14 +306,17 @@ impl Telestration {
                 self.finish(open, now_ns);
                 Ok(())
             }
-            Command::Arrow { from, to, colour, width, pinned, anchor, frame_ms } => {
+            Command::Arrow { from, to, colour, width, pinned, anchor, frame_ms, tail_frame_ms } => {
                 let colour = colour_of(colour)?;
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let annotation = match anchor {
                     Anchor::Screen => Annotation::Arrow { from: vec2(*from), to: vec2(*to), colour, width_px: *width },
                     Anchor::Anatomy => {
-                        let (points, reason) = self.mark_points(&[*from, *to], *frame_ms);
-                        self.note_reason(id, reason);
+                        // Each end in the frame it was put on.
+                        let (tail, tail_reason) = self.mark_points(&[*from], tail_frame_ms.or(*frame_ms));
+                        let (head, head_reason) = self.mark_points(&[*to], *frame_ms);
+                        self.note_reason(id, head_reason.or(tail_reason));
+                        let points = [tail, head].concat();
                         Annotation::Anchored { shape: MarkShape::Arrow, points, colour, width_px: *width }
                     }
                 };
@@ -524,5 +527,74 @@ mod tests {
         // The viewer leaves mid-stroke: the stroke is finished and fades.
         board.left(ViewerId(1));
         assert!(scene.load().scene.annotations[0].expires_ns.is_some());
+    }
+
+    #[test]
+    fn a_mark_on_the_anatomy_is_lifted_in_the_frame_drawn_on_and_says_where_it_stays() {
+        use crate::anchoring::ModelAt;
+        use crate::anchoring::view::FrameView;
+        use glam::{DVec3, Mat4, Vec3};
+        let plane = Mat4::from_translation(Vec3::new(0.0, 0.0, 100.0));
+        let moved = Mat4::from_translation(Vec3::new(30.0, 0.0, 100.0));
+        let scene = Scene {
+            models: vec![crate::anchoring::lift::tests::model("surface", plane)],
+            ..crate::anchoring::view::tests::scene(crate::scene::OutputMode::Distorted)
+        };
+        let view = FrameView::of(&scene, (1280, 720));
+        let store = Arc::new(SceneStore::new(scene).expect("valid"));
+        let anatomy = Telestration::new(store.clone(), Arc::new(SystemClock::new()), Duration::from_secs(10));
+        let frames = ViewedFrames::new();
+        anatomy.set_viewed_frames(frames.clone());
+        let (announcer, heard) = scopecast_transport::room_channels::announcements();
+        anatomy.set_announcer(announcer);
+        // The viewer looked at frame 1000 (plane here); the station has composited frame 1033 since (plane moved).
+        frames.note(ViewedFrame {
+            capture_wall_ms: 1_000,
+            capture_time_ns: 1,
+            view,
+            models: vec![ModelAt::Current(plane)],
+        });
+        frames.note(ViewedFrame {
+            capture_wall_ms: 1_033,
+            capture_time_ns: 2,
+            view,
+            models: vec![ModelAt::Current(moved)],
+        });
+        let at = view.expect("calibrated").point_of(DVec3::new(10.0, 5.0, 100.0)).expect("in front");
+        let down = Command::PenDown {
+            stroke: 1,
+            at: at.to_array(),
+            colour: "#ff00ff".into(),
+            width: 8.0,
+            pinned: true,
+            anchor: Anchor::Anatomy,
+            frame_ms: Some(1_000),
+        };
+        anatomy.apply_at(ViewerId(3), &down, 0).expect("down");
+        // A point drawn on a frame the station no longer knows stays on the screen.
+        let later = Command::PenMove { stroke: 1, points: vec![[0.5, 0.5]], frame_ms: Some(7) };
+        anatomy.apply_at(ViewerId(3), &later, 0).expect("move");
+        let annotations = store.load().scene.annotations.clone();
+        let Annotation::Anchored { points, .. } = &annotations[0].annotation else { panic!("{annotations:?}") };
+        match points[0] {
+            MarkPoint::OnModel { model: 0, at_mm } => {
+                assert!((at_mm - Vec3::new(10.0, 5.0, 0.0)).length() < 0.01, "lifted with frame 1000's pose: {at_mm}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(points[1], MarkPoint::Screen(Vec2::new(0.5, 0.5)));
+        anatomy.sweep(0);
+        let marks = match heard.borrow().get(Topic::Marks) {
+            Some(Notice::Marks { marks, .. }) => marks.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((marks[0].by, marks[0].anchor, marks[0].on_anatomy, marks[0].on_screen), (3, Anchor::Anatomy, 1, 1));
+        assert!(marks[0].message.contains("not among the last"), "{}", marks[0].message);
+        // A station that does not composite: the mark stays on the screen and says so.
+        let (bare_scene, bare) = self::board(10);
+        bare.apply_at(ViewerId(1), &down, 0).expect("down");
+        let kept = bare_scene.load().scene.annotations[0].annotation.clone();
+        assert!(matches!(kept, Annotation::Anchored { points, .. } if points == [MarkPoint::Screen(at)]));
+        assert!(bare.reasons.lock().expect("reasons").values().any(|r| r.contains("does not composite")));
     }
 }

@@ -141,9 +141,13 @@ pub enum Command {
         /// On the screen or on the anatomy (version 2).
         #[serde(default, skip_serializing_if = "Anchor::is_screen")]
         anchor: Anchor,
-        /// The capture time of the frame the viewer drew on, Unix ms (version 2).
+        /// The capture time of the frame the viewer put the head on, Unix ms (version 2).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         frame_ms: Option<u64>,
+        /// The capture time of the frame the viewer put the tail on, Unix ms
+        /// (version 2; `frame_ms` when not said).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tail_frame_ms: Option<u64>,
     },
     /// The laser pointer is at `at` (shown briefly, never kept).
     Laser {
@@ -352,9 +356,12 @@ impl Command {
     /// Uses a field that version 1 does not have.
     fn needs_version_2(&self) -> bool {
         match self {
-            Command::PenDown { anchor, frame_ms, .. }
-            | Command::Arrow { anchor, frame_ms, .. }
-            | Command::Laser { anchor, frame_ms, .. } => !anchor.is_screen() || frame_ms.is_some(),
+            Command::Arrow { anchor, frame_ms, tail_frame_ms, .. } => {
+                !anchor.is_screen() || frame_ms.is_some() || tail_frame_ms.is_some()
+            }
+            Command::PenDown { anchor, frame_ms, .. } | Command::Laser { anchor, frame_ms, .. } => {
+                !anchor.is_screen() || frame_ms.is_some()
+            }
             Command::PenMove { frame_ms, .. } => frame_ms.is_some(),
             _ => false,
         }
@@ -489,7 +496,11 @@ pub fn parse_colour(colour: &str) -> Result<[f32; 4], ProtocolError> {
 }
 
 fn check(command: &Command) -> Result<(), ProtocolError> {
-    if command.frame_ms().is_some_and(|ms| ms > MAX_FRAME_MS) {
+    let tail = match command {
+        Command::Arrow { tail_frame_ms, .. } => *tail_frame_ms,
+        _ => None,
+    };
+    if command.frame_ms().into_iter().chain(tail).any(|ms| ms > MAX_FRAME_MS) {
         return Err(ProtocolError::OutOfRange { field: "frame_ms", reason: "Unix ms below 2^53" });
     }
     match command {

@@ -44,7 +44,7 @@ pub fn scene_from_config(config: &Config) -> (Scene, Vec<String>) {
                     camera_from_model: Mat4::from_cols_array(&cols).transpose(),
                     colour: model.colour,
                     opacity: model.opacity,
-                    visible: true,
+                    visible: model.visible,
                     style: match model.style {
                         StyleConfig::Solid => ModelStyle::Solid,
                         StyleConfig::Wireframe => ModelStyle::Wireframe,
