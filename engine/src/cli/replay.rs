@@ -29,6 +29,7 @@ use scopecast_engine::shutdown::{POLL_INTERVAL, Shutdown};
 use scopecast_engine::source::supervisor::SourceStatus;
 use scopecast_engine::station::endpoints::{EndpointParts, Endpoints};
 use scopecast_engine::station::{MetricsView, Station};
+use scopecast_engine::tracking::recorded_poses::RecordedPoses;
 use scopecast_transport::protocol::Notice;
 use scopecast_transport::room::CommandSink;
 
@@ -68,10 +69,15 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
     ctrlc::set_handler(move || on_signal.trigger()).context("cannot install the SIGINT/SIGTERM handler")?;
     let clock: SharedClock = Arc::new(SystemClock::new());
     if recomposite {
-        let scenes = scene_track(&timeline_records(dir));
+        let records = timeline_records(dir);
+        let (scenes, poses) = (scene_track(&records), RecordedPoses::from_timeline(&records));
         let mut config = config.clone();
         config.source.fps = recorded_fps(&session);
         config.recording.enabled = false;
+        // Tracked models are placed where the recording drew them, frame by
+        // frame (its `poses` records): no trackers or registration desk here.
+        config.tracking.trackers.clear();
+        config.registration = Default::default();
         let shared = Shared::new(session.frame_times(), clock.clone());
         let (for_source, source_clock) = (shared.clone(), clock.clone());
         let repeat_ns = 1_000_000_000 / u64::from(config.source.fps.max(1));
@@ -82,6 +88,7 @@ pub fn run(config: &Config, dir: &Path, as_recorded: bool, stop_after_s: Option<
             Box::new(move |scene| {
                 Box::new(ReplaySource::new(session, for_source, scenes, scene, source_clock, repeat_ns))
             }),
+            poses,
         )
         .context("cannot start the replay's pipeline")?;
         let broadcast = station.broadcast.clone().context("a replay needs the encoder (encoder.enabled = true)")?;

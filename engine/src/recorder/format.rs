@@ -274,6 +274,13 @@ pub enum TimelineRecord {
         /// The registration as its file has it (no patient data; boxed: the largest record).
         file: Box<crate::tracking::registration_file::RegistrationFile>,
     },
+    /// Tracked models' poses, frame by frame, as the compositor drew them
+    /// (a batch of up to [`POSES_PER_RECORD_NS`] of frames): a re-composited
+    /// replay places the models, and the marks on them, where they were.
+    Poses {
+        /// The frames, oldest first.
+        frames: Vec<FramePosesRecord>,
+    },
     /// The session stopped.
     Stop {
         /// Unix ms.
@@ -284,6 +291,33 @@ pub enum TimelineRecord {
     /// A record of a kind this build does not know (skipped).
     #[serde(other)]
     Other,
+}
+
+/// How much of the frames' poses one `poses` record holds, ns of capture
+/// time (what a video fragment holds: both are synced as often).
+pub const POSES_PER_RECORD_NS: u64 = 500_000_000;
+
+/// One frame's tracked poses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FramePosesRecord {
+    /// The frame's capture time, station clock, ns.
+    pub t_ns: u64,
+    /// Its capture wall time, Unix ms.
+    pub wall_ms: u64,
+    /// Each tracked model.
+    pub models: Vec<ModelPoseRecord>,
+}
+
+/// How a tracked model was drawn in one frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPoseRecord {
+    /// Its name.
+    pub name: String,
+    /// Tracked at the frame's capture time (`false`: drawn where its last pose put it, or hidden).
+    pub tracked: bool,
+    /// camera_from_model, column-major, mm; `None`: not drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_from_model: Option<[f32; 16]>,
 }
 
 /// Where a segment starts.
@@ -611,6 +645,21 @@ mod tests {
                     expires_ns: None,
                     shape: ShapeRecord::Label { at: [0.5, 0.5], text: "bleed".into(), colour: [1.0; 4], size_px: 20.0 },
                 },
+                AnnotationRecord {
+                    author: "viewer-3".into(),
+                    time_ns: 7,
+                    id: 4,
+                    expires_ns: None,
+                    shape: ShapeRecord::Anchored {
+                        shape: MarkShapeRecord::Arrow,
+                        points: vec![
+                            MarkPointRecord::OnModel { model: 0, at_mm: [1.5, -2.0, 0.25] },
+                            MarkPointRecord::Screen([0.4, 0.6]),
+                        ],
+                        colour: [1.0, 0.0, 1.0, 1.0],
+                        width_px: 8.0,
+                    },
+                },
             ],
         }
     }
@@ -659,6 +708,22 @@ mod tests {
                     accepted_by: "Dr A (operator)".into(),
                     accepted_wall_ms: 11,
                 }),
+            },
+            TimelineRecord::Poses {
+                frames: vec![FramePosesRecord {
+                    t_ns: 12,
+                    wall_ms: 13,
+                    models: vec![
+                        ModelPoseRecord {
+                            name: "surface".into(),
+                            tracked: true,
+                            camera_from_model: Some(
+                                Mat4::from_translation(glam::Vec3::new(1.0, 2.0, 90.0)).to_cols_array(),
+                            ),
+                        },
+                        ModelPoseRecord { name: "target".into(), tracked: false, camera_from_model: None },
+                    ],
+                }],
             },
             TimelineRecord::Stop { wall_ms: 10, t_ns: 11 },
         ];

@@ -45,7 +45,8 @@ use crate::metrics::{Counter, Gauge, MetricsRegistry};
 use crate::scene::SceneStore;
 pub use format::FORMAT;
 use format::{
-    EncoderRecord, Manifest, RepairRecord, SceneRecord, SegmentRecord, SessionState, SetupRecord, TimelineRecord,
+    EncoderRecord, FramePosesRecord, Manifest, RepairRecord, SceneRecord, SegmentRecord, SessionState, SetupRecord,
+    TimelineRecord,
 };
 
 /// The longest stretch of video a fragment holds, ns: what a crash can lose
@@ -173,6 +174,8 @@ enum Message {
     Frame(Track, AccessUnit),
     /// A timeline record from elsewhere in the station (the access log's).
     Note(TimelineRecord),
+    /// One frame's tracked poses (written in batches: `poses` records).
+    Poses(FramePosesRecord),
 }
 
 /// Sessions started and stopped: a channel of their own, so a switch never
@@ -280,6 +283,18 @@ impl Recorder {
         }
     }
 
+    /// Adds one frame's tracked poses to the open session (kept in `poses`
+    /// records of up to [`format::POSES_PER_RECORD_NS`] of frames each, the
+    /// last written when the session closes). Never blocks, as [`Recorder::note`].
+    pub fn note_poses(&self, frame: FramePosesRecord) {
+        if !self.status.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Message::Poses(frame)) {
+            self.status.dropped.inc();
+        }
+    }
+
     /// Opens a new session (no-op while one is open). Never blocks.
     pub fn start_session(&self) -> Result<(), RecorderBusy> {
         // The flag first: frames offered from now on belong to the session (the
@@ -370,6 +385,8 @@ struct Session {
     /// After a failure: no writing before this capture time.
     retry_at_ns: Option<u64>,
     started_wall_ms: u64,
+    /// Frames' tracked poses not yet written (at most [`format::POSES_PER_RECORD_NS`] of them).
+    poses: Vec<FramePosesRecord>,
 }
 
 struct Writer {
@@ -480,6 +497,25 @@ impl Writer {
                     tracing::warn!(error = %e, "a timeline note was not kept");
                 }
             }
+            Message::Poses(frame) => {
+                let Some(session) = &mut self.session else { return };
+                let span = session.poses.first().map_or(0, |first| frame.t_ns.saturating_sub(first.t_ns));
+                session.poses.push(frame);
+                if span >= format::POSES_PER_RECORD_NS {
+                    Self::write_poses(session);
+                }
+            }
+        }
+    }
+
+    /// Writes the frames' poses gathered so far as one `poses` record.
+    fn write_poses(session: &mut Session) {
+        if session.poses.is_empty() {
+            return;
+        }
+        let record = TimelineRecord::Poses { frames: std::mem::take(&mut session.poses) };
+        if let Err(e) = session.timeline.append(&record) {
+            tracing::warn!(error = %e, "tracked poses were not kept");
         }
     }
 
@@ -514,6 +550,7 @@ impl Writer {
             scene_version: None,
             retry_at_ns: None,
             started_wall_ms: started,
+            poses: Vec::new(),
         })
     }
 
@@ -689,6 +726,7 @@ impl Writer {
         if let Ok((_, bytes)) = Self::close_segment(&mut session.tracks[Track::Clean.index()]) {
             self.status.bytes.add(bytes);
         }
+        Self::write_poses(&mut session);
         let stopped = wall_ms();
         let _ = session.timeline.append(&TimelineRecord::Stop { wall_ms: stopped, t_ns: self.clock.now_ns() });
         let manifest_path = session.dir.join("manifest.json");

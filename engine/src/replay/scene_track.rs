@@ -9,8 +9,13 @@
 //! - a recorded layer switch or model visibility is applied when the
 //!   recording changed it; in between, the trainer's switches stand;
 //! - model poses, colours and opacities always follow the recording (the
-//!   registration is what it was). Models are matched by name: their meshes
-//!   come from the replay's config, as on the station.
+//!   registration is what it was); a tracked model's pose in each frame is
+//!   the one that frame was composited with (the `poses` records, see
+//!   `tracking::recorded_poses`), so marks on the anatomy are re-projected
+//!   as they were. Models are matched by name:
+//!   their meshes come from the replay's config, as on the station, and a
+//!   mark's point on a model is moved to that model's place in the replay's
+//!   scene (a point on a model the replay lacks is left out).
 //!
 //! Times: a recorded annotation's `time_ns` and `expires_ns` are on the
 //! recording station's clock. Each frame of the replay moves them by the
@@ -20,7 +25,7 @@
 use glam::Mat4;
 
 use crate::recorder::format::TimelineRecord;
-use crate::scene::{AnnotationEntry, OutputMode, Scene};
+use crate::scene::{Annotation, AnnotationEntry, MarkPoint, MarkShape, OutputMode, Scene};
 
 /// The author prefix of recorded annotations in a replay's scene.
 pub const RECORDED_AUTHOR_PREFIX: &str = "recorded:";
@@ -117,10 +122,42 @@ pub fn apply(scene: &mut Scene, recorded: &RecordedScene, switches: bool, shift_
         }
     }
     scene.annotations.retain(|e| !e.author.starts_with(RECORDED_AUTHOR_PREFIX));
-    let recorded_annotations = recorded.annotations.iter().map(|e| AnnotationEntry {
-        time_ns: shifted(e.time_ns, shift_ns),
-        expires_ns: e.expires_ns.map(|t| shifted(t, shift_ns)),
-        ..e.clone()
+    // A mark's point names a model by its place in the recorded scene: here, by its place in this one.
+    let here: Vec<Option<u16>> = recorded
+        .models
+        .iter()
+        .map(|m| scene.models.iter().position(|s| s.name == m.name).and_then(|i| u16::try_from(i).ok()))
+        .collect();
+    let recorded_annotations = recorded.annotations.iter().filter_map(|e| {
+        let annotation = match &e.annotation {
+            Annotation::Anchored { shape, points, colour, width_px } => {
+                let points: Vec<MarkPoint> = points
+                    .iter()
+                    .filter_map(|p| match *p {
+                        MarkPoint::OnModel { model, at_mm } => {
+                            let model = here.get(usize::from(model)).copied().flatten()?;
+                            Some(MarkPoint::OnModel { model, at_mm })
+                        }
+                        screen => Some(screen),
+                    })
+                    .collect();
+                let whole = match shape {
+                    MarkShape::Stroke => !points.is_empty(),
+                    MarkShape::Arrow => points.len() == 2,
+                };
+                if !whole {
+                    return None;
+                }
+                Annotation::Anchored { shape: *shape, points, colour: *colour, width_px: *width_px }
+            }
+            other => other.clone(),
+        };
+        Some(AnnotationEntry {
+            time_ns: shifted(e.time_ns, shift_ns),
+            expires_ns: e.expires_ns.map(|t| shifted(t, shift_ns)),
+            annotation,
+            ..e.clone()
+        })
     });
     // Recorded ones first: what the trainer draws lies on top.
     let trainers = std::mem::take(&mut scene.annotations);

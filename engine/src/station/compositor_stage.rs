@@ -23,6 +23,15 @@ use crate::slot::{SlotConsumer, SlotProducer, TakeError};
 /// being read back).
 const MAX_GPU_FRAMES: usize = 2;
 
+/// Where each frame's tracked poses come from.
+pub(super) enum PoseSource {
+    /// The trackers, at each frame's capture time (the live station).
+    Live(crate::tracking::frame_poses::FramePoses),
+    /// A recording's, by each frame's recorded capture time (a replay that
+    /// composites afresh).
+    Recorded(crate::tracking::recorded_poses::RecordedPoses),
+}
+
 /// The compositor on its own thread: newest frame in, composited I420 out.
 pub(super) struct CompositorStage {
     pub(super) compositor: Compositor,
@@ -42,7 +51,7 @@ pub(super) struct CompositorStage {
     /// Snapshot requests (`GET /snapshot.png`), answered after the next frame.
     pub(super) snapshots: super::snapshot_desk::SnapshotWindow,
     /// Tracked models' poses for each frame, when any model is tracked.
-    pub(super) tracked: Option<crate::tracking::frame_poses::FramePoses>,
+    pub(super) tracked: Option<PoseSource>,
     /// Each composited frame's capture time, geometry and model poses, for
     /// viewers' marks on the anatomy.
     pub(super) viewed: Arc<crate::anchoring::viewed_frames::ViewedFrames>,
@@ -73,7 +82,10 @@ impl CompositorStage {
                     }
                     let scene = self.scene.load();
                     let poses = match self.tracked.as_mut() {
-                        Some(tracked) => tracked.for_frame(&scene.scene, frame.capture_time_ns, frame.capture_wall_ms),
+                        Some(PoseSource::Live(tracked)) => {
+                            tracked.for_frame(&scene.scene, frame.capture_time_ns, frame.capture_wall_ms)
+                        }
+                        Some(PoseSource::Recorded(recorded)) => recorded.for_frame(&scene.scene, frame.capture_wall_ms),
                         None => Vec::new(),
                     };
                     let rendered = self.compositor.render_posed(&frame, &scene.scene, &poses);
@@ -125,7 +137,7 @@ impl CompositorStage {
         for composited in self.compositor.poll_i420() {
             let now = self.clock.now_ns();
             self.latency.record_ns(now.saturating_sub(composited.capture_time_ns));
-            if let Some(tracked) = self.tracked.as_mut() {
+            if let Some(PoseSource::Live(tracked)) = self.tracked.as_mut() {
                 tracked.composited(composited.capture_time_ns, now);
             }
             self.frames.inc();

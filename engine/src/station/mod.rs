@@ -163,6 +163,8 @@ struct Wiring<'a> {
     registration: Option<Arc<registration_desk::StationDesk>>,
     /// The frames viewers draw on, noted by the compositor stage (marks on the anatomy).
     viewed: Arc<crate::anchoring::viewed_frames::ViewedFrames>,
+    /// A replay's recorded poses (then no trackers run).
+    recorded_poses: Option<crate::tracking::recorded_poses::RecordedPoses>,
 }
 
 /// The compositing part of the path, once started.
@@ -295,7 +297,10 @@ impl Wiring<'_> {
             let _ = self.hud.renderer_warning.set(warning);
         }
         let display = self.display(&ctx);
-        let tracked = self.tracking()?.map(|t| t.with_recorder(recorder.cloned()));
+        let tracked = match self.recorded_poses.take() {
+            Some(recorded) => Some(compositor_stage::PoseSource::Recorded(recorded)),
+            None => self.tracking()?.map(|t| compositor_stage::PoseSource::Live(t.with_recorder(recorder.cloned()))),
+        };
         let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
         let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
         self.slots.push(Box::new(source_out.monitor()));
@@ -411,23 +416,27 @@ impl Station {
 
     /// Starts a station whose frames come from the source `make` builds on
     /// the station's scene (a replay drawing the overlays afresh), instead of
-    /// `config.source.uri`. It never records: the recording being replayed
-    /// is not altered, and no other one is made.
+    /// `config.source.uri`, with the tracked models where `poses` (the
+    /// recording's) put them in each frame (no tracker runs). It never
+    /// records: the recording being replayed is not altered, and no other
+    /// one is made.
     pub fn start_with_source(
         config: &Config,
         clock: SharedClock,
         shutdown: Shutdown,
         make: SourceOnScene,
+        poses: crate::tracking::recorded_poses::RecordedPoses,
     ) -> Result<Self, StationError> {
-        Self::start_inner(config, clock, shutdown, Some(make))
+        Self::start_inner(config, clock, shutdown, Some((make, poses)))
     }
 
     fn start_inner(
         config: &Config,
         clock: SharedClock,
         shutdown: Shutdown,
-        make_source_on_scene: Option<SourceOnScene>,
+        replay: Option<(SourceOnScene, crate::tracking::recorded_poses::RecordedPoses)>,
     ) -> Result<Self, StationError> {
+        let (make_source_on_scene, recorded_poses) = replay.unzip();
         let (scene, problems) = scene_from_config(config);
         for problem in &problems {
             tracing::error!("{problem}");
@@ -445,6 +454,7 @@ impl Station {
             announcements: Some(announcements),
             registration: None,
             viewed: crate::anchoring::viewed_frames::ViewedFrames::new(),
+            recorded_poses,
             clock,
             shutdown,
         };

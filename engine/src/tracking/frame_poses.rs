@@ -24,7 +24,7 @@ use scopecast_transport::protocol::{Notice, PROTOCOL_VERSION};
 use scopecast_transport::room_channels::{Announcer, Topic};
 
 use crate::recorder::Recorder;
-use crate::recorder::format::TimelineRecord;
+use crate::recorder::format::{FramePosesRecord, ModelPoseRecord, TimelineRecord};
 use crate::scene::Scene;
 use crate::stage_status::StageStatus;
 
@@ -189,7 +189,7 @@ impl FramePoses {
         let mut problems = Vec::new();
         let mut keys = Vec::new();
         self.note_first_uses(&store, capture_time_ns, at_ns);
-        let poses = scene
+        let poses: Vec<ModelPose> = scene
             .models
             .iter()
             .map(|model| {
@@ -252,7 +252,29 @@ impl FramePoses {
             }
             self.said = keys;
         }
+        self.record(scene, &poses, capture_time_ns, capture_wall_ms);
         poses
+    }
+
+    /// Puts the tracked models' poses of this frame into the open recording
+    /// (a re-composited replay draws them, and the marks on them, from these).
+    fn record(&self, scene: &Scene, poses: &[ModelPose], capture_time_ns: u64, capture_wall_ms: u64) {
+        let Some(recorder) = self.recorder.as_ref().filter(|r| r.is_recording()) else { return };
+        let models = scene
+            .models
+            .iter()
+            .zip(poses)
+            .filter_map(|(model, pose)| {
+                let (tracked, matrix) = match pose {
+                    ModelPose::AsScene => return None,
+                    ModelPose::Tracked(m) => (true, Some(m.to_cols_array())),
+                    ModelPose::NotTracked(m) => (false, Some(m.to_cols_array())),
+                    ModelPose::Hidden => (false, None),
+                };
+                Some(ModelPoseRecord { name: model.name.clone(), tracked, camera_from_model: matrix })
+            })
+            .collect();
+        recorder.note_poses(FramePosesRecord { t_ns: capture_time_ns, wall_ms: capture_wall_ms, models });
     }
 }
 

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod frame_poses;
 pub mod hand_eye_views;
 pub mod pose_store;
+pub mod recorded_poses;
 pub mod registration;
 pub mod registration_desk;
 pub mod registration_file;
