@@ -26,7 +26,7 @@ const MAX_GPU_FRAMES: usize = 2;
 /// Where each frame's tracked poses come from.
 pub(super) enum PoseSource {
     /// The trackers, at each frame's capture time (the live station).
-    Live(crate::tracking::frame_poses::FramePoses),
+    Live(Box<crate::tracking::frame_poses::FramePoses>),
     /// A recording's, by each frame's recorded capture time (a replay that
     /// composites afresh).
     Recorded(crate::tracking::recorded_poses::RecordedPoses),
