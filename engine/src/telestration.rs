@@ -86,7 +86,9 @@ fn vec2(p: Point) -> Vec2 {
 
 fn scene_refusal(e: SceneError) -> CommandRefused {
     let reason = match e {
-        SceneError::TooManyAnnotations { .. } => format!("{e}: clear some first"),
+        SceneError::TooManyAnnotations { .. } | SceneError::TooManyAnchoredPoints { .. } => {
+            format!("{e}: clear some first")
+        }
         other => other.to_string(),
     };
     CommandRefused::Scene { reason }
@@ -194,7 +196,12 @@ impl Telestration {
 
     /// Removes expired drawings every [`SWEEP_INTERVAL`] until `shutdown`
     /// (seen within [`crate::shutdown::POLL_INTERVAL`]).
+    /// First it builds the models' ray-cast hierarchies, so the first mark
+    /// on the anatomy does not wait for them.
     pub fn sweep_until(&self, shutdown: &Shutdown) {
+        for model in &self.scene.load().scene.models {
+            model.mesh.surface();
+        }
         let mut next = Instant::now() + SWEEP_INTERVAL;
         while !shutdown.is_triggered() {
             std::thread::sleep(crate::shutdown::POLL_INTERVAL.min(next.saturating_duration_since(Instant::now())));

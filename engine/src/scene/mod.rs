@@ -214,6 +214,10 @@ pub const MAX_LABEL_CHARS: usize = 64;
 pub const MAX_STROKE_POINTS: usize = 4096;
 /// Most annotations in a scene.
 pub const MAX_ANNOTATIONS: usize = 1024;
+/// Most points of marks on the anatomy in a scene: each is placed and
+/// depth-tested by ray cast in every frame (about 0.7 µs each here), so this
+/// bounds that work at a few ms a frame whatever viewers send.
+pub const MAX_ANCHORED_POINTS: usize = 8192;
 
 /// Why a scene update was refused.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -244,6 +248,12 @@ pub enum SceneError {
     /// Too many annotations.
     #[error("{count} annotations exceed the limit of {MAX_ANNOTATIONS}")]
     TooManyAnnotations {
+        /// How many were given.
+        count: usize,
+    },
+    /// Too many points of marks on the anatomy.
+    #[error("{count} points on the anatomy exceed the limit of {MAX_ANCHORED_POINTS}")]
+    TooManyAnchoredPoints {
         /// How many were given.
         count: usize,
     },
@@ -331,6 +341,17 @@ impl Scene {
         }
         for (index, entry) in self.annotations.iter().enumerate() {
             check_annotation(index, &entry.annotation, self.models.len())?;
+        }
+        let anchored: usize = self
+            .annotations
+            .iter()
+            .map(|e| match &e.annotation {
+                Annotation::Anchored { points, .. } => points.len(),
+                _ => 0,
+            })
+            .sum();
+        if anchored > MAX_ANCHORED_POINTS {
+            return Err(SceneError::TooManyAnchoredPoints { count: anchored });
         }
         Ok(())
     }
@@ -476,6 +497,41 @@ mod tests {
         assert_eq!(err, SceneError::PoseNotFinite { name: "liver".into() });
         assert_eq!(store.load().version, 0);
         assert!(store.load().scene.models.is_empty());
+    }
+
+    #[test]
+    fn marks_on_the_anatomy_name_a_model_the_scene_has_and_their_points_are_bounded() {
+        let mesh = Arc::new(
+            Mesh::new(vec![[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], None, vec![0, 1, 2]).expect("triangle"),
+        );
+        let model = Model {
+            name: "surface".into(),
+            mesh,
+            camera_from_model: Mat4::IDENTITY,
+            colour: [1.0; 3],
+            opacity: 1.0,
+            visible: false,
+            style: ModelStyle::Solid,
+        };
+        let mark = |model: u16, points: usize| AnnotationEntry {
+            author: "viewer-1".into(),
+            time_ns: 0,
+            id: 1,
+            expires_ns: None,
+            annotation: Annotation::Anchored {
+                shape: MarkShape::Stroke,
+                points: vec![MarkPoint::OnModel { model, at_mm: Vec3::new(1.0, 2.0, 0.0) }; points],
+                colour: [1.0; 4],
+                width_px: 4.0,
+            },
+        };
+        let mut scene = Scene { models: vec![model], ..Default::default() };
+        scene.annotations = vec![mark(0, MAX_STROKE_POINTS), mark(0, MAX_STROKE_POINTS)];
+        scene.validate().expect("two full strokes on the anatomy");
+        scene.annotations.push(mark(0, 1));
+        assert_eq!(scene.validate(), Err(SceneError::TooManyAnchoredPoints { count: MAX_ANCHORED_POINTS + 1 }));
+        scene.annotations = vec![mark(1, 3)];
+        assert!(matches!(scene.validate(), Err(SceneError::BadAnnotation { index: 0, .. })), "model 1 does not exist");
     }
 
     #[test]

@@ -299,7 +299,9 @@ impl Wiring<'_> {
         let display = self.display(&ctx);
         let tracked = match self.recorded_poses.take() {
             Some(recorded) => Some(compositor_stage::PoseSource::Recorded(recorded)),
-            None => self.tracking()?.map(|t| compositor_stage::PoseSource::Live(Box::new(t.with_recorder(recorder.cloned())))),
+            None => self
+                .tracking()?
+                .map(|t| compositor_stage::PoseSource::Live(Box::new(t.with_recorder(recorder.cloned())))),
         };
         let (source_out, compositor_in) = latest_slot::<Frame>("source_to_compositor");
         let (compositor_out, frames_out) = latest_slot::<Frame>("compositor_out");
