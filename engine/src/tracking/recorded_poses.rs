@@ -8,8 +8,8 @@ use crate::compositor::ModelPose;
 use crate::recorder::format::{FramePosesRecord, TimelineRecord};
 use crate::scene::Scene;
 
-/// How far before a frame the poses of another may stand in for its own,
-/// ms (its own record was lost with a dropped frame).
+/// How far from a frame the poses of another may stand in for its own, ms
+/// (its own record was lost with a dropped frame).
 pub const REACH_MS: u64 = 200;
 
 /// The recorded frames' poses, by capture wall time.
@@ -44,11 +44,19 @@ impl RecordedPoses {
     }
 
     /// The poses of `scene`'s models for the frame captured at
-    /// `capture_wall_ms` (Unix ms, as recorded): as recorded for the models
-    /// the recording tracked, as the scene says for the others.
+    /// `capture_wall_ms` (Unix ms, as recorded; the nearest recorded frame
+    /// within [`REACH_MS`]): as recorded for the models the recording
+    /// tracked, as the scene says for the others.
     pub fn for_frame(&self, scene: &Scene, capture_wall_ms: u64) -> Vec<ModelPose> {
-        let index = self.frames.partition_point(|f| f.wall_ms <= capture_wall_ms).checked_sub(1);
-        let frame = index.map(|i| &self.frames[i]).filter(|f| capture_wall_ms - f.wall_ms <= REACH_MS);
+        // The nearest recorded frame: a replayed frame's capture time is rebuilt from
+        // its segment's start and the MP4 decode time, and may be a millisecond off.
+        let after = self.frames.partition_point(|f| f.wall_ms < capture_wall_ms);
+        let frame = [after.checked_sub(1), Some(after)]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.frames.get(i))
+            .min_by_key(|f| f.wall_ms.abs_diff(capture_wall_ms))
+            .filter(|f| f.wall_ms.abs_diff(capture_wall_ms) <= REACH_MS);
         scene
             .models
             .iter()
@@ -120,15 +128,16 @@ mod tests {
         let scene = Scene { models: vec![model("liver"), model("surface")], ..Default::default() };
         let at = |x: f32| Mat4::from_translation(Vec3::new(x, 0.0, 90.0));
         assert_eq!(poses.for_frame(&scene, 1_033), vec![ModelPose::AsScene, ModelPose::Tracked(at(2.0))]);
-        assert_eq!(
-            poses.for_frame(&scene, 1_050),
-            vec![ModelPose::AsScene, ModelPose::Tracked(at(2.0))],
-            "a lost frame takes the one before"
-        );
+        // A replayed frame's time rebuilt a millisecond off, or a frame whose record was lost: the nearest.
+        assert_eq!(poses.for_frame(&scene, 1_032)[1], ModelPose::Tracked(at(2.0)));
+        assert_eq!(poses.for_frame(&scene, 1_034)[1], ModelPose::Tracked(at(2.0)));
+        assert_eq!(poses.for_frame(&scene, 1_045), vec![ModelPose::AsScene, ModelPose::Tracked(at(2.0))]);
         assert_eq!(poses.for_frame(&scene, 1_066)[1], ModelPose::NotTracked(at(2.0)));
         assert_eq!(poses.for_frame(&scene, 1_100)[1], ModelPose::Hidden);
-        assert_eq!(poses.for_frame(&scene, 999)[1], ModelPose::Hidden, "before tracking began");
+        assert_eq!(poses.for_frame(&scene, 700)[1], ModelPose::Hidden, "before tracking began");
         assert_eq!(poses.for_frame(&scene, 5_000)[1], ModelPose::Hidden, "long after the last pose");
+        assert_eq!(poses.for_frame(&scene, 1_100 + REACH_MS)[1], ModelPose::Hidden);
+        assert_eq!(poses.for_frame(&scene, 1_000 - REACH_MS)[1], ModelPose::Tracked(at(1.0)));
         assert!(RecordedPoses::from_timeline(&[]).for_frame(&scene, 1_000).iter().all(|p| *p == ModelPose::AsScene));
     }
 }
