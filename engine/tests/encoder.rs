@@ -108,3 +108,46 @@ fn wrong_input_is_an_error() {
         assert!(matches!(encoder.encode(&small, false), Err(EncoderError::WrongInput { width: 320, .. })), "{kind:?}");
     }
 }
+
+/// Keyframes come by capture time (issue 20): a station set to 60 fps that
+/// reaches only 20 still sends one every `keyframe_interval_s` (counted in
+/// nominal frames, 60 frames took 3 s at 20 fps). The encoder stage on its
+/// thread, the embedded encoder, frames 50 ms apart.
+#[test]
+fn keyframes_come_every_interval_of_capture_time_whatever_the_frame_rate() {
+    use scopecast_engine::clock::{SharedClock, SystemClock};
+    use scopecast_engine::config::EncoderConfig;
+    use scopecast_engine::encoder::EncodedFrame;
+    use scopecast_engine::encoder::stage::EncoderStage;
+    use scopecast_engine::frame::Frame;
+    use scopecast_engine::metrics::MetricsRegistry;
+    use scopecast_engine::shutdown::Shutdown;
+    use scopecast_engine::slot::latest_slot;
+
+    let clock: SharedClock = Arc::new(SystemClock::new());
+    let (frames_in, stage_in) = latest_slot::<Frame>("encoder_in");
+    let (stage_out, units) = latest_slot::<EncodedFrame>("encoder_out");
+    let config = EncoderConfig { kind: EncoderKind::Embedded, keyframe_interval_s: 1.0, ..Default::default() };
+    let stage = EncoderStage::new(config, 60, stage_in, stage_out, clock, &MetricsRegistry::new());
+    let stop = Shutdown::new();
+    let running = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("scopecast-encoder-test".into())
+        .spawn(move || stage.run(&running))
+        .expect("spawn");
+    let pictures = frames(320, 240, 20);
+    let mut keyframes_s = Vec::new();
+    for i in 0..100u64 {
+        let mut frame = pictures[(i % 20) as usize].clone();
+        frame.capture_time_ns = 1_000_000_000 + i * 50_000_000;
+        frames_in.put(frame);
+        let unit = units.take(std::time::Duration::from_secs(5)).expect("an access unit per frame");
+        if unit.full.keyframe {
+            keyframes_s.push((unit.full.capture_time_ns - 1_000_000_000) as f64 / 1e9);
+        }
+    }
+    stop.trigger();
+    thread.join().expect("the stage stops");
+    println!("keyframes at {keyframes_s:?} s (20 fps of a nominal 60)");
+    assert_eq!(keyframes_s, vec![0.0, 1.0, 2.0, 3.0, 4.0], "one a second of capture time");
+}

@@ -11,6 +11,7 @@ pub mod choice;
 pub mod downscale;
 pub mod embedded;
 pub mod gst_h264;
+pub mod keyframe_clock;
 pub mod stage;
 
 use scopecast_transport::media::AccessUnit;

@@ -10,6 +10,7 @@ use scopecast_transport::adapt::VideoLayer;
 use scopecast_transport::media::AccessUnit;
 
 use super::choice::EncoderChoice;
+use super::keyframe_clock::{BACKSTOP, KeyframeClock};
 use super::{EncodedFrame, EncoderError, EncoderKind, EncoderSettings, H264Encoder};
 use crate::clock::SharedClock;
 use crate::config::EncoderConfig;
@@ -42,6 +43,8 @@ pub struct EncoderStage {
     reduced_bytes: Arc<Counter>,
     /// The encoder chosen for `config.kind` (resolved on the stage's thread).
     choice: Option<EncoderChoice>,
+    /// When each layer's next keyframe is due, by capture time (full, reduced).
+    keyframe_clocks: [KeyframeClock; 2],
     /// Where the choice and failures are shown, under `status_name`.
     status: Option<(Arc<crate::stage_status::StageStatus>, &'static str)>,
 }
@@ -65,7 +68,6 @@ impl EncoderStage {
         registry: &MetricsRegistry,
     ) -> Self {
         Self {
-            config,
             fps,
             encoder: None,
             reduced: None,
@@ -88,6 +90,8 @@ impl EncoderStage {
             ),
             choice: None,
             status: None,
+            keyframe_clocks: [KeyframeClock::new(config.keyframe_interval_s); 2],
+            config,
         }
     }
 
@@ -222,10 +226,14 @@ impl EncoderStage {
             height: frame.height(),
             fps: self.fps,
             bitrate_kbps: self.config.bitrate_kbps,
-            keyframe_interval: ((self.config.keyframe_interval_s * f64::from(self.fps)).round() as u32).max(1),
+            // Keyframes come by capture time (`keyframe_clock`); the encoder's own GOP is a backstop.
+            keyframe_interval: ((self.config.keyframe_interval_s * f64::from(self.fps)).round() as u32)
+                .max(1)
+                .saturating_mul(BACKSTOP),
         };
-        let keyframe = self.keyframe_requested(VideoLayer::Full);
+        let keyframe = self.keyframe_wanted(VideoLayer::Full, frame.capture_time_ns);
         let Some(full) = encode_layer(&mut self.encoder, settings, frame, keyframe)? else { return Ok(None) };
+        self.keyframe_clocks[0].encoded(frame.capture_time_ns, full.keyframe);
         let reduced = if self.config.reduced_layer {
             let half = super::downscale::half_i420(frame, self.reduced_timecode)
                 .ok_or_else(|| LayerError::Encode("the reduced layer needs I420".to_string()))?;
@@ -235,19 +243,26 @@ impl EncoderStage {
                 bitrate_kbps: self.config.reduced_bitrate_kbps,
                 ..settings
             };
-            let keyframe = self.keyframe_requested(VideoLayer::Reduced);
-            encode_layer(&mut self.reduced, settings, &half, keyframe)?
-                .map(|au| AccessUnit { layer: VideoLayer::Reduced, ..au })
+            let keyframe = self.keyframe_wanted(VideoLayer::Reduced, frame.capture_time_ns);
+            let au = encode_layer(&mut self.reduced, settings, &half, keyframe)?;
+            if let Some(au) = &au {
+                self.keyframe_clocks[1].encoded(frame.capture_time_ns, au.keyframe);
+            }
+            au.map(|au| AccessUnit { layer: VideoLayer::Reduced, ..au })
         } else {
             None
         };
         Ok(Some(EncodedFrame { full, reduced }))
     }
 
-    /// Whether a viewer asked `layer` for a keyframe (rate-limited in the fan-out).
-    fn keyframe_requested(&self, layer: VideoLayer) -> bool {
+    /// Whether the frame captured at `capture_ns` is to be a keyframe on
+    /// `layer`: its interval of capture time passed, or a viewer asked
+    /// (rate-limited in the fan-out).
+    fn keyframe_wanted(&self, layer: VideoLayer, capture_ns: u64) -> bool {
+        let index = if layer == VideoLayer::Full { 0 } else { 1 };
         let now = self.clock.now_ns();
-        self.broadcast.as_ref().is_some_and(|b| b.keyframe_due(layer, now))
+        let requested = self.broadcast.as_ref().is_some_and(|b| b.keyframe_due(layer, now));
+        requested || self.keyframe_clocks[index].due(capture_ns)
     }
 }
 

@@ -19,9 +19,19 @@ use crate::scene::SceneStore;
 use crate::shutdown::{POLL_INTERVAL, Shutdown};
 use crate::slot::{SlotConsumer, SlotProducer, TakeError};
 
-/// Frames the compositor may have on the GPU at once (one rendering, one
-/// being read back).
+/// Frames the compositor may have on a GPU at once (one rendering, one
+/// being read back): the GPU works while the CPU waits for a readback.
 const MAX_GPU_FRAMES: usize = 2;
+/// Frames in flight on a software adapter (lavapipe): its "GPU" is the same
+/// cores as the encoder's, so a second frame in flight adds a frame of
+/// waiting and no throughput (issue 20; measured in the glass-to-glass
+/// bench, see ARCHITECTURE.md).
+const MAX_CPU_ADAPTER_FRAMES: usize = 1;
+
+/// Frames in flight for the adapter `info` describes.
+pub(super) fn frames_in_flight(info: &wgpu::AdapterInfo) -> usize {
+    if info.device_type == wgpu::DeviceType::Cpu { MAX_CPU_ADAPTER_FRAMES } else { MAX_GPU_FRAMES }
+}
 
 /// Where each frame's tracked poses come from.
 pub(super) enum PoseSource {
@@ -62,11 +72,12 @@ pub(super) struct CompositorStage {
 impl CompositorStage {
     pub(super) fn run(mut self, stop: &Shutdown) {
         let mut last_error: Option<String> = None;
+        let in_flight = frames_in_flight(&self.compositor.context().adapter_info);
         while !stop.is_triggered() {
             // A GPU slower than the source must cost frames, not latency: with
-            // MAX_GPU_FRAMES in flight, new frames wait in the input slot (where
+            // `frames_in_flight` in flight, new frames wait in the input slot (where
             // the newest replaces older ones, counted as drops).
-            if self.compositor.in_flight() >= MAX_GPU_FRAMES {
+            if self.compositor.in_flight() >= in_flight {
                 std::thread::sleep(Duration::from_micros(500));
                 self.collect();
                 continue;
