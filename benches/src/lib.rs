@@ -92,6 +92,7 @@ impl ServedStation {
             ice_servers: Vec::new(),
             initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
             connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
+            playout_delay_max_ms: config.http.playout_delay_max_ms,
         };
         let drawing: Arc<dyn scopecast_transport::room::CommandSink> = station.commands.clone();
         let whep = station

@@ -35,6 +35,7 @@ fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
     assert!((0.0..0.5).contains(&rtt_s), "no plausible viewer RTT from RTCP in /metrics:\n{metrics}");
     assert!(metrics.contains("scopecast_viewer_connected{viewer=") && metrics.contains(" 1\n"), "{metrics}");
     assert!(viewers.contains("\"connected\":true") && viewers.contains("\"rtt_ms\""), "{viewers}");
+    assert_eq!(stats["playout_delay"], true, "the answer negotiates the playout-delay extension with Chrome");
     let frames = stats["frames"].as_u64().unwrap_or(0);
     let decoded = stats["decoded"].as_u64().unwrap_or(0);
     let latencies: Vec<f64> =

@@ -69,6 +69,20 @@ pub(crate) struct PeerEnds<'a> {
     pub estimate_from_bps: Option<f64>,
     /// The station's clock.
     pub clock: StationClock,
+    /// The playout-delay extension's max, ms (min 0), negotiated when the
+    /// viewer offers it; 0: not offered by us.
+    pub playout_delay_max_ms: u32,
+}
+
+/// The RTP header extension telling the receiver how long it may hold
+/// frames before playing them (libwebrtc's; Chrome reads it).
+pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/// The playout-delay extension for `max_ms` (10 ms units, at most 4095), min 0.
+pub fn playout_delay(max_ms: u32) -> rtc::rtp::extension::HeaderExtension {
+    use rtc::rtp::extension::playout_delay_extension::{PLAYOUT_DELAY_MAX_VALUE, PlayoutDelayExtension};
+    let max_delay = u16::try_from(max_ms.div_ceil(10)).unwrap_or(PLAYOUT_DELAY_MAX_VALUE).min(PLAYOUT_DELAY_MAX_VALUE);
+    rtc::rtp::extension::HeaderExtension::PlayoutDelay(PlayoutDelayExtension { min_delay: 0, max_delay })
 }
 
 /// The H.264 codec we send.
@@ -106,6 +120,15 @@ pub(crate) async fn build_peer(
         .with(Slot::from(NACK_BUDGET_SLOT), NackBudget::new(ends.link.clone()));
     if let Some(initial) = ends.estimate_from_bps {
         registry = with_bandwidth_estimation(registry, &mut media_engine, initial)?;
+    }
+    if ends.playout_delay_max_ms > 0 {
+        media_engine
+            .register_header_extension(
+                rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: PLAYOUT_DELAY_URI.to_owned() },
+                RtpCodecKind::Video,
+                None,
+            )
+            .map_err(webrtc_error)?;
     }
     let runtime = webrtc::runtime::default_runtime().ok_or_else(|| webrtc_error("no async runtime"))?;
     let ice_servers = ends
@@ -184,6 +207,8 @@ pub(crate) struct Sending {
     pub ssrc: u32,
     /// Its figures.
     pub link: Arc<Mutex<ViewerLink>>,
+    /// Header extensions on every packet (each only where negotiated).
+    pub extensions: Vec<rtc::rtp::extension::HeaderExtension>,
 }
 
 impl Sending {
@@ -212,6 +237,7 @@ impl Sending {
             track: self.track,
             stream: H264RtpStream::new(self.ssrc, payload_type, start as u16, start.rotate_left(16)),
             link: self.link,
+            extensions: self.extensions,
         };
         tokio::spawn(task.run(stop_rx));
         Ok(stop_tx)
@@ -226,6 +252,7 @@ struct SessionTask {
     track: Arc<TrackLocalStaticRTP>,
     stream: H264RtpStream,
     link: Arc<Mutex<ViewerLink>>,
+    extensions: Vec<rtc::rtp::extension::HeaderExtension>,
 }
 
 impl SessionTask {
@@ -245,7 +272,12 @@ impl SessionTask {
             let next = self.broadcast.next_for(self.feed.viewer());
             let Some(au) = next else { break };
             for packet in self.stream.packetize(&au) {
-                if let Err(e) = self.track.write_rtp(packet).await {
+                let written = if self.extensions.is_empty() {
+                    self.track.write_rtp(packet).await
+                } else {
+                    self.track.write_rtp_with_extensions(packet, &self.extensions).await
+                };
+                if let Err(e) = written {
                     tracing::debug!(viewer = self.feed.viewer().0, error = %e, "write failed (not connected yet?)");
                     break;
                 }

@@ -90,6 +90,9 @@ pub struct WhepSettings {
     /// A session not connected this long after its answer is ended (its seat
     /// freed): offers whose peer never completes ICE must not hold seats.
     pub connect_deadline: Duration,
+    /// The playout-delay extension's max, ms (min is 0), for viewers that
+    /// offer the extension; 0: not negotiated.
+    pub playout_delay_max_ms: u32,
 }
 
 /// The default [`WhepSettings::connect_deadline`]: ICE and DTLS take well
@@ -403,6 +406,7 @@ impl Whep {
             ice_servers: &self.settings.ice_servers,
             estimate_from_bps: Some(self.settings.initial_estimate_bps),
             clock: self.clock.clone(),
+            playout_delay_max_ms: self.settings.playout_delay_max_ms,
         };
         let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await?;
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
@@ -419,8 +423,19 @@ impl Whep {
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         let feed = self.broadcast.join(viewer);
         self.room.join(viewer, &caller);
-        let sending =
-            Sending { feed, broadcast: self.broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
+        let extensions = match self.settings.playout_delay_max_ms {
+            0 => Vec::new(),
+            max_ms => vec![crate::peer::playout_delay(max_ms)],
+        };
+        let sending = Sending {
+            feed,
+            broadcast: self.broadcast.clone(),
+            peer: peer.clone(),
+            track,
+            ssrc,
+            link: link.clone(),
+            extensions,
+        };
         let stop_tx = match sending.start(sender.as_ref()).await {
             Ok(stop) => stop,
             Err(e) => {

@@ -203,6 +203,7 @@ async fn publish_once(
         ice_servers: &settings.ice_servers,
         estimate_from_bps: None,
         clock: clock.clone(),
+        playout_delay_max_ms: 0,
     };
     let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await.map_err(|e| e.to_string())?;
     let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
@@ -244,7 +245,15 @@ async fn publish_once(
         }
     };
     let feed = broadcast.join(viewer);
-    let sending = Sending { feed, broadcast: broadcast.clone(), peer: peer.clone(), track, ssrc, link: link.clone() };
+    let sending = Sending {
+        feed,
+        broadcast: broadcast.clone(),
+        peer: peer.clone(),
+        track,
+        ssrc,
+        link: link.clone(),
+        extensions: Vec::new(),
+    };
     let sender =
         transceiver.sender().await.map_err(|e| e.to_string()).and_then(|s| s.ok_or_else(|| "no sender".to_string()));
     let outcome = match sender {

@@ -71,6 +71,7 @@ fn whep(max_viewers: usize, connect_deadline: Duration) -> Arc<Whep> {
         ice_servers: Vec::new(),
         initial_estimate_bps: 1e6,
         connect_deadline,
+        playout_delay_max_ms: 100,
     };
     Arc::new(Whep::new(broadcast, settings, None, scopecast_transport::clock::StationClock::from_now()))
 }

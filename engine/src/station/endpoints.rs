@@ -157,6 +157,7 @@ fn whep_settings(config: &Config, bind_ip: IpAddr) -> WhepSettings {
         ice_servers: config.http.ice_servers.clone(),
         initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
         connect_deadline: CONNECT_DEADLINE,
+        playout_delay_max_ms: config.http.playout_delay_max_ms,
     }
 }
 
