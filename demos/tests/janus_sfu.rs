@@ -126,6 +126,7 @@ fn eight_viewers_watch_through_janus_and_the_harness_prints_what_janus_adds() {
         ice_servers: Vec::new(),
         initial_estimate_bps: f64::from(config.encoder.bitrate_kbps) * 1e3,
         connect_deadline: scopecast_transport::whep::CONNECT_DEADLINE,
+        playout_delay_max_ms: config.http.playout_delay_max_ms,
     };
     let whep = Arc::new(Whep::new(broadcast.clone(), settings, None, scopecast_engine::clock::for_transport(&clock)));
     let server = scopecast_engine::http::HttpServer::start(
