@@ -375,6 +375,11 @@ impl Whep {
         caller: Caller,
         address: Option<IpAddr>,
     ) -> Result<(SessionId, String), WhepError> {
+        // Only a viewer that offers the playout-delay extension is answered with it
+        // (browsers do): registered for a webrtc-rs receiver that did not offer it,
+        // that receiver got no frames at all (the soak test's; cause not yet found).
+        let offers_playout_delay = offer_sdp.contains(crate::peer::PLAYOUT_DELAY_URI);
+        let playout_delay_max_ms = if offers_playout_delay { self.settings.playout_delay_max_ms } else { 0 };
         let CheckedOffer { description: offer, remote_ufrag } = check_offer(offer_sdp)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         locked(&self.admission).admit(id, &caller, address).map_err(|refusal| match refusal {
@@ -406,7 +411,7 @@ impl Whep {
             ice_servers: &self.settings.ice_servers,
             estimate_from_bps: Some(self.settings.initial_estimate_bps),
             clock: self.clock.clone(),
-            playout_delay_max_ms: self.settings.playout_delay_max_ms,
+            playout_delay_max_ms,
         };
         let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await?;
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
@@ -423,7 +428,7 @@ impl Whep {
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         let feed = self.broadcast.join(viewer);
         self.room.join(viewer, &caller);
-        let extensions = match self.settings.playout_delay_max_ms {
+        let extensions = match playout_delay_max_ms {
             0 => Vec::new(),
             max_ms => vec![crate::peer::playout_delay(max_ms)],
         };
