@@ -9,6 +9,8 @@
 //! throughput. "moving": the model's pose changes every frame (a tracked
 //! organ), so the overlay is drawn every frame; "static": the scene stays, and
 //! the compositor reuses the overlay it drew (only the video changes).
+//! "separate": compose, annotations, strip and I420 as their own passes (a
+//! GPU's plan); "fused": one compute pass for them (a software adapter's).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use scopecast_benches::{Timings, ms};
 use scopecast_engine::clock::{FakeClock, NS_PER_S};
 use scopecast_engine::compositor::gpu::{AdapterPreference, GpuContext};
 use scopecast_engine::compositor::remap;
-use scopecast_engine::compositor::{Compositor, CompositorSettings};
+use scopecast_engine::compositor::{Compositor, CompositorSettings, PassPlan};
 use scopecast_engine::config::SyntheticConfig;
 use scopecast_engine::frame::Frame;
 use scopecast_engine::scene::anatomy::ellipsoid;
@@ -83,6 +85,7 @@ fn gpu_bench(
     msaa_samples: u32,
     i420_input: bool,
     moving: bool,
+    passes: PassPlan,
 ) {
     let still = scene(width, height, mode);
     let mut nudged = still.clone();
@@ -93,7 +96,8 @@ fn gpu_bench(
     let scene = &scenes[0];
     let frame =
         if i420_input { scopecast_engine::snapshot::i420_from(&frame(width, height)) } else { frame(width, height) };
-    let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { msaa_samples, ..Default::default() });
+    let settings = CompositorSettings { msaa_samples, passes, ..Default::default() };
+    let mut compositor = Compositor::new(ctx.clone(), settings);
     compositor.render_settled(&frame, scene, Duration::from_secs(120)).expect("renders");
     compositor.drain_i420();
     let mut per_pass: Vec<(&'static str, Vec<Duration>)> = Vec::new();
@@ -123,17 +127,18 @@ fn gpu_bench(
     }
     let pipelined = start.elapsed() / ITERATIONS as u32;
     let label = format!(
-        "{height}p {mode:?} x{msaa_samples}{} {}",
+        "{height}p {mode:?} x{msaa_samples}{} {} {}",
         if i420_input { " I420in" } else { "" },
-        if moving { "moving" } else { "static" }
+        if moving { "moving" } else { "static" },
+        if compositor.fused() { "fused" } else { "separate" }
     );
     for (name, samples) in &per_pass {
         let (p50, p99) = stats(samples);
-        println!("{label:<28} {name:<12} p50 {:>8} ms  p99 {:>8} ms", ms(p50), ms(p99));
+        println!("{label:<40} {name:<12} p50 {:>8} ms  p99 {:>8} ms", ms(p50), ms(p99));
     }
     let (p50, p99) = stats(&totals);
-    println!("{label:<28} {:<12} p50 {:>8} ms  p99 {:>8} ms", "sum of passes", ms(p50), ms(p99));
-    println!("{label:<28} {:<12} {:>8} ms per frame (throughput)", "pipelined", ms(pipelined));
+    println!("{label:<40} {:<12} p50 {:>8} ms  p99 {:>8} ms", "sum of passes", ms(p50), ms(p99));
+    println!("{label:<40} {:<12} {:>8} ms per frame (throughput)", "pipelined", ms(pipelined));
 }
 
 /// The same pixel work on the CPU: bilinear remap of RGBA video, alpha blend
@@ -218,17 +223,20 @@ fn main() {
         ctx.describe()
     );
     for size in [(1280, 720), (1920, 1080)] {
-        for mode in [OutputMode::Undistorted, OutputMode::Distorted] {
-            for msaa in [4, 1] {
-                gpu_bench(&ctx, size, mode, msaa, false, true);
+        // Separate passes (a GPU's plan) and the fused pass (a software adapter's).
+        for passes in [PassPlan::Separate, PassPlan::Fused] {
+            for mode in [OutputMode::Undistorted, OutputMode::Distorted] {
+                for msaa in [4, 1] {
+                    gpu_bench(&ctx, size, mode, msaa, false, true, passes);
+                }
             }
+            // Cameras and decoders deliver I420: the same work with a third of the upload.
+            for msaa in [4, 1] {
+                gpu_bench(&ctx, size, OutputMode::Undistorted, msaa, true, true, passes);
+            }
+            // The scene as the demo station shows it: still anatomy over live video.
+            gpu_bench(&ctx, size, OutputMode::Undistorted, 4, false, false, passes);
         }
-        // Cameras and decoders deliver I420: the same work with a third of the upload.
-        for msaa in [4, 1] {
-            gpu_bench(&ctx, size, OutputMode::Undistorted, msaa, true, true);
-        }
-        // The scene as the demo station shows it: still anatomy over live video.
-        gpu_bench(&ctx, size, OutputMode::Undistorted, 4, false, false);
         cpu_reference(size.0, size.1);
     }
 }

@@ -15,6 +15,13 @@
 //! compositor (the strip stamped on the CPU before encoding): the transport
 //! path alone, the like of what aiortc does.
 //!
+//! Beside glass-to-glass it prints Chromium's own per-frame figures from
+//! `getStats()` (jitter buffer delay, decode time, processing delay: first
+//! packet received → decoded, assembly) and the receiver's reading of the
+//! end-to-end delay from the capture time the stream carries (the
+//! abs-capture-time header extension where negotiated, else RTCP sender
+//! reports), which needs no pixels.
+//!
 //! Needs what the README's test command installs (Chromium, Node's
 //! playwright-core in target/node, aiortc in target/pyenv). Run with
 //! `cargo bench -p scopecast-benches --bench glass_to_glass`; set
@@ -38,6 +45,38 @@ struct Run {
     frames: u64,
     fps: f64,
     latencies_ms: Vec<f64>,
+    /// The receiver's own reading (capture time from the stream, not pixels), sorted.
+    receiver_ms: Vec<f64>,
+    /// Whether the answer had abs-capture-time.
+    abs_capture_time: bool,
+    /// Chromium's means per frame over the measured window, ms.
+    inbound: Option<InboundMeans>,
+}
+
+/// Chromium's `getStats()` inbound-rtp figures per frame, ms.
+struct InboundMeans {
+    jitter_buffer: f64,
+    decode: f64,
+    processing: f64,
+    assembly: f64,
+}
+
+/// Means per frame between the first cumulative sample at or after `from_ms`
+/// (page wall clock) and the last.
+fn inbound_means(samples: &[serde_json::Value], from_ms: f64) -> Option<InboundMeans> {
+    let at = |s: &serde_json::Value, key: &str| s[key].as_f64().unwrap_or(0.0);
+    let first = samples.iter().find(|s| at(s, "at_ms") >= from_ms)?;
+    let last = samples.last()?;
+    let per = |total: &str, count: &str| {
+        let n = at(last, count) - at(first, count);
+        if n > 0.0 { (at(last, total) - at(first, total)) * 1e3 / n } else { f64::NAN }
+    };
+    Some(InboundMeans {
+        jitter_buffer: per("jitter_buffer_delay_s", "jitter_buffer_emitted"),
+        decode: per("total_decode_time_s", "frames_decoded"),
+        processing: per("total_processing_delay_s", "frames_decoded"),
+        assembly: per("total_assembly_time_s", "frames_assembled"),
+    })
 }
 
 /// Plays `url` in headless Chromium for about `seconds`; the first 2 s (join, first keyframe) are not counted.
@@ -62,7 +101,18 @@ fn play(url: &str, fps: u32, seconds: u32) -> Run {
     latencies_ms.sort_by(f64::total_cmp);
     let span_ms = stats["last_frame_ms"].as_f64().unwrap_or(0.0) - stats["first_frame_ms"].as_f64().unwrap_or(0.0);
     let fps = if span_ms > 0.0 { (presented.saturating_sub(1)) as f64 * 1e3 / span_ms } else { 0.0 };
-    Run { frames: presented, fps, latencies_ms }
+    let receiver: Vec<f64> = stats["receiver_latencies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+        .unwrap_or_default();
+    let mut receiver_ms: Vec<f64> = receiver.into_iter().skip(skip).collect();
+    receiver_ms.sort_by(f64::total_cmp);
+    // Samples are stamped with Date.now(); the window starts 2 s after the first of them.
+    let samples = stats["inbound"].as_array().cloned().unwrap_or_default();
+    let window_from_ms = samples.first().and_then(|s| s["at_ms"].as_f64()).unwrap_or(0.0) + 2e3;
+    let inbound = inbound_means(&samples, window_from_ms);
+    let abs_capture_time = stats["abs_capture_time"].as_bool().unwrap_or(false);
+    Run { frames: presented, fps, latencies_ms, receiver_ms, abs_capture_time, inbound }
 }
 
 /// (stage, p50 ms, p99 ms) from the station's Prometheus text.
@@ -134,6 +184,29 @@ fn row(name: &str, run: &Run) -> String {
     )
 }
 
+fn chromium_row(name: &str, run: &Run) -> String {
+    let inbound = run.inbound.as_ref().map_or_else(
+        || "no getStats samples".to_string(),
+        |m| {
+            format!(
+                "jitter buffer {:>5.1}  decode {:>4.1}  processing {:>5.1}  assembly {:>4.1}",
+                m.jitter_buffer, m.decode, m.processing, m.assembly
+            )
+        },
+    );
+    let receiver = if run.receiver_ms.is_empty() {
+        "receiver: no capture time".to_string()
+    } else {
+        format!(
+            "receiver p50 {:.1} p99 {:.1} ({})",
+            quantile(&run.receiver_ms, 0.5),
+            quantile(&run.receiver_ms, 0.99),
+            if run.abs_capture_time { "abs-capture-time" } else { "RTCP sender reports" }
+        )
+    };
+    format!("  {name:<14} {inbound}  {receiver}")
+}
+
 fn main() {
     let seconds: u32 = std::env::var("SCOPECAST_G2G_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
     println!("glass-to-glass, 1280x720, headless Chromium, {seconds} s per case (first 2 s not counted)");
@@ -150,6 +223,12 @@ fn main() {
             quantile(&ours.latencies_ms, 0.5) / quantile(&reference.latencies_ms, 0.5),
             quantile(&ours.latencies_ms, 0.99) / quantile(&reference.latencies_ms, 0.99)
         );
+        println!(
+            "Chromium's own figures (getStats per frame over the window, ms; receiver = its capture-time reading):"
+        );
+        for (name, run) in [("scopecast", &ours), ("no compositor", &bare), ("aiortc", &reference)] {
+            println!("{}", chromium_row(name, run));
+        }
         for (name, text) in [("scopecast", &metrics), ("no compositor", &bare_metrics)] {
             let stages: Vec<String> =
                 stage_latencies(text).iter().map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}")).collect();

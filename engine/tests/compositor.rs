@@ -12,7 +12,7 @@ use scopecast_calibration::{BrownConrady, CameraModel, LensModel, PinholeIntrins
 use scopecast_engine::clock::{FakeClock, NS_PER_S};
 use scopecast_engine::compositor::gpu::{AdapterPreference, GpuContext};
 use scopecast_engine::compositor::projection::camera_for_frame;
-use scopecast_engine::compositor::{Compositor, CompositorError, CompositorSettings};
+use scopecast_engine::compositor::{Compositor, CompositorError, CompositorSettings, PassPlan};
 use scopecast_engine::config::SyntheticConfig;
 use scopecast_engine::frame::{Frame, FrameBytes, FrameContent, FrameStamp, PixelFormat};
 use scopecast_engine::scene::anatomy::{demo_models, ellipsoid};
@@ -124,25 +124,29 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
                 models,
                 ..Default::default()
             };
-            let mut compositor =
-                Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
-            let frame = blank_frame(width, height, 0, 0);
-            compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
-            let rgba = compositor.read_rgba().expect("readback");
-            let errors: Vec<f64> = expected
-                .iter()
-                .map(|e| {
-                    let c = centroid(&rgba, width, height, *e, 12).unwrap_or_else(|| panic!("no fiducial near {e:?}"));
-                    (c[0] - e[0]).hypot(c[1] - e[1])
-                })
-                .collect();
-            let max = errors.iter().copied().fold(0.0, f64::max);
-            let mean = errors.iter().sum::<f64>() / errors.len() as f64;
-            report.push(format!(
-                "{width}x{height} {mode:?}: max {max:.3} px, mean {mean:.3} px over {} fiducials",
-                errors.len()
-            ));
-            assert!(max <= 0.5, "{width}x{height} {mode:?}: errors {errors:?}");
+            // Whichever passes run: separate (GPUs) or fused (software adapters).
+            for passes in [PassPlan::Separate, PassPlan::Fused] {
+                let settings = CompositorSettings { timecode: false, passes, ..Default::default() };
+                let mut compositor = Compositor::new(ctx.clone(), settings);
+                let frame = blank_frame(width, height, 0, 0);
+                compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
+                let rgba = compositor.read_rgba().expect("readback");
+                let errors: Vec<f64> = expected
+                    .iter()
+                    .map(|e| {
+                        let c =
+                            centroid(&rgba, width, height, *e, 12).unwrap_or_else(|| panic!("no fiducial near {e:?}"));
+                        (c[0] - e[0]).hypot(c[1] - e[1])
+                    })
+                    .collect();
+                let max = errors.iter().copied().fold(0.0, f64::max);
+                let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+                report.push(format!(
+                    "{width}x{height} {mode:?} {passes:?}: max {max:.3} px, mean {mean:.3} px over {} fiducials",
+                    errors.len()
+                ));
+                assert!(max <= 0.5, "{width}x{height} {mode:?} {passes:?}: errors {errors:?}");
+            }
         }
     }
     println!("fiducial accuracy:\n{}", report.join("\n"));
@@ -410,10 +414,35 @@ fn golden_images_of_each_pass() {
         ("annotations.png", Scene { annotations: vec![arrow, label, stroke], ..Default::default() }),
     ];
     for (name, scene) in cases {
-        let mut compositor = Compositor::new(ctx.clone(), CompositorSettings::default());
-        compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
-        let rgba = compositor.read_rgba().expect("readback");
-        assert_golden(name, &rgba, width, height);
+        // The same golden for the separate passes (GPUs) and the fused one
+        // (software adapters), and the same I420 for the encoder from both.
+        let mut i420 = Vec::new();
+        for passes in [PassPlan::Separate, PassPlan::Fused] {
+            let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { passes, ..Default::default() });
+            assert_eq!(compositor.fused(), passes == PassPlan::Fused);
+            compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
+            let rgba = compositor.read_rgba().expect("readback");
+            assert_golden(name, &rgba, width, height);
+            let planes = compositor.drain_i420().pop().expect("an I420 frame");
+            i420.push(planes);
+        }
+        let (separate, fused) = (&i420[0], &i420[1]);
+        let (mut max, mut sum, mut count) = (0u8, 0u64, 0u64);
+        for plane in 0..3 {
+            let rows = if plane == 0 { height } else { height / 2 };
+            for row in 0..rows as usize {
+                let (a, b) = (separate.row(plane, row).expect("row"), fused.row(plane, row).expect("row"));
+                for (x, y) in a.iter().zip(b) {
+                    max = max.max(x.abs_diff(*y));
+                    sum += u64::from(x.abs_diff(*y));
+                    count += 1;
+                }
+            }
+        }
+        let mean = sum as f64 / count as f64;
+        println!("{name}: I420 fused vs separate: mean {mean:.4}, max {max} codes");
+        // The fused pass stores the annotation layer in 8 bits before blending it: ≤ 2 codes there.
+        assert!(max <= 2 && mean <= 0.05, "{name}: fused I420 differs from the separate passes' by up to {max}");
     }
 }
 

@@ -1,10 +1,5 @@
-// RGBA to I420 for the encoder, BT.709 limited range (ITU-R BT.709-6):
-//   Y  = 16  + 219 * (0.2126 R + 0.7152 G + 0.0722 B)
-//   Cb = 128 + 224 * (B - Y') / 1.8556
-//   Cr = 128 + 224 * (R - Y') / 1.5748
-// with R, G, B the gamma-encoded values in [0, 1] and Y' the unscaled luma.
-// Chroma is the average of each 2x2 block (centred siting, as the H.264
-// default "chroma_sample_loc_type 0" approximates).
+// RGBA to I420 for the encoder (the formulas: bt709_i420.wgsl, prepended at
+// build time).
 //
 // One invocation converts an 8x2 block: 16 Y bytes (4 words), 4 U and 4 V
 // bytes (1 word each). The output buffer holds the Y plane (stride
@@ -33,14 +28,6 @@ fn rgb_at(x: u32, y: u32) -> vec3<f32> {
     return textureLoad(source, vec2<i32>(i32(cx), i32(cy)), 0).rgb;
 }
 
-fn luma(rgb: vec3<f32>) -> f32 {
-    return dot(rgb, vec3<f32>(0.2126, 0.7152, 0.0722));
-}
-
-fn code(v: f32) -> u32 {
-    return u32(clamp(round(v), 0.0, 255.0));
-}
-
 @compute @workgroup_size(8, 8, 1)
 fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
     let x0 = id.x * 8u;
@@ -54,8 +41,8 @@ fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
         for (var word = 0u; word < 2u; word = word + 1u) {
             var packed = 0u;
             for (var byte = 0u; byte < 4u; byte = byte + 1u) {
-                let y_code = code(16.0 + 219.0 * luma(rgb_at(x0 + word * 4u + byte, y0 + row)));
-                packed = packed | (y_code << (byte * 8u));
+                let luma_code = y_code(rgb_at(x0 + word * 4u + byte, y0 + row));
+                packed = packed | (luma_code << (byte * 8u));
             }
             let index = ((y0 + row) * plane_layout.y_stride + x0 + word * 4u) / 4u;
             planes[index] = packed;
@@ -64,9 +51,8 @@ fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
     for (var pair = 0u; pair < 4u; pair = pair + 1u) {
         let x = x0 + pair * 2u;
         let rgb = (rgb_at(x, y0) + rgb_at(x + 1u, y0) + rgb_at(x, y0 + 1u) + rgb_at(x + 1u, y0 + 1u)) * 0.25;
-        let y = luma(rgb);
-        u_word = u_word | (code(128.0 + 224.0 * (rgb.b - y) / 1.8556) << (pair * 8u));
-        v_word = v_word | (code(128.0 + 224.0 * (rgb.r - y) / 1.5748) << (pair * 8u));
+        u_word = u_word | (cb_code(rgb) << (pair * 8u));
+        v_word = v_word | (cr_code(rgb) << (pair * 8u));
     }
     let chroma_index = ((y0 / 2u) * (plane_layout.y_stride / 2u) + x0 / 2u) / 4u;
     planes[plane_layout.u_offset_words + chroma_index] = u_word;

@@ -17,22 +17,44 @@ pub struct Shader {
 }
 
 /// Video (optionally undistorted) with the overlay (optionally distorted) over it.
-pub const COMPOSE: Shader = Shader { name: "compose.wgsl", source: include_str!("../shader/compose.wgsl") };
+pub const COMPOSE: Shader = Shader {
+    name: "compose.wgsl",
+    source: concat!(include_str!("../shader/compose_common.wgsl"), include_str!("../shader/compose.wgsl")),
+};
 /// Anatomy meshes into the overlay target.
 pub const MESH: Shader = Shader { name: "mesh.wgsl", source: include_str!("../shader/mesh.wgsl") };
 /// Anti-aliased strokes, arrows and text.
 pub const ANNOTATION: Shader = Shader { name: "annotation.wgsl", source: include_str!("../shader/annotation.wgsl") };
 /// The machine-readable timecode strip.
-pub const TIMECODE: Shader = Shader { name: "timecode.wgsl", source: include_str!("../shader/timecode.wgsl") };
+pub const TIMECODE: Shader = Shader {
+    name: "timecode.wgsl",
+    source: concat!(include_str!("../shader/timecode_cells.wgsl"), include_str!("../shader/timecode.wgsl")),
+};
 /// RGBA to I420 (BT.709 limited range) for the encoder.
-pub const RGBA_TO_I420: Shader =
-    Shader { name: "rgba_to_i420.wgsl", source: include_str!("../shader/rgba_to_i420.wgsl") };
+pub const RGBA_TO_I420: Shader = Shader {
+    name: "rgba_to_i420.wgsl",
+    source: concat!(include_str!("../shader/bt709_i420.wgsl"), include_str!("../shader/rgba_to_i420.wgsl")),
+};
+/// Software adapters' one pass: compose, annotation layer, timecode and I420.
+pub const COMPOSE_FUSED: Shader = Shader {
+    name: "compose_fused.wgsl",
+    source: concat!(
+        include_str!("../shader/compose_common.wgsl"),
+        include_str!("../shader/bt709_i420.wgsl"),
+        include_str!("../shader/timecode_cells.wgsl"),
+        include_str!("../shader/compose_fused.wgsl")
+    ),
+};
 
 /// The station's monitor: the composited frame and the HUD onto the window.
 pub const DISPLAY: Shader = Shader { name: "display.wgsl", source: include_str!("../shader/display.wgsl") };
 
+/// Files that are only ever prepended to the shaders above (shared bindings
+/// and functions; WGSL has no includes); validated as part of them.
+pub const PARTS: [&str; 3] = ["compose_common.wgsl", "bt709_i420.wgsl", "timecode_cells.wgsl"];
+
 /// Every shader, for validation.
-pub const ALL: [Shader; 6] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420, DISPLAY];
+pub const ALL: [Shader; 7] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420, COMPOSE_FUSED, DISPLAY];
 
 #[cfg(test)]
 mod tests {
@@ -58,8 +80,9 @@ mod tests {
             .filter(|n| n.ends_with(".wgsl"))
             .collect();
         on_disk.sort();
-        let mut listed: Vec<String> = ALL.iter().map(|s| s.name.to_string()).collect();
+        let mut listed: Vec<String> =
+            ALL.iter().map(|s| s.name.to_string()).chain(PARTS.iter().map(|p| p.to_string())).collect();
         listed.sort();
-        assert_eq!(on_disk, listed, "a WGSL file that is not in ALL is never validated");
+        assert_eq!(on_disk, listed, "a WGSL file that is not in ALL or PARTS is never validated");
     }
 }

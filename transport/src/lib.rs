@@ -41,6 +41,7 @@ pub mod refused;
 pub mod room;
 #[cfg(feature = "webrtc")]
 pub mod room_channels;
+pub mod rtp_extensions;
 #[cfg(feature = "webrtc")]
 pub mod rtp_h264;
 #[cfg(feature = "webrtc")]

@@ -29,6 +29,7 @@ use crate::fanout::ViewerId;
 use crate::feedback::{VIEWER_FEEDBACK_SLOT, ViewerFeedback, ViewerLink};
 use crate::ice::IceServer;
 use crate::nack_budget::{NACK_BUDGET_SLOT, NackBudget};
+use crate::rtp_extensions::NegotiatedExtensions;
 use crate::rtp_h264::H264RtpStream;
 
 /// The WebRTC stack refused something while a peer connection was built or started.
@@ -69,20 +70,9 @@ pub(crate) struct PeerEnds<'a> {
     pub estimate_from_bps: Option<f64>,
     /// The station's clock.
     pub clock: StationClock,
-    /// The playout-delay extension's max, ms (min 0), negotiated when the
-    /// viewer offers it; 0: not offered by us.
-    pub playout_delay_max_ms: u32,
-}
-
-/// The RTP header extension telling the receiver how long it may hold
-/// frames before playing them (libwebrtc's; Chrome reads it).
-pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
-
-/// The playout-delay extension for `max_ms` (10 ms units, at most 4095), min 0.
-pub fn playout_delay(max_ms: u32) -> rtc::rtp::extension::HeaderExtension {
-    use rtc::rtp::extension::playout_delay_extension::{PLAYOUT_DELAY_MAX_VALUE, PlayoutDelayExtension};
-    let max_delay = u16::try_from(max_ms.div_ceil(10)).unwrap_or(PLAYOUT_DELAY_MAX_VALUE).min(PLAYOUT_DELAY_MAX_VALUE);
-    rtc::rtp::extension::HeaderExtension::PlayoutDelay(PlayoutDelayExtension { min_delay: 0, max_delay })
+    /// The RTP header extensions the viewer's offer has and we send
+    /// (registered with the media engine so the answer has them).
+    pub offered_extensions: &'a [&'static str],
 }
 
 /// The H.264 codec we send.
@@ -121,10 +111,10 @@ pub(crate) async fn build_peer(
     if let Some(initial) = ends.estimate_from_bps {
         registry = with_bandwidth_estimation(registry, &mut media_engine, initial)?;
     }
-    if ends.playout_delay_max_ms > 0 {
+    for uri in ends.offered_extensions {
         media_engine
             .register_header_extension(
-                rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: PLAYOUT_DELAY_URI.to_owned() },
+                rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: (*uri).to_owned() },
                 RtpCodecKind::Video,
                 None,
             )
@@ -207,8 +197,8 @@ pub(crate) struct Sending {
     pub ssrc: u32,
     /// Its figures.
     pub link: Arc<Mutex<ViewerLink>>,
-    /// Header extensions on every packet (each only where negotiated).
-    pub extensions: Vec<rtc::rtp::extension::HeaderExtension>,
+    /// The header extensions on every packet, with the ids our answer gave them.
+    pub extensions: NegotiatedExtensions,
 }
 
 impl Sending {
@@ -252,7 +242,7 @@ struct SessionTask {
     track: Arc<TrackLocalStaticRTP>,
     stream: H264RtpStream,
     link: Arc<Mutex<ViewerLink>>,
-    extensions: Vec<rtc::rtp::extension::HeaderExtension>,
+    extensions: NegotiatedExtensions,
 }
 
 impl SessionTask {
@@ -271,13 +261,17 @@ impl SessionTask {
         loop {
             let next = self.broadcast.next_for(self.feed.viewer());
             let Some(au) = next else { break };
-            for packet in self.stream.packetize(&au) {
-                let written = if self.extensions.is_empty() {
-                    self.track.write_rtp(packet).await
-                } else {
-                    self.track.write_rtp_with_extensions(packet, &self.extensions).await
-                };
-                if let Err(e) = written {
+            let extensions: Vec<(u8, bytes::Bytes)> = (self.extensions.for_frame(au.capture_wall_ms).into_iter())
+                .map(|(id, bytes)| (id, bytes::Bytes::from(bytes)))
+                .collect();
+            for mut packet in self.stream.packetize(&au) {
+                // Our own ids from the answer, not `write_rtp_with_extensions`'s (rtp_extensions.rs).
+                for (id, bytes) in &extensions {
+                    if let Err(e) = packet.header.set_extension(*id, bytes.clone()) {
+                        tracing::debug!(viewer = self.feed.viewer().0, id, error = %e, "header extension not set");
+                    }
+                }
+                if let Err(e) = self.track.write_rtp(packet).await {
                     tracing::debug!(viewer = self.feed.viewer().0, error = %e, "write failed (not connected yet?)");
                     break;
                 }

@@ -33,6 +33,7 @@ use crate::ice::{IceServer, SdpFragment};
 use crate::peer::{PeerEnds, PeerError, Sending, build_peer};
 use crate::room::CommandSink;
 use crate::room_channels::RoomChannels;
+use crate::rtp_extensions::NegotiatedExtensions;
 
 /// Why a WHEP session could not be set up.
 #[derive(Debug, Error)]
@@ -375,11 +376,16 @@ impl Whep {
         caller: Caller,
         address: Option<IpAddr>,
     ) -> Result<(SessionId, String), WhepError> {
-        // Only a viewer that offers the playout-delay extension is answered with it
-        // (browsers do): registered for a webrtc-rs receiver that did not offer it,
-        // that receiver got no frames at all (the soak test's; cause not yet found).
-        let offers_playout_delay = offer_sdp.contains(crate::peer::PLAYOUT_DELAY_URI);
-        let playout_delay_max_ms = if offers_playout_delay { self.settings.playout_delay_max_ms } else { 0 };
+        // Only extensions the viewer offers are registered (and so answered): see
+        // rtp_extensions.rs for what they are and why we number them from the answer.
+        let offered_extensions: Vec<&'static str> = [
+            (crate::rtp_extensions::PLAYOUT_DELAY_URI, self.settings.playout_delay_max_ms > 0),
+            (crate::rtp_extensions::ABS_CAPTURE_TIME_URI, true),
+        ]
+        .into_iter()
+        .filter(|(uri, wanted)| *wanted && crate::rtp_extensions::extmap_id(&offer_sdp, uri).is_some())
+        .map(|(uri, _)| uri)
+        .collect();
         let CheckedOffer { description: offer, remote_ufrag } = check_offer(offer_sdp)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         locked(&self.admission).admit(id, &caller, address).map_err(|refusal| match refusal {
@@ -411,7 +417,7 @@ impl Whep {
             ice_servers: &self.settings.ice_servers,
             estimate_from_bps: Some(self.settings.initial_estimate_bps),
             clock: self.clock.clone(),
-            playout_delay_max_ms,
+            offered_extensions: &offered_extensions,
         };
         let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await?;
         let sender = peer.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(webrtc_error)?;
@@ -428,10 +434,7 @@ impl Whep {
         let local = peer.local_description().await.ok_or_else(|| webrtc_error("no local description"))?;
         let feed = self.broadcast.join(viewer);
         self.room.join(viewer, &caller);
-        let extensions = match playout_delay_max_ms {
-            0 => Vec::new(),
-            max_ms => vec![crate::peer::playout_delay(max_ms)],
-        };
+        let extensions = NegotiatedExtensions::from_sdp(&local.sdp, self.settings.playout_delay_max_ms);
         let sending = Sending {
             feed,
             broadcast: self.broadcast.clone(),

@@ -203,7 +203,7 @@ async fn publish_once(
         ice_servers: &settings.ice_servers,
         estimate_from_bps: None,
         clock: clock.clone(),
-        playout_delay_max_ms: 0,
+        offered_extensions: &[],
     };
     let (peer, track, ssrc) = build_peer(ends, Arc::new(events)).await.map_err(|e| e.to_string())?;
     let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
@@ -252,7 +252,7 @@ async fn publish_once(
         track,
         ssrc,
         link: link.clone(),
-        extensions: Vec::new(),
+        extensions: crate::rtp_extensions::NegotiatedExtensions::default(),
     };
     let sender =
         transceiver.sender().await.map_err(|e| e.to_string()).and_then(|s| s.ok_or_else(|| "no sender".to_string()));

@@ -32,6 +32,7 @@ use display_ring::DisplayRing;
 use gpu::GpuContext;
 use passes::annotations::AnnotationPass;
 use passes::compose::{ComposeInputs, ComposePass};
+use passes::fused::{FusedFrame, FusedPass, FusedTarget};
 use passes::i420::{I420Pass, I420Target};
 use passes::overlay::{OverlayInputs, OverlayPass};
 use passes::timecode::TimecodePass;
@@ -57,6 +58,32 @@ pub enum CompositorError {
     RemapBuilderGone,
 }
 
+/// How a frame's passes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PassPlan {
+    /// Fused on a software adapter (lavapipe), separate on a GPU.
+    #[default]
+    Auto,
+    /// Compose, annotations, strip and I420 as separate passes (a GPU's
+    /// fixed-function blending and rasterisation are free there).
+    Separate,
+    /// Compose, annotation layer, strip and I420 in one compute pass
+    /// (`passes/fused.rs`): on a software adapter the picture is never
+    /// written to a texture and read back between passes.
+    Fused,
+}
+
+impl PassPlan {
+    /// Whether frames run the fused pass on an adapter of `info`.
+    pub fn fused_on(self, info: &wgpu::AdapterInfo) -> bool {
+        match self {
+            Self::Auto => gpu::is_software(info),
+            Self::Separate => false,
+            Self::Fused => true,
+        }
+    }
+}
+
 /// Compositor options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompositorSettings {
@@ -66,6 +93,8 @@ pub struct CompositorSettings {
     pub msaa_samples: u32,
     /// How the parts of marks on the anatomy behind tissue are drawn.
     pub hidden_marks: annotations::HiddenMarks,
+    /// Separate or fused passes.
+    pub passes: PassPlan,
 }
 
 impl Default for CompositorSettings {
@@ -74,6 +103,7 @@ impl Default for CompositorSettings {
             timecode: true,
             msaa_samples: pipelines::DEFAULT_MSAA_SAMPLES,
             hidden_marks: annotations::HiddenMarks::default(),
+            passes: PassPlan::Auto,
         }
     }
 }
@@ -108,6 +138,8 @@ struct Sized {
     /// The overlay target of the undistorted mode (output-sized).
     identity_overlay: OverlayTarget,
     i420: I420Target,
+    /// The fused pass's annotation layer and bindings (software adapters).
+    fused: Option<FusedTarget>,
 }
 
 /// The compositor. Owns its GPU resources; one per station.
@@ -119,6 +151,8 @@ pub struct Compositor {
     annotations: AnnotationPass,
     timecode: TimecodePass,
     i420: I420Pass,
+    /// Compose, annotation layer, strip and I420 in one pass (see [`PassPlan`]).
+    fused: Option<FusedPass>,
     /// Bumped whenever a texture a pass binds is replaced (a new size, video
     /// format or remap table): the passes' cached bind groups and the drawn
     /// overlay are keyed on it.
@@ -137,9 +171,12 @@ impl Compositor {
     pub fn new(ctx: GpuContext, settings: CompositorSettings) -> Self {
         let device = &ctx.device;
         let settings = CompositorSettings { msaa_samples: if settings.msaa_samples > 1 { 4 } else { 1 }, ..settings };
+        let compose = ComposePass::new(device);
+        let fused = settings.passes.fused_on(&ctx.adapter_info).then(|| FusedPass::new(device, compose.bind_layout()));
         Self {
             overlay: OverlayPass::new(device, settings.msaa_samples),
-            compose: ComposePass::new(device),
+            compose,
+            fused,
             annotations: AnnotationPass::new(device),
             timecode: TimecodePass::new(device),
             i420: I420Pass::new(device),
@@ -159,6 +196,11 @@ impl Compositor {
         &self.ctx
     }
 
+    /// Whether frames run the fused pass (see [`PassPlan`]).
+    pub fn fused(&self) -> bool {
+        self.fused.is_some()
+    }
+
     /// The composited output of the last frame (for the station's monitor).
     pub fn output_view(&self) -> Option<&wgpu::TextureView> {
         self.sized.as_ref().map(|s| &s.output_view)
@@ -169,9 +211,10 @@ impl Compositor {
             return;
         }
         let device = &self.ctx.device;
-        let output = targets::output_texture(device, size);
+        let output = targets::output_texture(device, size, self.fused.is_some());
         let output_view = output.create_view(&wgpu::TextureViewDescriptor::default());
         let i420 = self.i420.target(&self.ctx, &output_view, size);
+        let fused = self.fused.as_ref().map(|pass| pass.target(device, &output_view, &i420, size));
         self.bindings_generation += 1;
         self.sized = Some(Sized {
             size,
@@ -181,6 +224,7 @@ impl Compositor {
                 self.settings.msaa_samples,
             ),
             i420,
+            fused,
             output,
             output_view,
         });
@@ -212,8 +256,9 @@ impl Compositor {
     }
 
     /// The passes in order: upload, overlay, compose, annotations, timecode,
-    /// then I420 (and the monitor's copy). With `timings`, each is submitted
-    /// and waited for on its own.
+    /// then I420 (and the monitor's copy); fused: upload, overlay, the
+    /// annotation layer, the fused pass and the copy. With `timings`, each is
+    /// submitted and waited for on its own.
     fn render_passes(
         &mut self,
         frame: &Frame,
@@ -284,37 +329,62 @@ impl Compositor {
             size,
             generation: self.bindings_generation,
         };
-        self.compose.encode(ctx, &mut encoder, inputs);
-        let mut pending = step("compose", encoder);
-
-        // 3. Annotations (marks on the anatomy placed with this frame's poses).
-        let mut encoder = pending.take().unwrap_or_else(new_encoder);
         let models_at = crate::anchoring::models_at(scene, poses);
         let view = crate::anchoring::view::FrameView::of(scene, size);
         let marks = annotations::MarkDrawing {
             placer: crate::anchoring::place::Placer::new(view, &scene.models, &models_at),
             hidden: self.settings.hidden_marks,
         };
-        self.annotations.encode(ctx, &mut encoder, &sized.output_view, scene, size, frame.capture_time_ns, &marks);
-        let mut pending = step("annotations", encoder);
+        let timecode_ms = self.settings.timecode.then_some(frame.capture_wall_ms);
+        let staging = if let (Some(fused), Some(target)) = (&self.fused, &sized.fused) {
+            // Software adapter: the annotations into their layer, then one pass
+            // for compose, layer, strip and I420 (`passes/fused.rs`).
+            let compose = self.compose.bind(ctx, &inputs);
+            let clear = wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT);
+            let layer = &target.annotation_layer;
+            let annotations =
+                self.annotations.encode(ctx, &mut encoder, layer, scene, size, frame.capture_time_ns, &marks, clear);
+            let mut encoder = step("annotations", encoder).unwrap_or_else(new_encoder);
+            fused.encode(ctx, &mut encoder, &compose, target, FusedFrame { size, annotations, timecode_ms });
+            let mut encoder = step("fused", encoder).unwrap_or_else(new_encoder);
+            if let Some(display) = self.display.as_mut() {
+                display.encode_copy(&ctx.device, &mut encoder, &sized.output, frame, size);
+            }
+            let staging = I420Pass::encode_copy(&mut encoder, &mut sized.i420);
+            if let Some(encoder) = step("i420 copy", encoder) {
+                ctx.queue.submit([encoder.finish()]);
+            }
+            staging
+        } else {
+            self.compose.encode(ctx, &mut encoder, inputs);
+            let mut pending = step("compose", encoder);
 
-        // 4. Timecode, last over everything.
-        let mut encoder = pending.take().unwrap_or_else(new_encoder);
-        if self.settings.timecode {
-            self.timecode.encode(ctx, &mut encoder, &sized.output_view, frame.capture_wall_ms, size);
-        }
-        let mut pending = step("timecode", encoder);
+            // 3. Annotations (marks on the anatomy placed with this frame's poses).
+            let mut encoder = pending.take().unwrap_or_else(new_encoder);
+            let load = wgpu::LoadOp::Load;
+            let output = &sized.output_view;
+            self.annotations.encode(ctx, &mut encoder, output, scene, size, frame.capture_time_ns, &marks, load);
+            let mut pending = step("annotations", encoder);
 
-        // 5. RGBA → I420 and the copy into a staging buffer (and, with a
-        // monitor, a GPU copy of the picture for it).
-        let mut encoder = pending.take().unwrap_or_else(new_encoder);
-        if let Some(display) = self.display.as_mut() {
-            display.encode_copy(&ctx.device, &mut encoder, &sized.output, frame, size);
-        }
-        let staging = self.i420.encode(&mut encoder, &mut sized.i420, size);
-        if let Some(encoder) = step("i420", encoder) {
-            ctx.queue.submit([encoder.finish()]);
-        }
+            // 4. Timecode, last over everything.
+            let mut encoder = pending.take().unwrap_or_else(new_encoder);
+            if let Some(capture_wall_ms) = timecode_ms {
+                self.timecode.encode(ctx, &mut encoder, &sized.output_view, capture_wall_ms, size);
+            }
+            let mut pending = step("timecode", encoder);
+
+            // 5. RGBA → I420 and the copy into a staging buffer (and, with a
+            // monitor, a GPU copy of the picture for it).
+            let mut encoder = pending.take().unwrap_or_else(new_encoder);
+            if let Some(display) = self.display.as_mut() {
+                display.encode_copy(&ctx.device, &mut encoder, &sized.output, frame, size);
+            }
+            let staging = self.i420.encode(&mut encoder, &mut sized.i420, size);
+            if let Some(encoder) = step("i420", encoder) {
+                ctx.queue.submit([encoder.finish()]);
+            }
+            staging
+        };
         if let Some(staging) = staging {
             let stamp = FrameStamp {
                 sequence: frame.sequence,

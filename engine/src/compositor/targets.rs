@@ -128,10 +128,13 @@ impl OverlayTarget {
     }
 }
 
-/// The composited output.
-pub fn output_texture(device: &wgpu::Device, size: (u32, u32)) -> wgpu::Texture {
-    let usage =
+/// The composited output (`storage`: also written by a compute pass, the fused one).
+pub fn output_texture(device: &wgpu::Device, size: (u32, u32), storage: bool) -> wgpu::Texture {
+    let mut usage =
         wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_SRC;
+    if storage {
+        usage |= wgpu::TextureUsages::STORAGE_BINDING;
+    }
     texture(device, "composited", size, OUTPUT_FORMAT, usage, 1)
 }
 

@@ -311,8 +311,11 @@ impl Wiring<'_> {
             timecode: config.compositor.timecode,
             msaa_samples: config.compositor.msaa,
             hidden_marks: config.telestration.hidden_marks,
+            ..Default::default()
         };
         let mut compositor = Compositor::new(ctx, settings);
+        // A software adapter runs compose, annotations, strip and I420 as one pass (`compositor::PassPlan`).
+        let gpu = if compositor.fused() { format!("{gpu}, fused passes") } else { gpu };
         if display.is_some() {
             compositor.enable_display();
         }

@@ -128,7 +128,8 @@ impl ConfiguredStation {
 pub fn http(addr: &str, head: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
-    let request = format!("{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let request =
+        format!("{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     if let Err(error) = stream.write_all(request.as_bytes()) {
         let closed = matches!(error.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset);
         assert!(closed, "send to {addr}: {error}");

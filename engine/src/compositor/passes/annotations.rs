@@ -62,8 +62,10 @@ impl AnnotationPass {
     }
 
     /// Draws the scene's annotations visible at `now_ns` (pipeline clock)
-    /// onto `output` of `size` px, unless the annotation layer is off; marks
-    /// on the anatomy placed by `marks`.
+    /// onto `output` of `size` px (loaded with `load`: over the picture, or
+    /// onto a cleared layer), unless the annotation layer is off; marks on
+    /// the anatomy placed by `marks`. Whether anything was drawn (with
+    /// nothing to draw, no pass is recorded and `output` is left as it was).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn encode(
         &mut self,
@@ -74,13 +76,14 @@ impl AnnotationPass {
         size: (u32, u32),
         now_ns: u64,
         marks: &MarkDrawing<'_>,
-    ) {
+        load: wgpu::LoadOp<wgpu::Color>,
+    ) -> bool {
         if !scene.layers.annotations || scene.annotations.is_empty() {
-            return;
+            return false;
         }
         let mut shapes = instances(&scene.annotations, size.0, size.1, now_ns, marks);
         if shapes.is_empty() {
-            return;
+            return false;
         }
         // Bounded GPU memory whatever viewers send: the newest shapes win.
         if shapes.len() > MAX_SHAPES {
@@ -93,10 +96,11 @@ impl AnnotationPass {
         ctx.queue.write_buffer(&self.instances, 0, bytes);
         let frame_size = [size.0 as f32, size.1 as f32, 0.0, 0.0];
         ctx.queue.write_buffer(&self.frame, 0, bytemuck::cast_slice(&frame_size));
-        let mut pass = output_pass(encoder, output, "annotations", wgpu::LoadOp::Load);
+        let mut pass = output_pass(encoder, output, "annotations", load);
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_vertex_buffer(0, self.instances.slice(..bytes.len() as u64));
         pass.draw(0..4, 0..shapes.len() as u32);
+        true
     }
 }

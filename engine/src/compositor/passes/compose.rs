@@ -86,7 +86,8 @@ pub(crate) struct ComposePass {
 impl ComposePass {
     /// The pass's pipeline, sampler and buffers on `device`.
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let fragment = wgpu::ShaderStages::FRAGMENT;
+        // The fused pass of software adapters binds the same group from a compute shader.
+        let fragment = wgpu::ShaderStages::FRAGMENT | wgpu::ShaderStages::COMPUTE;
         let bind_layout = layout(
             device,
             "compose",
@@ -129,9 +130,15 @@ impl ComposePass {
         }
     }
 
-    /// Composes `inputs.video` with the overlay into `inputs.output`.
-    pub(crate) fn encode(&mut self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, inputs: ComposeInputs<'_>) {
-        let ComposeInputs { video, output, identity_overlay, remap, mode, overlay_drawn, size, generation } = inputs;
+    /// The bind group layout (group 0 of the fused pass too).
+    pub(crate) fn bind_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.bind_layout
+    }
+
+    /// Writes this frame's parameters and returns the bind group for them
+    /// (cached until a bound texture changes).
+    pub(crate) fn bind(&mut self, ctx: &GpuContext, inputs: &ComposeInputs<'_>) -> wgpu::BindGroup {
+        let ComposeInputs { video, identity_overlay, remap, mode, overlay_drawn, size, generation, .. } = *inputs;
         let mode_ready = remap.is_some_and(|r| r.key.mode == mode);
         let params = ComposeParams {
             format: format_code(video.format),
@@ -165,12 +172,16 @@ impl ComposePass {
                 ],
             })
         });
-        {
-            let mut pass = output_pass(encoder, output, "compose", wgpu::LoadOp::Clear(wgpu::Color::BLACK));
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.draw(0..3, 0..1);
-        }
-        self.bind_group = Some((key, bind_group));
+        self.bind_group = Some((key, bind_group.clone()));
+        bind_group
+    }
+
+    /// Composes `inputs.video` with the overlay into `inputs.output`.
+    pub(crate) fn encode(&mut self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, inputs: ComposeInputs<'_>) {
+        let bind_group = self.bind(ctx, &inputs);
+        let mut pass = output_pass(encoder, inputs.output, "compose", wgpu::LoadOp::Clear(wgpu::Color::BLACK));
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.draw(0..3, 0..1);
     }
 }

@@ -32,7 +32,8 @@ pub(crate) struct I420Pass {
 /// What the pass needs for one output size: the planes' storage, its bind
 /// group (reading the composited output) and the readback ring.
 pub(crate) struct I420Target {
-    storage: wgpu::Buffer,
+    /// The planes as the conversion writes them (the fused pass writes them too).
+    pub(crate) storage: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     /// The staging buffers the planes are copied into and mapped from.
     pub(crate) ring: I420Ring,
@@ -129,6 +130,14 @@ impl I420Pass {
             // 8×8 workgroups, each invocation converting 8×2 pixels.
             pass.dispatch_workgroups(size.0.div_ceil(8).div_ceil(8), size.1.div_ceil(2).div_ceil(8), 1);
         }
+        encoder.copy_buffer_to_buffer(&target.storage, 0, &staging, 0, target.ring.layout().size());
+        Some(staging)
+    }
+
+    /// Encodes only the copy of the planes (written by the fused pass) into a
+    /// free staging buffer, which it returns; `None` when none is free.
+    pub(crate) fn encode_copy(encoder: &mut wgpu::CommandEncoder, target: &mut I420Target) -> Option<wgpu::Buffer> {
+        let staging = target.ring.acquire()?;
         encoder.copy_buffer_to_buffer(&target.storage, 0, &staging, 0, target.ring.layout().size());
         Some(staging)
     }
