@@ -80,6 +80,7 @@ fn composite(
     scene: &Scene,
     poses: &[scopecast_engine::compositor::ModelPose],
 ) -> Vec<u8> {
+    compositor.keep_rgba_of_next_frame();
     compositor.render_posed(frame, scene, poses).expect("composites");
     compositor.read_rgba().expect("readback")
 }

@@ -3,7 +3,8 @@
 //! (lavapipe on a machine without a GPU), next to a CPU reference of the same
 //! pixel work (remap + alpha blend + I420) on this machine's cores.
 //!
-//! Run with `cargo bench -p scopecast-benches --bench compositor`.
+//! Run with `cargo bench -p scopecast-benches --bench compositor`
+//! (`SCOPECAST_BENCH_HEIGHTS=720` for 720p only).
 //! Per-pass figures submit and wait for each pass on its own (the live path
 //! submits a frame at once), so "pipelined" is the figure that matters for
 //! throughput. "moving": the model's pose changes every frame (a tracked
@@ -222,7 +223,9 @@ fn main() {
         "compositor per frame on {} ({ITERATIONS} frames per case, 100 160-triangle model + 200-point stroke):",
         ctx.describe()
     );
-    for size in [(1280, 720), (1920, 1080)] {
+    // `SCOPECAST_BENCH_HEIGHTS=720` runs one size only.
+    let heights = std::env::var("SCOPECAST_BENCH_HEIGHTS").unwrap_or_else(|_| "720,1080".into());
+    for size in [(1280, 720), (1920, 1080)].into_iter().filter(|s| heights.split(',').any(|h| h == s.1.to_string())) {
         // Separate passes (a GPU's plan) and the fused pass (a software adapter's).
         for passes in [PassPlan::Separate, PassPlan::Fused] {
             for mode in [OutputMode::Undistorted, OutputMode::Distorted] {

@@ -152,6 +152,7 @@ fn run_case(
         let capture_ns = frame.capture_time_ns;
         clock.sleep_until_ns(capture_ns + VIDEO_DELAY_MS * 1_000_000);
         let model_poses = frame_poses.for_frame(&scene, capture_ns, frame.capture_wall_ms);
+        compositor.keep_rgba_of_next_frame();
         compositor.render_posed(&frame, &scene, &model_poses).expect("composites");
         let rgba = compositor.read_rgba().expect("readback");
         frame_poses.composited(capture_ns, clock.now_ns());
@@ -161,6 +162,7 @@ fn run_case(
             continue;
         }
         // The same frame without the overlay: where the dots are in the output's video.
+        compositor.keep_rgba_of_next_frame();
         compositor.render_posed(&frame, &scene, &[ModelPose::Hidden]).expect("composites");
         let video = compositor.read_rgba().expect("readback");
         if !matches!(model_poses[0], ModelPose::Tracked(_)) {

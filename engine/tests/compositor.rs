@@ -227,6 +227,7 @@ fn a_pose_from_pyigtl_puts_the_model_where_the_camera_model_projects_it() {
     let mut compositor = Compositor::new(ctx, CompositorSettings { timecode: false, ..Default::default() });
     let frame = blank_frame(width, height, 0, 0);
     compositor.render_settled(&frame, &scene, SETTLE).expect("settles");
+    compositor.keep_rgba_of_next_frame();
     compositor.render_posed(&frame, &scene, &model_poses).expect("renders");
     let rgba = compositor.read_rgba().expect("readback");
     let projected = camera.pixel_from_normalized(p_mm[0] / p_mm[2], p_mm[1] / p_mm[2]);
@@ -242,6 +243,7 @@ fn a_pose_from_pyigtl_puts_the_model_where_the_camera_model_projects_it() {
     std::thread::sleep(Duration::from_millis(400));
     let model_poses = frame_poses.for_frame(&scene, clock.now_ns(), 0);
     assert_eq!(model_poses[0], ModelPose::Hidden);
+    compositor.keep_rgba_of_next_frame();
     compositor.render_posed(&frame, &scene, &model_poses).expect("renders");
     let rgba = compositor.read_rgba().expect("readback");
     assert!(centroid(&rgba, width, height, expected, 12).is_none(), "a stale fiducial is not drawn");
@@ -269,6 +271,7 @@ fn the_timecode_strip_decodes_to_the_capture_time_in_rgba_and_in_i420() {
                     width_px: 30.0,
                 },
             });
+            compositor.keep_rgba_of_next_frame();
             compositor.render(&frame, &scene).expect("renders");
             let rgba = compositor.read_rgba().expect("readback");
             let expected = wall_ms & ((1 << 36) - 1);
@@ -472,6 +475,7 @@ fn yuv_inputs_compose_like_rgba() {
         }
         let stamp = FrameStamp { sequence: 0, capture_time_ns: 0, capture_wall_ms: 0 };
         let frame = Frame::new(format, w, h, planes, Arc::new(bytes), stamp, FrameContent::Live).expect("frame");
+        compositor.keep_rgba_of_next_frame();
         compositor.render(&frame, &Scene::default()).expect("renders");
         outputs.push(compositor.read_rgba().expect("readback"));
     }

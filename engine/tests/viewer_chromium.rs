@@ -52,6 +52,22 @@ fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
         "trickle PATCHes accepted {} refused {}; longest gap between frames {} ms",
         stats["patches_ok"], stats["patches_refused"], stats["max_gap_ms"]
     );
+    let receiver: Vec<f64> = stats["receiver_latencies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+        .unwrap_or_default();
+    let inbound = stats["inbound"].as_array().cloned().unwrap_or_default();
+    let reading = if receiver.is_empty() {
+        "none".to_string()
+    } else {
+        format!("p50 {:.1} ms, p99 {:.1} ms", percentile(&receiver, 0.5), percentile(&receiver, 0.99))
+    };
+    println!(
+        "abs-capture-time negotiated: {}; the receiver's own reading in {} frames: {reading}; last getStats sample: {}",
+        stats["abs_capture_time"],
+        receiver.len(),
+        inbound.last().cloned().unwrap_or_default()
+    );
     assert_eq!(stats["state"], "connected", "{stats}");
     assert!(stats["patches_ok"].as_u64().unwrap_or(0) >= 1, "no trickle PATCH was accepted: {stats}");
     assert!(frames >= 300, "only {frames} frames in 15 s: {stats}");

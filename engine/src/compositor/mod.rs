@@ -162,6 +162,10 @@ pub struct Compositor {
     video: Option<VideoPlanes>,
     sized: Option<Sized>,
     remap: RemapCache,
+    /// The next frame keeps its RGBA picture (see [`Compositor::keep_rgba_of_next_frame`]).
+    keep_rgba_next: bool,
+    /// The last frame's RGBA picture is in the output texture.
+    rgba_kept: bool,
     /// Frames composited.
     pub frames: u64,
 }
@@ -186,6 +190,8 @@ impl Compositor {
             video: None,
             sized: None,
             remap: RemapCache::default(),
+            keep_rgba_next: false,
+            rgba_kept: false,
             frames: 0,
             ctx,
         }
@@ -194,6 +200,14 @@ impl Compositor {
     /// The device this compositor runs on.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
+    }
+
+    /// The next frame keeps its composited RGBA picture for
+    /// [`Compositor::read_rgba`]. Separate passes always have it; the fused
+    /// pass writes it only for the monitor or when asked (writing it costs a
+    /// software adapter more than the rest of the pass: see ARCHITECTURE.md).
+    pub fn keep_rgba_of_next_frame(&mut self) {
+        self.keep_rgba_next = true;
     }
 
     /// Whether frames run the fused pass (see [`PassPlan`]).
@@ -336,6 +350,9 @@ impl Compositor {
             hidden: self.settings.hidden_marks,
         };
         let timecode_ms = self.settings.timecode.then_some(frame.capture_wall_ms);
+        let keep_rgba = std::mem::take(&mut self.keep_rgba_next);
+        self.rgba_kept = self.fused.is_none() || self.display.is_some() || keep_rgba;
+        let store_rgba = self.rgba_kept;
         let staging = if let (Some(fused), Some(target)) = (&self.fused, &sized.fused) {
             // Software adapter: the annotations into their layer, then one pass
             // for compose, layer, strip and I420 (`passes/fused.rs`).
@@ -345,7 +362,13 @@ impl Compositor {
             let annotations =
                 self.annotations.encode(ctx, &mut encoder, layer, scene, size, frame.capture_time_ns, &marks, clear);
             let mut encoder = step("annotations", encoder).unwrap_or_else(new_encoder);
-            fused.encode(ctx, &mut encoder, &compose, target, FusedFrame { size, annotations, timecode_ms });
+            fused.encode(
+                ctx,
+                &mut encoder,
+                &compose,
+                target,
+                FusedFrame { size, annotations, timecode_ms, store_rgba },
+            );
             let mut encoder = step("fused", encoder).unwrap_or_else(new_encoder);
             if let Some(display) = self.display.as_mut() {
                 display.encode_copy(&ctx.device, &mut encoder, &sized.output, frame, size);
@@ -447,8 +470,13 @@ impl Compositor {
     }
 
     /// Reads the composited RGBA output of the last frame (blocking; for
-    /// snapshots and tests, never the live path). Packed rows, 4 bytes a pixel.
+    /// snapshots and tests, never the live path). Packed rows, 4 bytes a pixel;
+    /// `None` when the last frame did not keep it (a fused frame not asked to:
+    /// [`Compositor::keep_rgba_of_next_frame`]).
     pub fn read_rgba(&mut self) -> Option<Vec<u8>> {
+        if !self.rgba_kept {
+            return None;
+        }
         let sized = self.sized.as_ref()?;
         let (w, h) = sized.size;
         let padded = (w * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
@@ -494,6 +522,7 @@ impl Compositor {
             std::thread::sleep(Duration::from_millis(5));
             self.render(frame, scene)?;
         }
+        self.keep_rgba_of_next_frame();
         self.render(frame, scene)
     }
 }

@@ -99,6 +99,12 @@ impl CompositorStage {
                         Some(PoseSource::Recorded(recorded)) => recorded.for_frame(&scene.scene, frame.capture_wall_ms),
                         None => Vec::new(),
                     };
+                    // A snapshot asked for: this frame keeps its RGBA picture (the fused pass
+                    // of a software adapter writes it only when asked).
+                    let snapshot = self.snapshots.asked();
+                    if snapshot.is_some() {
+                        self.compositor.keep_rgba_of_next_frame();
+                    }
                     let rendered = self.compositor.render_posed(&frame, &scene.scene, &poses);
                     self.viewed.note(ViewedFrame {
                         capture_wall_ms: frame.capture_wall_ms,
@@ -124,7 +130,7 @@ impl CompositorStage {
                             if last_error.take().is_some() {
                                 self.stages.recover("compositor");
                             }
-                            if let Some(reply) = self.snapshots.asked()
+                            if let Some(reply) = snapshot
                                 && let Some(rgba) = self.compositor.read_rgba()
                             {
                                 let _ = reply.send(super::snapshot_desk::Snapshot {

@@ -33,7 +33,7 @@ struct FusedParams {
     v_offset_words: u32,
     annotations: u32,
     stamp: u32,
-    pad: u32,
+    store_rgba: u32,
 }
 
 /// The shader's `Timecode` (as `timecode_cells.wgsl`).
@@ -70,6 +70,8 @@ pub(crate) struct FusedFrame {
     pub(crate) annotations: bool,
     /// Stamp the strip with this capture time (Unix ms).
     pub(crate) timecode_ms: Option<u64>,
+    /// Write the RGBA output too (the monitor or a snapshot reads it).
+    pub(crate) store_rgba: bool,
 }
 
 impl FusedPass {
@@ -164,7 +166,7 @@ impl FusedPass {
         target: &FusedTarget,
         frame: FusedFrame,
     ) {
-        let FusedFrame { size, annotations, timecode_ms } = frame;
+        let FusedFrame { size, annotations, timecode_ms, store_rgba } = frame;
         let layout = I420Layout::new(size.0, size.1);
         let params = FusedParams {
             width: size.0,
@@ -174,7 +176,7 @@ impl FusedPass {
             v_offset_words: layout.v_offset() / 4,
             annotations: u32::from(annotations),
             stamp: u32::from(timecode_ms.is_some()),
-            pad: 0,
+            store_rgba: u32::from(store_rgba),
         };
         ctx.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         let capture_wall_ms = timecode_ms.unwrap_or(0);
