@@ -68,6 +68,13 @@ fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
         receiver.len(),
         inbound.last().cloned().unwrap_or_default()
     );
+    assert_eq!(stats["abs_capture_time"], true, "the page asks for abs-capture-time and the answer has it");
+    assert!(receiver.len() >= 100, "Chromium reported the capture time of only {} frames", receiver.len());
+    // Both readings measure capture → presentation on one clock: the receiver's may not exceed the picture's.
+    assert!(
+        percentile(&receiver, 0.5) <= percentile(&latencies, 0.99) + 20.0,
+        "the receiver's reading {receiver:?} is far above the picture's"
+    );
     assert_eq!(stats["state"], "connected", "{stats}");
     assert!(stats["patches_ok"].as_u64().unwrap_or(0) >= 1, "no trickle PATCH was accepted: {stats}");
     assert!(frames >= 300, "only {frames} frames in 15 s: {stats}");
