@@ -25,7 +25,8 @@
 //! Needs what the README's test command installs (Chromium, Node's
 //! playwright-core in target/node, aiortc in target/pyenv). Run with
 //! `cargo bench -p scopecast-benches --bench glass_to_glass`; set
-//! `SCOPECAST_G2G_SECONDS` to change the 12 s measured per case.
+//! `SCOPECAST_G2G_SECONDS` to change the 12 s measured per case, and
+//! `SCOPECAST_G2G_PLAYOUT_DELAY_MS` for the playout-delay max (0: not sent).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -144,6 +145,10 @@ fn run_scopecast(fps: u32, seconds: u32, compositor: bool) -> (Run, String) {
     config.source.width = 1280;
     config.source.height = 720;
     config.source.fps = fps;
+    // `SCOPECAST_G2G_PLAYOUT_DELAY_MS=0`: without the playout-delay extension (the "before").
+    if let Some(max_ms) = std::env::var("SCOPECAST_G2G_PLAYOUT_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+        config.http.playout_delay_max_ms = max_ms;
+    }
     let served = ServedStation::start(&config, TOKEN, 4);
     std::thread::sleep(Duration::from_secs(1));
     let run = play(&format!("http://{}/#token={TOKEN}", served.server.local_addr), fps, seconds);

@@ -588,6 +588,8 @@ pub struct CompositorConfig {
     pub timecode: bool,
     /// Samples per pixel of the anatomy overlay: 4 (anti-aliased) or 1.
     pub msaa: u32,
+    /// Separate passes, or one fused pass (`auto`: fused on a software adapter).
+    pub passes: crate::compositor::PassPlan,
     /// `synthetic` (the synthetic endoscope's lens), `none`, or the path of a
     /// calibration file (OpenCV FileStorage YAML or JSON).
     pub calibration: CalibrationSource,
@@ -604,6 +606,7 @@ impl Default for CompositorConfig {
             output_mode: OutputModeConfig::Undistorted,
             timecode: true,
             msaa: 4,
+            passes: crate::compositor::PassPlan::Auto,
             calibration: CalibrationSource::Synthetic,
             demo_anatomy: true,
             models: Vec::new(),
@@ -903,6 +906,9 @@ timecode = true
 # Samples per pixel of the anatomy overlay: 4 (anti-aliased edges) or 1 (cheaper
 # on software rendering).
 msaa = 4
+# "auto" (a software GPU such as lavapipe composes, annotates, stamps and converts
+# to I420 in one fused pass; a GPU in separate passes), "separate" or "fused".
+passes = "auto"
 # Camera model for undistortion and the overlay: "synthetic" (the lens of the
 # synthetic endoscope, as configured above), "none" (video only), or the path of
 # a calibration file from `scopecast calibrate intrinsics` or OpenCV (YAML/JSON).

@@ -58,8 +58,9 @@ pub enum CompositorError {
     RemapBuilderGone,
 }
 
-/// How a frame's passes are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a frame's passes are laid out (`[compositor] passes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PassPlan {
     /// Fused on a software adapter (lavapipe), separate on a GPU.
     #[default]

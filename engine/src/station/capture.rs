@@ -73,7 +73,7 @@ pub fn snapshot(config: &Config, clock: SharedClock, frames: u32, timeout_ms: u6
             timecode: config.compositor.timecode,
             msaa_samples: config.compositor.msaa,
             hidden_marks: config.telestration.hidden_marks,
-            ..Default::default()
+            passes: config.compositor.passes,
         };
         Some(Compositor::new(ctx, settings))
     } else {

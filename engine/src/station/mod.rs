@@ -311,7 +311,7 @@ impl Wiring<'_> {
             timecode: config.compositor.timecode,
             msaa_samples: config.compositor.msaa,
             hidden_marks: config.telestration.hidden_marks,
-            ..Default::default()
+            passes: config.compositor.passes,
         };
         let mut compositor = Compositor::new(ctx, settings);
         // A software adapter runs compose, annotations, strip and I420 as one pass (`compositor::PassPlan`).
