@@ -19,6 +19,11 @@ fn y_code(rgb: vec3<f32>) -> u32 {
     return code(16.0 + 219.0 * luma(rgb));
 }
 
+// Four Y codes packed little-endian into one word of the Y plane.
+fn y_word(a: vec3<f32>, b: vec3<f32>, c: vec3<f32>, d: vec3<f32>) -> u32 {
+    return y_code(a) | (y_code(b) << 8u) | (y_code(c) << 16u) | (y_code(d) << 24u);
+}
+
 // 8-bit Cb and Cr of a 2x2 block's mean colour.
 fn cb_code(rgb: vec3<f32>) -> u32 {
     return code(128.0 + 224.0 * (rgb.b - luma(rgb)) / 1.8556);

@@ -53,11 +53,6 @@ fn final_colour(x: u32, y: u32) -> vec3<f32> {
     return colour;
 }
 
-// Four Y codes packed little-endian into one word.
-fn y_word(a: vec3<f32>, b: vec3<f32>, c: vec3<f32>, d: vec3<f32>) -> u32 {
-    return y_code(a) | (y_code(b) << 8u) | (y_code(c) << 16u) | (y_code(d) << 24u);
-}
-
 // The mean colour of a 2x2 block.
 fn mean4(a: vec3<f32>, b: vec3<f32>, c: vec3<f32>, d: vec3<f32>) -> vec3<f32> {
     return (a + b + c + d) * 0.25;

@@ -39,13 +39,10 @@ fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
     var v_word = 0u;
     for (var row = 0u; row < 2u; row = row + 1u) {
         for (var word = 0u; word < 2u; word = word + 1u) {
-            var packed = 0u;
-            for (var byte = 0u; byte < 4u; byte = byte + 1u) {
-                let luma_code = y_code(rgb_at(x0 + word * 4u + byte, y0 + row));
-                packed = packed | (luma_code << (byte * 8u));
-            }
-            let index = ((y0 + row) * plane_layout.y_stride + x0 + word * 4u) / 4u;
-            planes[index] = packed;
+            let x = x0 + word * 4u;
+            let y = y0 + row;
+            let index = (y * plane_layout.y_stride + x) / 4u;
+            planes[index] = y_word(rgb_at(x, y), rgb_at(x + 1u, y), rgb_at(x + 2u, y), rgb_at(x + 3u, y));
         }
     }
     for (var pair = 0u; pair < 4u; pair = pair + 1u) {

@@ -57,6 +57,42 @@ pub(crate) fn texture_entry(
     }
 }
 
+/// A read-write storage buffer binding.
+pub(crate) fn storage_buffer_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: false },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// A compute pipeline of `shader`'s `cs_main` over `bind_group_layouts` (groups 0, 1, …).
+pub(crate) fn compute_pipeline(
+    device: &wgpu::Device,
+    shader: Shader,
+    bind_group_layouts: &[Option<&wgpu::BindGroupLayout>],
+) -> wgpu::ComputePipeline {
+    let module = module(device, shader);
+    let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(shader.name),
+        bind_group_layouts,
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(shader.name),
+        layout: Some(&layout),
+        module: &module,
+        entry_point: Some("cs_main"),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
 pub(crate) fn sampler_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,

@@ -10,17 +10,20 @@
 //! strip cells (`timecode_cells.wgsl`); the colour is quantised to 8 bits
 //! before conversion as the RGBA output stores it. The only difference is
 //! where annotations overlap video: the layer is stored in 8 bits before it is
-//! blended (≤ 1 code). `fused_and_separate_passes_agree` measures it.
+//! blended (≤ 1 code): `golden_images_of_each_pass` (engine/tests/compositor.rs)
+//! renders every golden with both plans and compares their I420.
 
 use bytemuck::{Pod, Zeroable};
 use scopecast_shaders::COMPOSE_FUSED;
 
 use crate::compositor::gpu::GpuContext;
 use crate::compositor::passes::i420::I420Target;
-use crate::compositor::pipelines::{OVERLAY_FORMAT, layout, module, texture_entry, uniform_buffer, uniform_entry};
+use crate::compositor::passes::timecode::TimecodeUniform;
+use crate::compositor::pipelines::{
+    OVERLAY_FORMAT, compute_pipeline, layout, storage_buffer_entry, texture_entry, uniform_buffer, uniform_entry,
+};
 use crate::compositor::readback::I420Layout;
 use crate::compositor::targets;
-use crate::timecode::cell_size_px;
 
 /// The shader's `Fused` parameters.
 #[repr(C)]
@@ -34,16 +37,6 @@ struct FusedParams {
     annotations: u32,
     stamp: u32,
     store_rgba: u32,
-}
-
-/// The shader's `Timecode` (as `timecode_cells.wgsl`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-struct StripParams {
-    cell: u32,
-    height: u32,
-    high_bits: u32,
-    low_bits: u32,
 }
 
 /// The fused pass (one per device; its per-size part is [`FusedTarget`]).
@@ -86,16 +79,7 @@ impl FusedPass {
                 uniform_entry(0, compute),
                 uniform_entry(1, compute),
                 texture_entry(2, false, compute),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 3,
-                    visibility: compute,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
+                storage_buffer_entry(3, compute),
                 wgpu::BindGroupLayoutEntry {
                     binding: 4,
                     visibility: compute,
@@ -108,25 +92,12 @@ impl FusedPass {
                 },
             ],
         );
-        let shader = module(device, COMPOSE_FUSED);
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("compose_fused"),
-            bind_group_layouts: &[Some(compose_layout), Some(&bind_layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("compose_fused"),
-            layout: Some(&pipeline_layout),
-            module: &shader,
-            entry_point: Some("cs_main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipeline = compute_pipeline(device, COMPOSE_FUSED, &[Some(compose_layout), Some(&bind_layout)]);
         Self {
             pipeline,
             bind_layout,
             params: uniform_buffer(device, "fused-params", std::mem::size_of::<FusedParams>() as u64),
-            strip: uniform_buffer(device, "fused-strip", std::mem::size_of::<StripParams>() as u64),
+            strip: uniform_buffer(device, "fused-strip", std::mem::size_of::<TimecodeUniform>() as u64),
         }
     }
 
@@ -179,13 +150,7 @@ impl FusedPass {
             store_rgba: u32::from(store_rgba),
         };
         ctx.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
-        let capture_wall_ms = timecode_ms.unwrap_or(0);
-        let strip = StripParams {
-            cell: cell_size_px(size.1),
-            height: size.1,
-            high_bits: ((capture_wall_ms >> 32) & 0xf) as u32,
-            low_bits: (capture_wall_ms & 0xffff_ffff) as u32,
-        };
+        let strip = TimecodeUniform::new(timecode_ms.unwrap_or(0), size.1);
         ctx.queue.write_buffer(&self.strip, 0, bytemuck::bytes_of(&strip));
         let mut pass = encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("compose_fused"), timestamp_writes: None });

@@ -7,7 +7,9 @@ use bytemuck::{Pod, Zeroable};
 use scopecast_shaders::RGBA_TO_I420;
 
 use crate::compositor::gpu::GpuContext;
-use crate::compositor::pipelines::{layout, module, texture_entry, uniform_buffer, uniform_entry};
+use crate::compositor::pipelines::{
+    compute_pipeline, layout, storage_buffer_entry, texture_entry, uniform_buffer, uniform_entry,
+};
 use crate::compositor::readback::{I420Layout, I420Ring};
 
 /// The shader's parameters (`rgba_to_i420.wgsl`); offsets in 32-bit words.
@@ -46,35 +48,9 @@ impl I420Pass {
         let bind_layout = layout(
             device,
             "rgba_to_i420",
-            &[
-                uniform_entry(0, compute),
-                texture_entry(1, false, compute),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: compute,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-            ],
+            &[uniform_entry(0, compute), texture_entry(1, false, compute), storage_buffer_entry(2, compute)],
         );
-        let shader = module(device, RGBA_TO_I420);
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("rgba_to_i420"),
-            bind_group_layouts: &[Some(&bind_layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("rgba_to_i420"),
-            layout: Some(&pipeline_layout),
-            module: &shader,
-            entry_point: Some("cs_main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipeline = compute_pipeline(device, RGBA_TO_I420, &[Some(&bind_layout)]);
         let params = uniform_buffer(device, "i420-params", std::mem::size_of::<I420Params>() as u64);
         Self { pipeline, bind_layout, params }
     }

@@ -11,10 +11,10 @@ use crate::compositor::pipelines::{
 };
 use crate::timecode::{CELLS, cell_size_px};
 
-/// The shader's parameters (`timecode.wgsl`).
+/// The shader's `Timecode` (`timecode_cells.wgsl`; the fused pass binds it too).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-struct TimecodeUniform {
+pub(crate) struct TimecodeUniform {
     /// Cell side, px.
     cell: u32,
     /// Output height, px.
@@ -23,6 +23,18 @@ struct TimecodeUniform {
     high_bits: u32,
     /// Bits 0..32 of the capture wall time, ms.
     low_bits: u32,
+}
+
+impl TimecodeUniform {
+    /// The strip of `capture_wall_ms` (Unix ms) on an output `height` px high.
+    pub(crate) fn new(capture_wall_ms: u64, height: u32) -> Self {
+        Self {
+            cell: cell_size_px(height),
+            height,
+            high_bits: ((capture_wall_ms >> 32) & 0xf) as u32,
+            low_bits: (capture_wall_ms & 0xffff_ffff) as u32,
+        }
+    }
 }
 
 /// The timecode pass.
@@ -62,13 +74,8 @@ impl TimecodePass {
         capture_wall_ms: u64,
         size: (u32, u32),
     ) {
-        let cell = cell_size_px(size.1);
-        let params = TimecodeUniform {
-            cell,
-            height: size.1,
-            high_bits: ((capture_wall_ms >> 32) & 0xf) as u32,
-            low_bits: (capture_wall_ms & 0xffff_ffff) as u32,
-        };
+        let params = TimecodeUniform::new(capture_wall_ms, size.1);
+        let cell = params.cell;
         ctx.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
         let strip_width = (cell * CELLS).min(size.0);
         let strip_height = cell.min(size.1);
