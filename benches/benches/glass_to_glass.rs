@@ -26,7 +26,8 @@
 //! playwright-core in target/node, aiortc in target/pyenv). Run with
 //! `cargo bench -p scopecast-benches --bench glass_to_glass`; set
 //! `SCOPECAST_G2G_SECONDS` to change the 12 s measured per case, and
-//! `SCOPECAST_G2G_PLAYOUT_DELAY_MS` for the playout-delay max (0: not sent).
+//! `SCOPECAST_G2G_PLAYOUT_DELAY_MS` for the playout-delay max (0: not sent),
+//! `SCOPECAST_G2G_FPS` for the rates measured (default `30,60`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -215,7 +216,12 @@ fn chromium_row(name: &str, run: &Run) -> String {
 fn main() {
     let seconds: u32 = std::env::var("SCOPECAST_G2G_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
     println!("glass-to-glass, 1280x720, headless Chromium, {seconds} s per case (first 2 s not counted)");
-    for fps in [30, 60] {
+    let rates: Vec<u32> = std::env::var("SCOPECAST_G2G_FPS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect())
+        .filter(|r: &Vec<u32>| !r.is_empty())
+        .unwrap_or_else(|| vec![30, 60]);
+    for fps in rates {
         let (ours, metrics) = run_scopecast(fps, seconds, true);
         let (bare, bare_metrics) = run_scopecast(fps, seconds, false);
         let reference = run_aiortc(fps, seconds);

@@ -588,7 +588,8 @@ pub struct CompositorConfig {
     pub timecode: bool,
     /// Samples per pixel of the anatomy overlay: 4 (anti-aliased) or 1.
     pub msaa: u32,
-    /// Separate passes, or one fused pass (`auto`: fused on a software adapter).
+    /// Separate passes, one fused pass, or the per-frame work on the CPU
+    /// (`auto`: the CPU on a software adapter, separate passes on a GPU).
     pub passes: crate::compositor::PassPlan,
     /// `synthetic` (the synthetic endoscope's lens), `none`, or the path of a
     /// calibration file (OpenCV FileStorage YAML or JSON).
@@ -906,8 +907,10 @@ timecode = true
 # Samples per pixel of the anatomy overlay: 4 (anti-aliased edges) or 1 (cheaper
 # on software rendering).
 msaa = 4
-# "auto" (a software GPU such as lavapipe composes, annotates, stamps and converts
-# to I420 in one fused pass; a GPU in separate passes), "separate" or "fused".
+# "auto" (with a software GPU such as lavapipe the CPU does the per-frame work:
+# remap, overlay and annotation layer, strip, I420, and lavapipe draws the layer
+# only when it changes; with a monitor, one fused pass; a GPU runs separate
+# passes), "separate", "fused" or "cpu".
 passes = "auto"
 # Camera model for undistortion and the overlay: "synthetic" (the lens of the
 # synthetic endoscope, as configured above), "none" (video only), or the path of

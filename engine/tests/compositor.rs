@@ -124,8 +124,8 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
                 models,
                 ..Default::default()
             };
-            // Whichever passes run: separate (GPUs) or fused (software adapters).
-            for passes in [PassPlan::Separate, PassPlan::Fused] {
+            // Whichever passes run: separate (GPUs), fused or the CPU plan (software adapters).
+            for passes in [PassPlan::Separate, PassPlan::Fused, PassPlan::Cpu] {
                 let settings = CompositorSettings { timecode: false, passes, ..Default::default() };
                 let mut compositor = Compositor::new(ctx.clone(), settings);
                 let frame = blank_frame(width, height, 0, 0);
@@ -420,9 +420,10 @@ fn golden_images_of_each_pass() {
         // The same golden for the separate passes (GPUs) and the fused one
         // (software adapters), and the same I420 for the encoder from both.
         let mut i420 = Vec::new();
-        for passes in [PassPlan::Separate, PassPlan::Fused] {
+        for passes in [PassPlan::Separate, PassPlan::Fused, PassPlan::Cpu] {
             let mut compositor = Compositor::new(ctx.clone(), CompositorSettings { passes, ..Default::default() });
             assert_eq!(compositor.fused(), passes == PassPlan::Fused);
+            assert_eq!(compositor.cpu(), passes == PassPlan::Cpu);
             compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
             // Settling fills the readback ring (a full ring skips a frame's readback): empty it,
             // then one more frame whose I420 is surely read.
@@ -434,23 +435,26 @@ fn golden_images_of_each_pass() {
             let planes = compositor.drain_i420().pop().expect("an I420 frame");
             i420.push(planes);
         }
-        let (separate, fused) = (&i420[0], &i420[1]);
-        let (mut max, mut sum, mut count) = (0u8, 0u64, 0u64);
-        for plane in 0..3 {
-            let rows = if plane == 0 { height } else { height / 2 };
-            for row in 0..rows as usize {
-                let (a, b) = (separate.row(plane, row).expect("row"), fused.row(plane, row).expect("row"));
-                for (x, y) in a.iter().zip(b) {
-                    max = max.max(x.abs_diff(*y));
-                    sum += u64::from(x.abs_diff(*y));
-                    count += 1;
+        for (plan, other) in [("fused", &i420[1]), ("cpu", &i420[2])] {
+            let separate = &i420[0];
+            let (mut max, mut sum, mut count) = (0u8, 0u64, 0u64);
+            for plane in 0..3 {
+                let rows = if plane == 0 { height } else { height / 2 };
+                for row in 0..rows as usize {
+                    let (a, b) = (separate.row(plane, row).expect("row"), other.row(plane, row).expect("row"));
+                    for (x, y) in a.iter().zip(b) {
+                        max = max.max(x.abs_diff(*y));
+                        sum += u64::from(x.abs_diff(*y));
+                        count += 1;
+                    }
                 }
             }
+            let mean = sum as f64 / count as f64;
+            println!("{name}: I420 {plan} vs separate: mean {mean:.4}, max {max} codes");
+            // The fused pass and the CPU plan store the layer in 8 bits before blending it: ≤ 2
+            // codes there; the CPU plan's bilinear weights are 1/256 px and its conversion fixed point.
+            assert!(max <= 2 && mean <= 0.05, "{name}: {plan} I420 differs from the separate passes' by up to {max}");
         }
-        let mean = sum as f64 / count as f64;
-        println!("{name}: I420 fused vs separate: mean {mean:.4}, max {max} codes");
-        // The fused pass stores the annotation layer in 8 bits before blending it: ≤ 2 codes there.
-        assert!(max <= 2 && mean <= 0.05, "{name}: fused I420 differs from the separate passes' by up to {max}");
     }
 }
 
@@ -524,19 +528,23 @@ fn the_cached_overlay_follows_every_change_of_pose_colour_and_style() {
         scene.models[0].style = ModelStyle::Wireframe;
         scene
     };
-    // One compositor for every scene, as in the station: each result must equal a fresh compositor's.
-    let mut shared = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
-    let mut images = Vec::new();
-    for scene in [&base, &moved, &base, &recoloured, &wireframe, &base] {
-        shared.render_settled(&frame, scene, SETTLE).expect("renders");
-        let cached = shared.read_rgba().expect("readback");
-        let mut fresh = Compositor::new(ctx.clone(), CompositorSettings { timecode: false, ..Default::default() });
-        fresh.render_settled(&frame, scene, SETTLE).expect("renders");
-        assert_eq!(cached, fresh.read_rgba().expect("readback"), "the overlay is stale");
-        images.push(cached);
+    // One compositor for every scene, as in the station: each result must equal a fresh compositor's
+    // (the CPU plan keeps its layer between frames: it must follow too).
+    for passes in [PassPlan::Separate, PassPlan::Fused, PassPlan::Cpu] {
+        let settings = CompositorSettings { timecode: false, passes, ..Default::default() };
+        let mut shared = Compositor::new(ctx.clone(), settings);
+        let mut images = Vec::new();
+        for scene in [&base, &moved, &base, &recoloured, &wireframe, &base] {
+            shared.render_settled(&frame, scene, SETTLE).expect("renders");
+            let cached = shared.read_rgba().expect("readback");
+            let mut fresh = Compositor::new(ctx.clone(), settings);
+            fresh.render_settled(&frame, scene, SETTLE).expect("renders");
+            assert_eq!(cached, fresh.read_rgba().expect("readback"), "{passes:?}: the overlay is stale");
+            images.push(cached);
+        }
+        assert_ne!(images[0], images[1], "{passes:?}: moving a model changes the picture");
+        assert_ne!(images[0], images[3], "{passes:?}: recolouring changes the picture");
+        assert_ne!(images[0], images[4], "{passes:?}: wireframe changes the picture");
+        assert_eq!(images[0], images[2]);
     }
-    assert_ne!(images[0], images[1], "moving a model changes the picture");
-    assert_ne!(images[0], images[3], "recolouring changes the picture");
-    assert_ne!(images[0], images[4], "wireframe changes the picture");
-    assert_eq!(images[0], images[2]);
 }

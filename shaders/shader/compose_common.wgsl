@@ -60,6 +60,28 @@ fn sample_video(uv: vec2<f32>) -> vec3<f32> {
     return yuv_to_rgb(y, uv_pair.x, uv_pair.y);
 }
 
+// The overlay's premultiplied colour at output pixel `pixel` (centre at
+// `identity_uv`; `mapped` is the remap table's entry there): transparent
+// where there is none. compose_layer.wgsl packs it for the CPU plan.
+fn overlay_at(pixel: vec2<i32>, identity_uv: vec2<f32>, mapped: vec2<f32>) -> vec4<f32> {
+    if (params.overlay_visible != 1u) {
+        return vec4<f32>(0.0);
+    }
+    var overlay_uv = identity_uv;
+    if (params.distort_overlay == 1u) {
+        overlay_uv = mapped;
+    }
+    if (!(all(overlay_uv >= vec2<f32>(0.0)) && all(overlay_uv <= vec2<f32>(1.0)))) {
+        return vec4<f32>(0.0);
+    }
+    // Undistorted, the overlay matches the output pixel for pixel and is
+    // loaded, not filtered.
+    if (params.distort_overlay == 1u) {
+        return textureSampleLevel(overlay, overlay_sampler, overlay_uv, 0.0);
+    }
+    return textureLoad(overlay, pixel, 0);
+}
+
 // The composed colour of output pixel `pixel` (its centre at pixel + 0.5):
 // the video, undistorted or as captured, with the overlay over it.
 fn composed(pixel: vec2<i32>) -> vec3<f32> {
@@ -78,22 +100,10 @@ fn composed(pixel: vec2<i32>) -> vec3<f32> {
         colour = sample_video(identity_uv);
     }
 
+    // The overlay is premultiplied: colour over video.
     if (params.overlay_visible == 1u) {
-        var overlay_uv = identity_uv;
-        if (params.distort_overlay == 1u) {
-            overlay_uv = mapped;
-        }
-        if (all(overlay_uv >= vec2<f32>(0.0)) && all(overlay_uv <= vec2<f32>(1.0))) {
-            // The overlay is premultiplied: colour over video. Undistorted, it
-            // matches the output pixel for pixel and is loaded, not filtered.
-            var o: vec4<f32>;
-            if (params.distort_overlay == 1u) {
-                o = textureSampleLevel(overlay, overlay_sampler, overlay_uv, 0.0);
-            } else {
-                o = textureLoad(overlay, pixel, 0);
-            }
-            colour = o.rgb + colour * (1.0 - o.a);
-        }
+        let o = overlay_at(pixel, identity_uv, mapped);
+        colour = o.rgb + colour * (1.0 - o.a);
     }
     return colour;
 }

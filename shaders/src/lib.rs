@@ -45,6 +45,11 @@ pub const COMPOSE_FUSED: Shader = Shader {
         include_str!("../shader/compose_fused.wgsl")
     ),
 };
+/// Software adapters' CPU plan: the overlay and annotations as one packed layer.
+pub const COMPOSE_LAYER: Shader = Shader {
+    name: "compose_layer.wgsl",
+    source: concat!(include_str!("../shader/compose_common.wgsl"), include_str!("../shader/compose_layer.wgsl")),
+};
 
 /// The station's monitor: the composited frame and the HUD onto the window.
 pub const DISPLAY: Shader = Shader { name: "display.wgsl", source: include_str!("../shader/display.wgsl") };
@@ -54,7 +59,7 @@ pub const DISPLAY: Shader = Shader { name: "display.wgsl", source: include_str!(
 pub const PARTS: [&str; 3] = ["compose_common.wgsl", "bt709_i420.wgsl", "timecode_cells.wgsl"];
 
 /// Every shader, for validation.
-pub const ALL: [Shader; 7] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420, COMPOSE_FUSED, DISPLAY];
+pub const ALL: [Shader; 8] = [COMPOSE, MESH, ANNOTATION, TIMECODE, RGBA_TO_I420, COMPOSE_FUSED, COMPOSE_LAYER, DISPLAY];
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 //! textures `display_ring`.
 
 pub mod annotations;
+pub mod cpu_frame;
 mod display_ring;
 pub mod gpu;
 mod passes;
@@ -20,20 +21,23 @@ pub mod remap;
 mod remap_cache;
 pub mod targets;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 pub use display_ring::DisplayFrame;
 
-use crate::frame::{Frame, FrameStamp};
-use crate::scene::Scene;
+use crate::frame::{Frame, FrameStamp, PixelFormat};
+use crate::pool::BufferPool;
+use crate::scene::{OutputMode, Scene};
 use display_ring::DisplayRing;
 use gpu::GpuContext;
 use passes::annotations::AnnotationPass;
 use passes::compose::{ComposeInputs, ComposePass};
 use passes::fused::{FusedFrame, FusedPass, FusedTarget};
 use passes::i420::{I420Pass, I420Target};
+use passes::layer::{LayerPass, LayerTarget};
 use passes::overlay::{OverlayInputs, OverlayPass};
 use passes::timecode::TimecodePass;
 use projection::OverlayViewport;
@@ -56,13 +60,17 @@ pub enum CompositorError {
     /// A remap table could not be built.
     #[error("the remap table builder stopped")]
     RemapBuilderGone,
+    /// The CPU plan could not compose a frame.
+    #[error("the CPU plan cannot compose this frame: {0}")]
+    Cpu(#[from] cpu_frame::CpuFrameError),
 }
 
 /// How a frame's passes are laid out (`[compositor] passes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PassPlan {
-    /// Fused on a software adapter (lavapipe), separate on a GPU.
+    /// The CPU plan on a software adapter (lavapipe; its frames that cannot
+    /// take it, fused), separate passes on a GPU.
     #[default]
     Auto,
     /// Compose, annotations, strip and I420 as separate passes (a GPU's
@@ -72,18 +80,37 @@ pub enum PassPlan {
     /// (`passes/fused.rs`): on a software adapter the picture is never
     /// written to a texture and read back between passes.
     Fused,
+    /// The per-frame work on the CPU (`cpu_frame`: remap, the layer over
+    /// the video, strip, I420) with the overlay and annotations still drawn
+    /// by wgpu, only when they change, into one layer (`passes/layer.rs`).
+    /// RGBA frames without a monitor; others take the fused pass.
+    Cpu,
 }
 
 impl PassPlan {
-    /// Whether frames run the fused pass on an adapter of `info`.
+    /// Whether frames that do not take the CPU plan run the fused pass on an
+    /// adapter of `info`.
     pub fn fused_on(self, info: &wgpu::AdapterInfo) -> bool {
         match self {
             Self::Auto => gpu::is_software(info),
             Self::Separate => false,
-            Self::Fused => true,
+            Self::Fused | Self::Cpu => true,
+        }
+    }
+
+    /// Whether RGBA frames take the CPU plan on an adapter of `info`.
+    pub fn cpu_on(self, info: &wgpu::AdapterInfo) -> bool {
+        match self {
+            Self::Auto => gpu::is_software(info),
+            Self::Separate | Self::Fused => false,
+            Self::Cpu => true,
         }
     }
 }
+
+/// I420 buffers the CPU plan keeps for reuse (frames in the encoder's slot
+/// and queue hold theirs until they are dropped; more are allocated then).
+const CPU_FRAMES_POOLED: usize = 4;
 
 /// Compositor options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +168,38 @@ struct Sized {
     i420: I420Target,
     /// The fused pass's annotation layer and bindings (software adapters).
     fused: Option<FusedTarget>,
+    /// The CPU plan's layer buffers (made on its first layer).
+    layer: Option<LayerTarget>,
+}
+
+/// What the CPU plan's layer was drawn from: it is drawn again when any of
+/// this changes, and on every frame with marks on screen (they are placed
+/// and fade by the frame's time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LayerKey {
+    generation: u64,
+    overlay_draws: u64,
+    overlay_drawn: bool,
+    mode: OutputMode,
+    remap_in_use: bool,
+    marks: bool,
+}
+
+/// The CPU plan's state (see [`PassPlan::Cpu`]).
+struct CpuPlan {
+    pass: LayerPass,
+    /// The layer, packed premultiplied RGBA, and whether any pixel is not transparent.
+    layer: Vec<u32>,
+    layer_any: bool,
+    layer_key: Option<LayerKey>,
+    /// The last CPU frame's composed picture (packed RGBA pixels).
+    rgba: Vec<u32>,
+    /// The last frame took this plan (its picture is `rgba`).
+    last_frame: bool,
+    /// Composed I420 frames, oldest first, until [`Compositor::poll_i420`].
+    done: VecDeque<Frame>,
+    /// Their buffers, reused.
+    pool: BufferPool,
 }
 
 /// The compositor. Owns its GPU resources; one per station.
@@ -154,6 +213,8 @@ pub struct Compositor {
     i420: I420Pass,
     /// Compose, annotation layer, strip and I420 in one pass (see [`PassPlan`]).
     fused: Option<FusedPass>,
+    /// The per-frame work on the CPU (see [`PassPlan::Cpu`]).
+    cpu: Option<CpuPlan>,
     /// Bumped whenever a texture a pass binds is replaced (a new size, video
     /// format or remap table): the passes' cached bind groups and the drawn
     /// overlay are keyed on it.
@@ -178,10 +239,22 @@ impl Compositor {
         let settings = CompositorSettings { msaa_samples: if settings.msaa_samples > 1 { 4 } else { 1 }, ..settings };
         let compose = ComposePass::new(device);
         let fused = settings.passes.fused_on(&ctx.adapter_info).then(|| FusedPass::new(device, compose.bind_layout()));
+        let cpu = settings.passes.cpu_on(&ctx.adapter_info).then(|| CpuPlan {
+            pass: LayerPass::new(device, compose.bind_layout()),
+            layer: Vec::new(),
+            layer_any: false,
+            layer_key: None,
+            rgba: Vec::new(),
+            last_frame: false,
+            done: VecDeque::new(),
+            pool: BufferPool::new(CPU_FRAMES_POOLED),
+        });
+        let remap = if cpu.is_some() { RemapCache::with_gather() } else { RemapCache::default() };
         Self {
             overlay: OverlayPass::new(device, settings.msaa_samples),
             compose,
             fused,
+            cpu,
             annotations: AnnotationPass::new(device),
             timecode: TimecodePass::new(device),
             i420: I420Pass::new(device),
@@ -190,7 +263,7 @@ impl Compositor {
             settings,
             video: None,
             sized: None,
-            remap: RemapCache::default(),
+            remap,
             keep_rgba_next: false,
             rgba_kept: false,
             frames: 0,
@@ -213,7 +286,12 @@ impl Compositor {
 
     /// Whether frames run the fused pass (see [`PassPlan`]).
     pub fn fused(&self) -> bool {
-        self.fused.is_some()
+        self.fused.is_some() && self.cpu.is_none()
+    }
+
+    /// Whether RGBA frames take the CPU plan (see [`PassPlan::Cpu`]).
+    pub fn cpu(&self) -> bool {
+        self.cpu.is_some()
     }
 
     /// The composited output of the last frame (for the station's monitor).
@@ -240,6 +318,7 @@ impl Compositor {
             ),
             i420,
             fused,
+            layer: None,
             output,
             output_view,
         });
@@ -291,6 +370,12 @@ impl Compositor {
             self.bindings_generation += 1;
         }
         self.overlay.drop_unused_meshes(scene);
+        if self.cpu.is_some() && self.display.is_none() && frame.format() == PixelFormat::Rgba8 {
+            return self.render_cpu(frame, scene, poses, timings);
+        }
+        if let Some(cpu) = self.cpu.as_mut() {
+            cpu.last_frame = false;
+        }
 
         // Upload.
         let upload_start = Instant::now();
@@ -421,6 +506,136 @@ impl Compositor {
         Ok(())
     }
 
+    /// The CPU plan's frame (see [`PassPlan::Cpu`]): the layer drawn by wgpu
+    /// when it changed (and waited for), then the video, the layer, the
+    /// strip and I420 on this thread. The I420 frame is ready at once.
+    fn render_cpu(
+        &mut self,
+        frame: &Frame,
+        scene: &Scene,
+        poses: &[ModelPose],
+        mut timings: Option<&mut PassTimings>,
+    ) -> Result<(), CompositorError> {
+        let size = (frame.width(), frame.height());
+        // The compose bindings need video textures; the CPU plan never uploads into them.
+        if self.video.as_ref().is_none_or(|v| v.format != frame.format() || v.size != size) {
+            self.video = Some(VideoPlanes::new(&self.ctx.device, frame.format(), size));
+            self.bindings_generation += 1;
+        }
+        let (Some(video), Some(sized), Some(cpu)) = (&self.video, &mut self.sized, &mut self.cpu) else {
+            return Ok(());
+        };
+        let Some(fused_target) = &sized.fused else { return Ok(()) };
+        let ctx = &self.ctx;
+        let layer_start = Instant::now();
+
+        // 1. The layer, when it changed: the overlay and the marks drawn, packed, read back.
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("layer") });
+        let overlay_drawn = self.remap.ready_for(scene) && {
+            let target = self.remap.distorted_overlay(scene.output_mode).unwrap_or(&sized.identity_overlay);
+            let inputs = OverlayInputs { scene, poses, target, size, generation: self.bindings_generation };
+            self.overlay.encode(ctx, &mut encoder, inputs)
+        };
+        let models_at = crate::anchoring::models_at(scene, poses);
+        let view = crate::anchoring::view::FrameView::of(scene, size);
+        let marks = annotations::MarkDrawing {
+            placer: crate::anchoring::place::Placer::new(view, &scene.models, &models_at),
+            hidden: self.settings.hidden_marks,
+        };
+        let clear = wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT);
+        let layer_view = &fused_target.annotation_layer;
+        let marks_drawn =
+            self.annotations.encode(ctx, &mut encoder, layer_view, scene, size, frame.capture_time_ns, &marks, clear);
+        let remap = self.remap.in_use(scene);
+        let key = LayerKey {
+            generation: self.bindings_generation,
+            overlay_draws: self.overlay.draws(),
+            overlay_drawn,
+            mode: scene.output_mode,
+            remap_in_use: remap.is_some(),
+            marks: marks_drawn,
+        };
+        if marks_drawn || cpu.layer_key != Some(key) {
+            cpu.layer_any = false;
+            if overlay_drawn || marks_drawn {
+                let inputs = ComposeInputs {
+                    video,
+                    output: &sized.output_view,
+                    identity_overlay: &sized.identity_overlay.resolved_view,
+                    remap,
+                    mode: scene.output_mode,
+                    overlay_drawn,
+                    size,
+                    generation: self.bindings_generation,
+                };
+                let compose = self.compose.bind(ctx, &inputs);
+                let target = sized.layer.get_or_insert_with(|| cpu.pass.target(&ctx.device, layer_view, size));
+                cpu.pass.encode(ctx, &mut encoder, &compose, target, marks_drawn);
+                ctx.queue.submit([encoder.finish()]);
+                cpu.layer_any = target.read_into(ctx, &mut cpu.layer).unwrap_or(false);
+            } else {
+                ctx.queue.submit([encoder.finish()]);
+            }
+            cpu.layer_key = Some(key);
+        }
+        if let Some(t) = timings.as_deref_mut() {
+            t.passes.push(("layer", layer_start.elapsed()));
+        }
+
+        // 2. Video (through the table, as the compose pass samples it), layer, strip.
+        let compose_start = Instant::now();
+        let gather = remap
+            .filter(|r| r.key.mode == scene.output_mode && scene.output_mode == OutputMode::Undistorted)
+            .and_then(|r| r.gather.as_deref());
+        let w = size.0 as usize;
+        cpu.rgba.resize(w * size.1 as usize, 0);
+        let plane = frame.planes()[0];
+        let video_bytes = frame.bytes().get(plane.offset..).unwrap_or_default();
+        let layer = cpu.layer_any.then_some(cpu.layer.as_slice());
+        cpu_frame::compose_rgba(video_bytes, plane.stride, size, gather, layer, &mut cpu.rgba)?;
+        if self.settings.timecode {
+            let rgba: &mut [u8] = bytemuck::cast_slice_mut(&mut cpu.rgba);
+            crate::timecode::stamp_rgba(rgba, w * 4, size.0, size.1, frame.capture_wall_ms);
+        }
+        if let Some(t) = timings.as_deref_mut() {
+            t.passes.push(("cpu compose", compose_start.elapsed()));
+        }
+
+        // 3. I420 for the encoder, after any frame still in the GPU's readback (order kept).
+        let i420_start = Instant::now();
+        let layout = readback::I420Layout::new(size.0, size.1);
+        let mut buffer = cpu.pool.take(layout.size() as usize);
+        cpu_frame::rgba_to_i420(bytemuck::cast_slice(&cpu.rgba), size, &layout, buffer.as_mut_slice())?;
+        let stamp = FrameStamp {
+            sequence: frame.sequence,
+            capture_time_ns: frame.capture_time_ns,
+            capture_wall_ms: frame.capture_wall_ms,
+        };
+        let i420 = Frame::new(
+            PixelFormat::I420,
+            size.0,
+            size.1,
+            layout.planes(),
+            std::sync::Arc::new(buffer),
+            stamp,
+            frame.content.clone(),
+        )
+        .map_err(|e| CompositorError::Cpu(cpu_frame::CpuFrameError::Frame(e.to_string())))?;
+        while sized.i420.ring.busy() {
+            let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            cpu.done.extend(sized.i420.ring.collect());
+        }
+        cpu.done.push_back(i420);
+        cpu.last_frame = true;
+        self.rgba_kept = true;
+        self.keep_rgba_next = false;
+        if let Some(t) = timings {
+            t.passes.push(("cpu i420", i420_start.elapsed()));
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
     /// Keeps a GPU copy of every composited frame for the station's monitor
     /// (see [`Compositor::take_display_frame`]).
     pub fn enable_display(&mut self) {
@@ -439,15 +654,18 @@ impl Compositor {
         &self.ctx
     }
 
-    /// I420 frames whose readback finished; never blocks.
+    /// I420 frames whose readback finished (and the CPU plan's), oldest
+    /// first; never blocks.
     pub fn poll_i420(&mut self) -> Vec<Frame> {
         let _ = self.ctx.device.poll(wgpu::PollType::Poll);
-        self.sized.as_mut().map(|s| s.i420.ring.collect()).unwrap_or_default()
+        let mut out: Vec<Frame> = self.cpu.as_mut().map(|c| c.done.drain(..).collect()).unwrap_or_default();
+        out.extend(self.sized.as_mut().map(|s| s.i420.ring.collect()).unwrap_or_default());
+        out
     }
 
     /// Waits for every readback in flight and returns the frames (tests, snapshots).
     pub fn drain_i420(&mut self) -> Vec<Frame> {
-        let mut out = Vec::new();
+        let mut out: Vec<Frame> = self.cpu.as_mut().map(|c| c.done.drain(..).collect()).unwrap_or_default();
         while self.sized.as_ref().is_some_and(|s| s.i420.ring.busy()) {
             let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
             out.extend(self.sized.as_mut().map(|s| s.i420.ring.collect()).unwrap_or_default());
@@ -460,9 +678,9 @@ impl Compositor {
         self.in_flight() > 0
     }
 
-    /// Frames submitted whose I420 readback has not been collected yet.
+    /// Frames submitted whose I420 has not been collected yet.
     pub fn in_flight(&self) -> usize {
-        self.sized.as_ref().map_or(0, |s| s.i420.ring.in_flight())
+        self.sized.as_ref().map_or(0, |s| s.i420.ring.in_flight()) + self.cpu.as_ref().map_or(0, |c| c.done.len())
     }
 
     /// Frames whose readback was dropped: every staging buffer was busy.
@@ -477,6 +695,9 @@ impl Compositor {
     pub fn read_rgba(&mut self) -> Option<Vec<u8>> {
         if !self.rgba_kept {
             return None;
+        }
+        if let Some(cpu) = self.cpu.as_ref().filter(|c| c.last_frame) {
+            return Some(bytemuck::cast_slice(&cpu.rgba).to_vec());
         }
         let sized = self.sized.as_ref()?;
         let (w, h) = sized.size;

@@ -6,11 +6,13 @@
 //! key starts a new build, and a build whose key is no longer wanted is
 //! forgotten (its thread finishes and its result is dropped).
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use scopecast_calibration::CameraModel;
 
 use super::CompositorError;
+use super::cpu_frame::VideoGather;
 use super::gpu::GpuContext;
 use super::projection::{OverlayViewport, camera_for_frame};
 use super::remap::{self, RemapTable};
@@ -35,12 +37,18 @@ pub(crate) struct ReadyRemap {
     /// The overlay target on the ideal image plane this table maps from
     /// (distorted mode; the undistorted mode draws into the output-sized one).
     pub(crate) overlay: OverlayTarget,
+    /// The undistorted mode's table as bilinear taps for the CPU plan (built
+    /// with the table, on its thread, when the cache was asked to).
+    pub(crate) gather: Option<Arc<VideoGather>>,
 }
+
+/// What a table build yields.
+type Built = (RemapTable, OverlayViewport, Option<VideoGather>);
 
 /// A table being built on its thread.
 struct PendingRemap {
     key: RemapKey,
-    built: Receiver<(RemapTable, OverlayViewport)>,
+    built: Receiver<Built>,
 }
 
 /// The remap table in use and the one being built.
@@ -48,6 +56,8 @@ struct PendingRemap {
 pub(crate) struct RemapCache {
     ready: Option<ReadyRemap>,
     pending: Option<PendingRemap>,
+    /// Build the CPU plan's taps with each undistorted table.
+    with_gather: bool,
 }
 
 /// What [`RemapCache::update`] did.
@@ -61,6 +71,11 @@ pub(crate) enum RemapUpdate {
 }
 
 impl RemapCache {
+    /// A cache whose undistorted tables also come as CPU taps (`PassPlan::Cpu`).
+    pub(crate) fn with_gather() -> Self {
+        Self { with_gather: true, ..Self::default() }
+    }
+
     /// Starts or collects the table `scene` needs for frames of `size` px;
     /// never waits for a build. Without a calibration no table is kept.
     pub(crate) fn update(
@@ -86,10 +101,10 @@ impl RemapCache {
             && pending.key == key
         {
             return match pending.built.try_recv() {
-                Ok((table, viewport)) => {
+                Ok((table, viewport, gather)) => {
                     let view = targets::remap_texture(&ctx.device, &ctx.queue, &table);
                     let overlay = OverlayTarget::new(&ctx.device, viewport, msaa_samples);
-                    self.ready = Some(ReadyRemap { key, view, overlay });
+                    self.ready = Some(ReadyRemap { key, view, overlay, gather: gather.map(Arc::new) });
                     self.pending = None;
                     Ok(RemapUpdate::Installed)
                 }
@@ -100,14 +115,19 @@ impl RemapCache {
                 }
             };
         }
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<Built>();
+        let with_gather = self.with_gather;
         let spawned = std::thread::Builder::new().name("scopecast-remap".into()).spawn(move || {
             let built = match key.mode {
-                OutputMode::Undistorted => (
-                    remap::undistort_video(&key.camera, key.size.0, key.size.1),
-                    OverlayViewport::identity(key.size.0, key.size.1),
-                ),
-                OutputMode::Distorted => remap::distort_overlay(&key.camera, key.size.0, key.size.1),
+                OutputMode::Undistorted => {
+                    let table = remap::undistort_video(&key.camera, key.size.0, key.size.1);
+                    let gather = with_gather.then(|| VideoGather::from_table(&table));
+                    (table, OverlayViewport::identity(key.size.0, key.size.1), gather)
+                }
+                OutputMode::Distorted => {
+                    let (table, viewport) = remap::distort_overlay(&key.camera, key.size.0, key.size.1);
+                    (table, viewport, None)
+                }
             };
             let _ = tx.send(built);
         });

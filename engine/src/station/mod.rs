@@ -314,8 +314,15 @@ impl Wiring<'_> {
             passes: config.compositor.passes,
         };
         let mut compositor = Compositor::new(ctx, settings);
-        // A software adapter runs compose, annotations, strip and I420 as one pass (`compositor::PassPlan`).
-        let gpu = if compositor.fused() { format!("{gpu}, fused passes") } else { gpu };
+        // A software adapter does the per-frame work on the CPU, or (with a monitor) in one
+        // fused pass (`compositor::PassPlan`).
+        let gpu = if compositor.cpu() && display.is_none() {
+            format!("{gpu}, per-frame work on the CPU")
+        } else if compositor.cpu() || compositor.fused() {
+            format!("{gpu}, fused passes")
+        } else {
+            gpu
+        };
         if display.is_some() {
             compositor.enable_display();
         }

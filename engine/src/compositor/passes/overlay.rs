@@ -149,6 +149,8 @@ pub(crate) struct OverlayPass {
     slots: Vec<ModelSlot>,
     /// What the overlay target holds now.
     drawn_for: Option<OverlayKey>,
+    /// Times the overlay was drawn (the CPU plan's layer follows it).
+    draws: u64,
 }
 
 fn mesh_key(mesh: &Arc<Mesh>) -> usize {
@@ -162,7 +164,13 @@ impl OverlayPass {
         let shader = module(device, MESH);
         let solid = mesh_pipeline(device, msaa_samples, &shader, &bind_layout, wgpu::PrimitiveTopology::TriangleList);
         let wireframe = mesh_pipeline(device, msaa_samples, &shader, &bind_layout, wgpu::PrimitiveTopology::LineList);
-        Self { solid, wireframe, bind_layout, meshes: HashMap::new(), slots: Vec::new(), drawn_for: None }
+        Self { solid, wireframe, bind_layout, meshes: HashMap::new(), slots: Vec::new(), drawn_for: None, draws: 0 }
+    }
+
+    /// Times the overlay was drawn into a target (not counting frames that
+    /// found it already there).
+    pub(crate) fn draws(&self) -> u64 {
+        self.draws
     }
 
     /// Drops GPU meshes no model of the scene uses any more.
@@ -310,6 +318,7 @@ impl OverlayPass {
         }
         drop(pass);
         self.drawn_for = Some(key);
+        self.draws += 1;
         true
     }
 }

@@ -1,0 +1,484 @@
+//! The CPU plan's per-frame work (`PassPlan::Cpu`, software adapters): the
+//! video remapped through the table (undistorted mode) or taken as captured,
+//! one premultiplied layer laid over it, the timecode strip, and BT.709 I420
+//! for the encoder. The layer (the anatomy overlay, bent by the lens in the
+//! distorted mode, with the annotations over it) is still drawn by wgpu, and
+//! only when it changes (`passes/layer.rs`); everything here is integer
+//! arithmetic over bytes, written so the compiler vectorises the inner loops.
+//!
+//! Same pixels as the GPU passes within a code or two:
+//! - bilinear sampling with 8-bit weights (1/256 px), clamped to the edge, as
+//!   lavapipe filters RGBA8 (`compose_common.wgsl`'s `sample_video`);
+//! - "over" with premultiplied colour: `out = layer + video·(255 − α)/255`.
+//!   "Over" is associative, so marks over (overlay over video) is
+//!   (marks over overlay) over video: one layer, one blend;
+//! - BT.709 limited range in 16-bit fixed point, the same formulas as
+//!   `bt709_i420.wgsl` and `crate::colour` (ITU-R BT.709-6), chroma the mean
+//!   of each 2×2 block.
+//!
+//! `golden_images_of_each_pass` and `fiducials_land_within_half_a_pixel…`
+//! (engine/tests/compositor.rs) run this plan beside the GPU ones.
+
+use super::readback::I420Layout;
+use super::remap::RemapTable;
+
+/// One output pixel's bilinear source in the video frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tap {
+    /// Pixel index (`y · width + x`) of the top-left sample; [`Tap::OUTSIDE`]: black.
+    pub index: u32,
+    /// 1 when the right-hand sample is the next pixel, 0 at the right edge.
+    pub step_x: u8,
+    /// 1 when the lower sample is the next row, 0 at the bottom edge.
+    pub step_y: u8,
+    /// Weight of the right-hand samples, 0..=256 (1/256 px).
+    pub weight_x: u16,
+    /// Weight of the lower samples, 0..=256.
+    pub weight_y: u16,
+}
+
+impl Tap {
+    /// No source: the pixel is black (beyond the lens model's valid range).
+    pub const OUTSIDE: u32 = u32::MAX;
+}
+
+/// The undistorted mode's table as integer bilinear taps into a video frame
+/// of the table's size (built once per table, on the table builder's thread).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoGather {
+    /// Width, px (of the output and of the video).
+    pub width: u32,
+    /// Height, px.
+    pub height: u32,
+    /// One tap per output pixel, row-major.
+    pub taps: Vec<Tap>,
+}
+
+impl VideoGather {
+    /// Taps for `table` (normalized video coordinates per output pixel).
+    /// Sample positions follow the texture convention: texel centres at
+    /// (i + 0.5) / size, so `u · width − 0.5` is the continuous pixel index.
+    pub fn from_table(table: &RemapTable) -> Self {
+        let (w, h) = (table.width as i64, table.height as i64);
+        let axis = |coordinate: f32, size: i64| -> (u32, u8, u16) {
+            let continuous = f64::from(coordinate) * size as f64 - 0.5;
+            let mut first = continuous.floor() as i64;
+            let mut weight = ((continuous - first as f64) * 256.0).round() as u16;
+            if weight == 256 {
+                first += 1;
+                weight = 0;
+            }
+            let a = first.clamp(0, size - 1);
+            let b = (first + 1).clamp(0, size - 1);
+            (a as u32, (b - a) as u8, weight)
+        };
+        let taps = table
+            .uv
+            .iter()
+            .map(|&[u, v]| {
+                let inside = (0.0..=1.0).contains(&u) && (0.0..=1.0).contains(&v);
+                if !inside {
+                    return Tap { index: Tap::OUTSIDE, step_x: 0, step_y: 0, weight_x: 0, weight_y: 0 };
+                }
+                let (x, step_x, weight_x) = axis(u, w);
+                let (y, step_y, weight_y) = axis(v, h);
+                Tap { index: y * table.width + x, step_x, step_y, weight_x, weight_y }
+            })
+            .collect();
+        Self { width: table.width, height: table.height, taps }
+    }
+}
+
+/// Linear interpolation of two packed RGBA pixels with `weight` (0..=256) of
+/// `b`, two channels per multiply (red/blue and green/alpha lanes of 16 bits).
+#[inline(always)]
+fn lerp_rgba(a: u32, b: u32, weight: u32) -> u32 {
+    let keep = 256 - weight;
+    let rb = ((a & 0x00ff_00ff) * keep + (b & 0x00ff_00ff) * weight + 0x0080_0080) >> 8;
+    let ga = (((a >> 8) & 0x00ff_00ff) * keep + ((b >> 8) & 0x00ff_00ff) * weight + 0x0080_0080) >> 8;
+    (rb & 0x00ff_00ff) | ((ga & 0x00ff_00ff) << 8)
+}
+
+/// `x / 255` rounded, for `x ≤ 255 · 255` (Blinn, "Three wrongs make a right").
+#[inline(always)]
+fn div255(x: u32) -> u32 {
+    let x = x + 128;
+    (x + (x >> 8)) >> 8
+}
+
+/// Premultiplied `layer` over opaque `video`, both packed RGBA; alpha out 255.
+#[inline(always)]
+fn over(layer: u32, video: u32) -> u32 {
+    if layer == 0 {
+        return video | ALPHA;
+    }
+    let keep = 255 - (layer >> 24);
+    let mut out = ALPHA;
+    for shift in [0, 8, 16] {
+        let c = ((layer >> shift) & 0xff) + div255(((video >> shift) & 0xff) * keep);
+        out |= c.min(255) << shift;
+    }
+    out
+}
+
+/// Why a frame could not be composed on the CPU.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CpuFrameError {
+    /// A buffer's length does not match the frame size.
+    #[error("{what} holds {len} bytes, {expected} expected for {width}x{height}")]
+    Size {
+        /// Which buffer.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length the size needs.
+        expected: usize,
+        /// Width, px.
+        width: u32,
+        /// Height, px.
+        height: u32,
+    },
+    /// The composed planes did not make a frame.
+    #[error("the composed I420 is not a frame: {0}")]
+    Frame(String),
+}
+
+fn check(what: &'static str, len: usize, expected: usize, (width, height): (u32, u32)) -> Result<(), CpuFrameError> {
+    if len == expected { Ok(()) } else { Err(CpuFrameError::Size { what, len, expected, width, height }) }
+}
+
+/// Composes one RGBA picture into `out` (packed pixels, RGBA in memory
+/// order): `video` (RGBA rows of `video_stride` bytes) through `gather`
+/// (undistorted mode) or 1:1, with `layer` (packed premultiplied RGBA of the
+/// output size) over it.
+pub fn compose_rgba(
+    video: &[u8],
+    video_stride: usize,
+    size: (u32, u32),
+    gather: Option<&VideoGather>,
+    layer: Option<&[u32]>,
+    out: &mut [u32],
+) -> Result<(), CpuFrameError> {
+    let (w, h) = (size.0 as usize, size.1 as usize);
+    if w == 0 || h == 0 {
+        return Ok(());
+    }
+    check("the output", out.len() * 4, w * h * 4, size)?;
+    if video_stride < w * 4 || video.len() < video_stride * (h - 1) + w * 4 {
+        let (width, height) = size;
+        return Err(CpuFrameError::Size {
+            what: "the video",
+            len: video.len(),
+            expected: video_stride * h,
+            width,
+            height,
+        });
+    }
+    if let Some(layer) = layer {
+        check("the layer", layer.len() * 4, w * h * 4, size)?;
+    }
+    if let Some(gather) = gather
+        && ((gather.width, gather.height) != size || gather.taps.len() != w * h)
+    {
+        return Err(CpuFrameError::Size {
+            what: "the remap table",
+            len: gather.taps.len(),
+            expected: w * h,
+            width: gather.width,
+            height: gather.height,
+        });
+    }
+    // The video as whole pixels: in place when packed and aligned, else copied.
+    let copied: Vec<u32>;
+    let pixels: &[u32] = match bytemuck::try_cast_slice::<u8, u32>(&video[..w * h * 4]) {
+        Ok(pixels) if video_stride == w * 4 => pixels,
+        _ => {
+            copied = (0..h)
+                .flat_map(|y| video[y * video_stride..][..w * 4].chunks_exact(4))
+                .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]))
+                .collect();
+            &copied
+        }
+    };
+    for y in 0..h {
+        let out_row = &mut out[y * w..(y + 1) * w];
+        match gather {
+            Some(gather) => {
+                for (o, tap) in out_row.iter_mut().zip(&gather.taps[y * w..(y + 1) * w]) {
+                    *o = if tap.index == Tap::OUTSIDE {
+                        OPAQUE_BLACK
+                    } else {
+                        let i = tap.index as usize;
+                        let (right, down) = (usize::from(tap.step_x), usize::from(tap.step_y) * w);
+                        let weight_x = u32::from(tap.weight_x);
+                        let top = lerp_rgba(pixels[i], pixels[i + right], weight_x);
+                        let bottom = lerp_rgba(pixels[i + down], pixels[i + down + right], weight_x);
+                        lerp_rgba(top, bottom, u32::from(tap.weight_y))
+                    };
+                }
+            }
+            None => out_row.copy_from_slice(&pixels[y * w..(y + 1) * w]),
+        }
+        match layer {
+            Some(layer) => {
+                for (o, &l) in out_row.iter_mut().zip(&layer[y * w..(y + 1) * w]) {
+                    *o = over(l, *o);
+                }
+            }
+            None => {
+                for o in out_row.iter_mut() {
+                    *o |= ALPHA;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Alpha 255 in a packed little-endian RGBA pixel.
+const ALPHA: u32 = 0xff00_0000;
+/// Opaque black.
+const OPAQUE_BLACK: u32 = ALPHA;
+
+/// BT.709 limited-range coefficients × 2¹⁶ (ITU-R BT.709-6: Kr 0.2126,
+/// Kb 0.0722; Y′ 219 codes from 16, Cb/Cr 224 codes around 128), for 8-bit
+/// RGB (0–255): `Y = 16 + 219/255 · (Kr R + Kg G + Kb B)`,
+/// `Cb = 128 + 224/255 · (B − Y′) / (2 (1 − Kb))`, `Cr = 128 + 224/255 · (R − Y′) / (2 (1 − Kr))`.
+mod fixed {
+    const fn scaled(x: f64) -> i32 {
+        let v = x * 65536.0;
+        (if v < 0.0 { v - 0.5 } else { v + 0.5 }) as i32
+    }
+    const KR: f64 = 0.2126;
+    const KB: f64 = 0.0722;
+    const KG: f64 = 1.0 - KR - KB;
+    const Y_SCALE: f64 = 219.0 / 255.0;
+    const CB_SCALE: f64 = 224.0 / 255.0 / (2.0 * (1.0 - KB));
+    const CR_SCALE: f64 = 224.0 / 255.0 / (2.0 * (1.0 - KR));
+    pub const Y_R: i32 = scaled(Y_SCALE * KR);
+    pub const Y_G: i32 = scaled(Y_SCALE * KG);
+    pub const Y_B: i32 = scaled(Y_SCALE * KB);
+    pub const CB_R: i32 = scaled(-CB_SCALE * KR);
+    pub const CB_G: i32 = scaled(-CB_SCALE * KG);
+    pub const CB_B: i32 = scaled(CB_SCALE * (1.0 - KB));
+    pub const CR_R: i32 = scaled(CR_SCALE * (1.0 - KR));
+    pub const CR_G: i32 = scaled(-CR_SCALE * KG);
+    pub const CR_B: i32 = scaled(-CR_SCALE * KB);
+    /// 16 and the rounding half, × 2¹⁶.
+    pub const Y_OFFSET: i32 = (16 << 16) + (1 << 15);
+    /// 128 and the rounding half, × 2¹⁶.
+    pub const C_OFFSET: i32 = (128 << 16) + (1 << 15);
+}
+
+#[inline(always)]
+fn y_code(r: i32, g: i32, b: i32) -> u8 {
+    ((fixed::Y_R * r + fixed::Y_G * g + fixed::Y_B * b + fixed::Y_OFFSET) >> 16).clamp(0, 255) as u8
+}
+
+/// Cb and Cr of a 2×2 block from its channel sums (each 0..=1020).
+#[inline(always)]
+fn chroma_codes(r: i32, g: i32, b: i32) -> (u8, u8) {
+    // Sums of four: the coefficients' product is ≤ 2²⁶, a quarter of it is the mean.
+    let cb = ((fixed::CB_R * r + fixed::CB_G * g + fixed::CB_B * b) / 4 + fixed::C_OFFSET) >> 16;
+    let cr = ((fixed::CR_R * r + fixed::CR_G * g + fixed::CR_B * b) / 4 + fixed::C_OFFSET) >> 16;
+    (cb.clamp(0, 255) as u8, cr.clamp(0, 255) as u8)
+}
+
+/// Converts packed RGBA (`size`, alpha ignored) into I420 of `layout`
+/// (`i420.len() == layout.size()`); columns and rows of padding repeat the
+/// last pixel, as the GPU pass clamps.
+pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &mut [u8]) -> Result<(), CpuFrameError> {
+    let (w, h) = (size.0 as usize, size.1 as usize);
+    if w == 0 || h == 0 {
+        return Ok(());
+    }
+    check("the picture", rgba.len(), w * h * 4, size)?;
+    check("the I420 buffer", i420.len(), layout.size() as usize, size)?;
+    let (y_stride, rows) = (layout.y_stride as usize, layout.y_rows as usize);
+    let chroma_stride = y_stride / 2;
+    let (luma, chroma) = i420.split_at_mut(layout.u_offset() as usize);
+    let (u_plane, v_plane) = chroma.split_at_mut((layout.v_offset() - layout.u_offset()) as usize);
+    let channel = |row: &[u8], x: usize, c: usize| i32::from(row[x.min(w - 1) * 4 + c]);
+    for pair in 0..rows / 2 {
+        let top = &rgba[(2 * pair).min(h - 1) * w * 4..][..w * 4];
+        let bottom = &rgba[(2 * pair + 1).min(h - 1) * w * 4..][..w * 4];
+        let (y_top, y_bottom) = luma[2 * pair * y_stride..(2 * pair + 2) * y_stride].split_at_mut(y_stride);
+        let u_row = &mut u_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
+        let v_row = &mut v_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
+        if w % 2 == 0 && y_stride == w {
+            // The common case: whole 2×2 blocks, no padding.
+            for (((((t, b), yt), yb), u), v) in top
+                .chunks_exact(8)
+                .zip(bottom.chunks_exact(8))
+                .zip(y_top.chunks_exact_mut(2))
+                .zip(y_bottom.chunks_exact_mut(2))
+                .zip(u_row.iter_mut())
+                .zip(v_row.iter_mut())
+            {
+                let p = |s: &[u8], i: usize| (i32::from(s[i]), i32::from(s[i + 1]), i32::from(s[i + 2]));
+                let (a, b2, c, d) = (p(t, 0), p(t, 4), p(b, 0), p(b, 4));
+                yt[0] = y_code(a.0, a.1, a.2);
+                yt[1] = y_code(b2.0, b2.1, b2.2);
+                yb[0] = y_code(c.0, c.1, c.2);
+                yb[1] = y_code(d.0, d.1, d.2);
+                (*u, *v) = chroma_codes(a.0 + b2.0 + c.0 + d.0, a.1 + b2.1 + c.1 + d.1, a.2 + b2.2 + c.2 + d.2);
+            }
+            continue;
+        }
+        for x in 0..y_stride {
+            y_top[x] = y_code(channel(top, x, 0), channel(top, x, 1), channel(top, x, 2));
+            y_bottom[x] = y_code(channel(bottom, x, 0), channel(bottom, x, 1), channel(bottom, x, 2));
+        }
+        for cx in 0..chroma_stride {
+            let sum = |c: usize| {
+                channel(top, 2 * cx, c)
+                    + channel(top, 2 * cx + 1, c)
+                    + channel(bottom, 2 * cx, c)
+                    + channel(bottom, 2 * cx + 1, c)
+            };
+            (u_row[cx], v_row[cx]) = chroma_codes(sum(0), sum(1), sum(2));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::colour::BT709;
+    use crate::compositor::remap::OUTSIDE;
+
+    /// A float bilinear sample of `rgba` (w×h) at normalized `uv`, clamped to the edge.
+    fn reference_sample(rgba: &[u8], w: usize, h: usize, [u, v]: [f32; 2]) -> [f64; 3] {
+        let (sx, sy) = (f64::from(u) * w as f64 - 0.5, f64::from(v) * h as f64 - 0.5);
+        let (x0, y0) = (sx.floor(), sy.floor());
+        let (fx, fy) = (sx - x0, sy - y0);
+        let at = |x: f64, y: f64, c: usize| {
+            let (x, y) = ((x as i64).clamp(0, w as i64 - 1) as usize, (y as i64).clamp(0, h as i64 - 1) as usize);
+            f64::from(rgba[(y * w + x) * 4 + c])
+        };
+        let mut out = [0.0; 3];
+        for (c, o) in out.iter_mut().enumerate() {
+            let top = at(x0, y0, c) * (1.0 - fx) + at(x0 + 1.0, y0, c) * fx;
+            let bottom = at(x0, y0 + 1.0, c) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0, c) * fx;
+            *o = top * (1.0 - fy) + bottom * fy;
+        }
+        out
+    }
+
+    fn noise(len: usize, seed: u32) -> Vec<u8> {
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gather_samples_like_a_float_bilinear_filter_within_a_code() {
+        let (w, h) = (37u32, 23u32);
+        let video = noise((w * h * 4) as usize, 7);
+        // A table that shrinks, shifts and runs off every edge, with some pixels outside.
+        let uv: Vec<[f32; 2]> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                if (x + y) % 17 == 0 {
+                    return OUTSIDE;
+                }
+                [(x as f32 * 1.13 - 2.3) / w as f32, (y as f32 * 0.87 + 1.7) / h as f32]
+            })
+            .collect();
+        let table = RemapTable { width: w, height: h, uv: uv.clone() };
+        let gather = VideoGather::from_table(&table);
+        let mut pixels = vec![0u32; (w * h) as usize];
+        compose_rgba(&video, (w * 4) as usize, (w, h), Some(&gather), None, &mut pixels).expect("composes");
+        let out: &[u8] = bytemuck::cast_slice(&pixels);
+        let mut worst = 0.0f64;
+        for (i, &entry) in uv.iter().enumerate() {
+            let got = &out[i * 4..i * 4 + 4];
+            let inside = entry.iter().all(|c| (0.0..=1.0).contains(c));
+            if !inside {
+                assert_eq!(got, [0, 0, 0, 255], "pixel {i} has no source: black");
+                continue;
+            }
+            let want = reference_sample(&video, w as usize, h as usize, entry);
+            for c in 0..3 {
+                worst = worst.max((f64::from(got[c]) - want[c]).abs());
+            }
+            assert_eq!(got[3], 255);
+        }
+        assert!(worst <= 1.5, "worst difference {worst} codes");
+    }
+
+    #[test]
+    fn the_layer_is_laid_over_premultiplied() {
+        let (w, h) = (4u32, 1u32);
+        let video = [200, 100, 50, 255].repeat(4);
+        // Transparent, opaque red, half-transparent white (premultiplied 128), faint blue.
+        let layer = [[0, 0, 0, 0], [255, 0, 0, 255], [128, 128, 128, 128], [0, 0, 26, 26]].map(u32::from_le_bytes);
+        let mut pixels = vec![0u32; 4];
+        compose_rgba(&video, 16, (w, h), None, Some(&layer), &mut pixels).expect("composes");
+        let out: &[u8] = bytemuck::cast_slice(&pixels);
+        assert_eq!(&out[0..4], [200, 100, 50, 255]);
+        assert_eq!(&out[4..8], [255, 0, 0, 255]);
+        for (c, v) in [200.0f64, 100.0, 50.0].iter().enumerate() {
+            let want = 128.0 + v * (127.0 / 255.0);
+            assert!((f64::from(out[8 + c]) - want).abs() <= 0.5, "channel {c}: {} vs {want}", out[8 + c]);
+            let want = [0.0, 0.0, 26.0][c] + v * (229.0 / 255.0);
+            assert!((f64::from(out[12 + c]) - want).abs() <= 0.5, "channel {c}: {} vs {want}", out[12 + c]);
+        }
+    }
+
+    #[test]
+    fn i420_matches_the_float_bt709_formulas_within_a_code() {
+        for (w, h) in [(64u32, 32u32), (37, 23)] {
+            let rgba = noise((w * h * 4) as usize, w);
+            let layout = I420Layout::new(w, h);
+            let mut i420 = vec![0u8; layout.size() as usize];
+            rgba_to_i420(&rgba, (w, h), &layout, &mut i420).expect("converts");
+            let px = |x: u32, y: u32| {
+                let at = ((y.min(h - 1) * w + x.min(w - 1)) * 4) as usize;
+                [f32::from(rgba[at]), f32::from(rgba[at + 1]), f32::from(rgba[at + 2])]
+            };
+            for y in 0..layout.y_rows {
+                for x in 0..layout.y_stride {
+                    let want = BT709.ycbcr_from_rgb(px(x, y))[0];
+                    let got = i420[(y * layout.y_stride + x) as usize];
+                    assert!(got.abs_diff(want) <= 1, "Y at ({x}, {y}): {got} vs {want}");
+                }
+            }
+            for cy in 0..layout.y_rows / 2 {
+                for cx in 0..layout.y_stride / 2 {
+                    let block = [
+                        px(2 * cx, 2 * cy),
+                        px(2 * cx + 1, 2 * cy),
+                        px(2 * cx, 2 * cy + 1),
+                        px(2 * cx + 1, 2 * cy + 1),
+                    ];
+                    let mean: [f32; 3] = std::array::from_fn(|c| block.iter().map(|p| p[c]).sum::<f32>() / 4.0);
+                    let [cb, cr] = BT709.chroma(mean, BT709.luma(mean));
+                    let at = (cy * layout.y_stride / 2 + cx) as usize;
+                    let (u, v) = (i420[layout.u_offset() as usize + at], i420[layout.v_offset() as usize + at]);
+                    assert!(u.abs_diff(cb) <= 1 && v.abs_diff(cr) <= 1, "chroma at ({cx}, {cy}): {u},{v} vs {cb},{cr}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors_not_panics() {
+        let mut out = vec![0u32; 4];
+        let err = compose_rgba(&[0u8; 8], 8, (2, 2), None, None, &mut out).expect_err("short video");
+        assert!(matches!(err, CpuFrameError::Size { what: "the video", .. }), "{err}");
+        let layer = [0u32; 3];
+        let err = compose_rgba(&[0u8; 16], 8, (2, 2), None, Some(&layer), &mut out).expect_err("short layer");
+        assert!(matches!(err, CpuFrameError::Size { what: "the layer", .. }), "{err}");
+        let layout = I420Layout::new(2, 2);
+        let mut i420 = vec![0u8; 3];
+        assert!(rgba_to_i420(bytemuck::cast_slice(&out), (2, 2), &layout, &mut i420).is_err());
+    }
+}
