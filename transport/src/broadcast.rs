@@ -143,6 +143,16 @@ impl Broadcast {
         Some(LayerNow { layer, rate_bps: state.fanout.layer_rate_bps(layer) })
     }
 
+    /// The encoder makes the reduced layer on demand (see [`Broadcast::reduced_wanted`]).
+    pub fn offer_reduced_layer(&self) {
+        self.state().fanout.offer_reduced_layer();
+    }
+
+    /// Whether any viewer receives the reduced layer or is to be moved to it.
+    pub fn reduced_wanted(&self) -> bool {
+        self.state().fanout.reduced_wanted()
+    }
+
     /// Viewers receiving (or waiting for) the stream.
     pub fn viewer_count(&self) -> usize {
         self.state().fanout.viewer_count()

@@ -112,6 +112,10 @@ pub struct FanOut {
     last_forced_ns: [Option<u64>; 2],
     forced_keyframes: u64,
     rates: [RateMeter; 2],
+    /// The encoder makes a reduced layer whenever a viewer needs it (see
+    /// [`FanOut::reduced_wanted`]), so viewers may be moved to it before
+    /// any of it was seen.
+    reduced_offered: bool,
 }
 
 impl FanOut {
@@ -124,7 +128,21 @@ impl FanOut {
             last_forced_ns: [None; 2],
             forced_keyframes: 0,
             rates: Default::default(),
+            reduced_offered: false,
         }
+    }
+
+    /// The encoder makes the reduced layer on demand: viewers may be moved
+    /// to it (which asks for it) before any of it was encoded.
+    pub fn offer_reduced_layer(&mut self) {
+        self.reduced_offered = true;
+    }
+
+    /// Whether any viewer receives the reduced layer or is to be moved to
+    /// it: the encoder makes that layer only then (each encode costs the
+    /// station's cores whether anyone watches it or not).
+    pub fn reduced_wanted(&self) -> bool {
+        self.viewers.values().any(|v| v.layer == VideoLayer::Reduced || v.selector.target() == VideoLayer::Reduced)
     }
 
     /// Adds a viewer; it receives nothing until the next keyframe, which it requests.
@@ -213,9 +231,9 @@ impl FanOut {
     /// Feeds viewer `id`'s bandwidth estimate (bit/s) at `now_ns` (any
     /// monotonic clock, the same for every call about this viewer); a new
     /// target layer asks that layer for a keyframe. Without a reduced layer
-    /// being encoded, everyone stays on the full one.
+    /// (neither offered nor encoded), everyone stays on the full one.
     pub fn update_estimate(&mut self, id: ViewerId, estimate_bps: f64, now_ns: u64) {
-        if self.rates[VideoLayer::Reduced.index()].window.is_empty() {
+        if !self.reduced_offered && self.rates[VideoLayer::Reduced.index()].window.is_empty() {
             return;
         }
         let full_rate = self.layer_rate_bps(VideoLayer::Full);
@@ -405,6 +423,35 @@ mod tests {
         assert_eq!(fanout.layer(squeezed), Some(VideoLayer::Reduced));
         assert_eq!(fanout.stats(squeezed).map(|s| s.layer_switches), Some(1));
         assert_eq!(fanout.layer(clean), Some(VideoLayer::Full));
+    }
+
+    #[test]
+    fn an_offered_reduced_layer_is_wanted_only_while_a_viewer_needs_it() {
+        let mut fanout = FanOut::new(FanOutPolicy { queue_capacity: 8, keyframe_min_interval_ns: 0 });
+        fanout.offer_reduced_layer();
+        let (squeezed, clean) = (ViewerId(1), ViewerId(2));
+        fanout.add_viewer(squeezed);
+        fanout.add_viewer(clean);
+        // One second of the full layer only, nobody squeezed yet.
+        for sequence in 0..60u64 {
+            fanout.push(&au(sequence, sequence == 0));
+        }
+        assert!(fanout.layer_rate_bps(VideoLayer::Full) > 50_000.0);
+        assert!(!fanout.reduced_wanted(), "nobody needs the reduced layer: it is not encoded");
+        // The squeezed viewer's estimate stays far below the full layer's rate for over a second.
+        let full_rate = fanout.layer_rate_bps(VideoLayer::Full);
+        for step in 0..=12u64 {
+            fanout.update_estimate(squeezed, full_rate * 0.2, step * 100_000_000);
+            fanout.update_estimate(clean, full_rate * 10.0, step * 100_000_000);
+        }
+        assert!(fanout.reduced_wanted(), "a viewer to be moved down asks for the reduced layer");
+        assert!(fanout.take_keyframe_request(VideoLayer::Reduced, 2_000_000_000), "starting at a keyframe");
+        let reduced = AccessUnit { layer: VideoLayer::Reduced, ..au(60, true) };
+        fanout.push(&reduced);
+        assert_eq!(fanout.layer(squeezed), Some(VideoLayer::Reduced));
+        assert_eq!(fanout.layer(clean), Some(VideoLayer::Full));
+        fanout.remove_viewer(squeezed);
+        assert!(!fanout.reduced_wanted(), "its last viewer gone, the reduced layer stops");
     }
 
     #[test]

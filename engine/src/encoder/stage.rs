@@ -45,6 +45,9 @@ pub struct EncoderStage {
     choice: Option<EncoderChoice>,
     /// When each layer's next keyframe is due, by capture time (full, reduced).
     keyframe_clocks: [KeyframeClock; 2],
+    /// The reduced layer was not encoded for the last frame (nobody needed
+    /// it): its next picture is a keyframe, the first a viewer can switch at.
+    reduced_paused: bool,
     /// Where the choice and failures are shown, under `status_name`.
     status: Option<(Arc<crate::stage_status::StageStatus>, &'static str)>,
 }
@@ -91,6 +94,7 @@ impl EncoderStage {
             choice: None,
             status: None,
             keyframe_clocks: [KeyframeClock::new(config.keyframe_interval_s); 2],
+            reduced_paused: true,
             config,
         }
     }
@@ -135,8 +139,13 @@ impl EncoderStage {
         self
     }
 
-    /// Takes keyframe requests (joins, PLI, overflows) from `broadcast`.
+    /// Takes keyframe requests (joins, PLI, overflows) from `broadcast`, and
+    /// encodes the reduced layer only while one of its viewers needs it
+    /// (`Broadcast::reduced_wanted`; each encode costs the station's cores).
     pub fn with_broadcast(mut self, broadcast: Arc<scopecast_transport::broadcast::Broadcast>) -> Self {
+        if self.config.reduced_layer {
+            broadcast.offer_reduced_layer();
+        }
         self.broadcast = Some(broadcast);
         self
     }
@@ -234,7 +243,11 @@ impl EncoderStage {
         let keyframe = self.keyframe_wanted(VideoLayer::Full, frame.capture_time_ns);
         let Some(full) = encode_layer(&mut self.encoder, settings, frame, keyframe)? else { return Ok(None) };
         self.keyframe_clocks[0].encoded(frame.capture_time_ns, full.keyframe);
-        let reduced = if self.config.reduced_layer {
+        let reduced_wanted = self.config.reduced_layer && self.broadcast.as_ref().is_none_or(|b| b.reduced_wanted());
+        if !reduced_wanted {
+            self.reduced_paused = true;
+        }
+        let reduced = if reduced_wanted {
             let half = super::downscale::half_i420(frame, self.reduced_timecode)
                 .ok_or_else(|| LayerError::Encode("the reduced layer needs I420".to_string()))?;
             let settings = EncoderSettings {
@@ -243,7 +256,8 @@ impl EncoderStage {
                 bitrate_kbps: self.config.reduced_bitrate_kbps,
                 ..settings
             };
-            let keyframe = self.keyframe_wanted(VideoLayer::Reduced, frame.capture_time_ns);
+            let resumed = std::mem::take(&mut self.reduced_paused);
+            let keyframe = self.keyframe_wanted(VideoLayer::Reduced, frame.capture_time_ns) || resumed;
             let au = encode_layer(&mut self.reduced, settings, &half, keyframe)?;
             if let Some(au) = &au {
                 self.keyframe_clocks[1].encoded(frame.capture_time_ns, au.keyframe);
