@@ -1,14 +1,15 @@
 //! The CPU plan's per-frame work (`compositor::cpu_frame`, what a software
 //! adapter's station does for each frame): the video remapped through the
 //! undistortion table (bilinear, SSE2) or taken 1:1, a premultiplied layer
-//! laid over it, and BT.709 I420, on one core, at 720p and 1080p. The layer
+//! laid over it, the strip, and BT.709 I420, on one core, at 720p and 1080p:
+//! each step alone, and in the one sweep of row pairs the station runs. The layer
 //! covers about a third of the frame (an organ and marks), the rest is
 //! transparent, as in the demo.
 //!
 //! Run with `cargo bench -p scopecast-benches --bench cpu_frame`.
 
 use scopecast_benches::{Timings, ms};
-use scopecast_engine::compositor::cpu_frame::{VideoGather, compose_rgba, rgba_to_i420};
+use scopecast_engine::compositor::cpu_frame::{CpuFrame, VideoGather, compose_i420, compose_rgba, rgba_to_i420};
 use scopecast_engine::compositor::readback::I420Layout;
 use scopecast_engine::compositor::remap;
 use scopecast_engine::config::SyntheticConfig;
@@ -40,16 +41,33 @@ fn main() {
             ("1:1, no layer", None, None),
         ];
         for (name, gather, layer) in cases {
+            let frame = CpuFrame {
+                video: &video,
+                video_stride: w * 4,
+                size: (width, height),
+                gather,
+                layer,
+                strip_ms: Some(0),
+            };
             let timings = Timings::measure(5, ITERATIONS, || {
-                compose_rgba(&video, w * 4, (width, height), gather, layer, &mut out).expect("composes");
+                compose_rgba(&frame, &mut out).expect("composes");
             });
             let label = format!("{height}p compose {name}");
             println!("{label:<34} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
+            let timings = Timings::measure(5, ITERATIONS, || {
+                compose_i420(&frame, &layout, &mut i420, None).expect("composes");
+            });
+            let label = format!("{height}p compose+I420 {name}");
+            println!(
+                "{label:<34} {:>9} {:>9}  (one sweep, as the station runs it)",
+                ms(timings.quantile(0.5)),
+                ms(timings.quantile(0.99))
+            );
         }
         let timings = Timings::measure(5, ITERATIONS, || {
             rgba_to_i420(bytemuck::cast_slice(&out), (width, height), &layout, &mut i420).expect("converts");
         });
-        let label = format!("{height}p I420");
+        let label = format!("{height}p I420 alone");
         println!("{label:<34} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
     }
 }

@@ -83,15 +83,27 @@ pub fn decode_luma(y_plane: &[u8], stride: usize, width: u32, height: u32) -> Re
 /// Stamps the strip into a packed RGBA image on the CPU (reference for the
 /// GPU pass and for the CPU benchmark).
 pub fn stamp_rgba(rgba: &mut [u8], stride: usize, width: u32, height: u32, capture_wall_ms: u64) {
-    let cell = cell_size_px(height);
     let values = cells(capture_wall_ms);
-    for y in height.saturating_sub(cell)..height {
-        for x in 0..(cell * CELLS).min(width) {
-            let v = if values[(x / cell) as usize] { 255 } else { 0 };
-            let at = y as usize * stride + x as usize * 4;
-            if let Some(p) = rgba.get_mut(at..at + 4) {
-                p.copy_from_slice(&[v, v, v, 255]);
-            }
+    for y in height.saturating_sub(cell_size_px(height))..height {
+        if let Some(row) = rgba.get_mut(y as usize * stride..) {
+            stamp_rgba_row(row, y, width, height, &values);
+        }
+    }
+}
+
+/// Stamps the strip's part of row `y` of a `width`×`height` frame (`row`
+/// starts at its first pixel, packed RGBA) with the cell `values` of
+/// [`cells`]; a row above the strip is left as it is.
+pub fn stamp_rgba_row(row: &mut [u8], y: u32, width: u32, height: u32, values: &[bool; CELLS as usize]) {
+    let cell = cell_size_px(height);
+    if y + cell < height || y >= height {
+        return;
+    }
+    for x in 0..(cell * CELLS).min(width) {
+        let v = if values[(x / cell) as usize] { 255 } else { 0 };
+        let at = x as usize * 4;
+        if let Some(p) = row.get_mut(at..at + 4) {
+            p.copy_from_slice(&[v, v, v, 255]);
         }
     }
 }

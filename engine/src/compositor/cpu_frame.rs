@@ -21,6 +21,7 @@
 
 use super::readback::I420Layout;
 use super::remap::RemapTable;
+use crate::timecode::{self, CELLS};
 
 /// One output pixel's bilinear source in the video frame (8 bytes: the
 /// table is streamed once per frame).
@@ -204,38 +205,40 @@ fn check(what: &'static str, len: usize, expected: usize, (width, height): (u32,
     if len == expected { Ok(()) } else { Err(CpuFrameError::Size { what, len, expected, width, height }) }
 }
 
-/// Composes one RGBA picture into `out` (packed pixels, RGBA in memory
-/// order): `video` (RGBA rows of `video_stride` bytes) through `gather`
-/// (undistorted mode) or 1:1, with `layer` (packed premultiplied RGBA of the
-/// output size) over it.
-pub fn compose_rgba(
-    video: &[u8],
-    video_stride: usize,
-    size: (u32, u32),
-    gather: Option<&VideoGather>,
-    layer: Option<&[u32]>,
-    out: &mut [u32],
-) -> Result<(), CpuFrameError> {
-    let (w, h) = (size.0 as usize, size.1 as usize);
-    if w == 0 || h == 0 {
-        return Ok(());
+/// One frame's inputs: the video (RGBA rows of `video_stride` bytes), the
+/// undistorted mode's taps (else the video is taken 1:1), the layer
+/// (packed premultiplied RGBA of the output size) and the strip's capture
+/// time (Unix ms).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuFrame<'a> {
+    /// RGBA rows.
+    pub video: &'a [u8],
+    /// Bytes from one video row to the next.
+    pub video_stride: usize,
+    /// Width and height, px (of the video and the output).
+    pub size: (u32, u32),
+    /// The undistorted mode's taps.
+    pub gather: Option<&'a VideoGather>,
+    /// The overlay and marks over transparent.
+    pub layer: Option<&'a [u32]>,
+    /// Stamp the timecode strip with this capture time.
+    pub strip_ms: Option<u64>,
+}
+
+/// The video as whole pixels, checked against the frame's size: in place
+/// when packed and aligned, else copied into `copy`.
+fn checked_pixels<'a>(frame: &CpuFrame<'a>, copy: &'a mut Vec<u32>) -> Result<&'a [u32], CpuFrameError> {
+    let (w, h) = (frame.size.0 as usize, frame.size.1 as usize);
+    let (video, stride) = (frame.video, frame.video_stride);
+    if stride < w * 4 || video.len() < stride * (h - 1) + w * 4 {
+        let (width, height) = frame.size;
+        return Err(CpuFrameError::Size { what: "the video", len: video.len(), expected: stride * h, width, height });
     }
-    check("the output", out.len() * 4, w * h * 4, size)?;
-    if video_stride < w * 4 || video.len() < video_stride * (h - 1) + w * 4 {
-        let (width, height) = size;
-        return Err(CpuFrameError::Size {
-            what: "the video",
-            len: video.len(),
-            expected: video_stride * h,
-            width,
-            height,
-        });
+    if let Some(layer) = frame.layer {
+        check("the layer", layer.len() * 4, w * h * 4, frame.size)?;
     }
-    if let Some(layer) = layer {
-        check("the layer", layer.len() * 4, w * h * 4, size)?;
-    }
-    if let Some(gather) = gather
-        && ((gather.width, gather.height) != size || gather.taps.len() != w * h)
+    if let Some(gather) = frame.gather
+        && ((gather.width, gather.height) != frame.size || gather.taps.len() != w * h)
     {
         return Err(CpuFrameError::Size {
             what: "the remap table",
@@ -245,53 +248,114 @@ pub fn compose_rgba(
             height: gather.height,
         });
     }
-    // The video as whole pixels: in place when packed and aligned, else copied.
-    let copied: Vec<u32>;
-    let pixels: &[u32] = match bytemuck::try_cast_slice::<u8, u32>(&video[..w * h * 4]) {
-        Ok(pixels) if video_stride == w * 4 => pixels,
+    match bytemuck::try_cast_slice::<u8, u32>(&video[..w * h * 4]) {
+        Ok(pixels) if stride == w * 4 => Ok(pixels),
         _ => {
-            copied = (0..h)
-                .flat_map(|y| video[y * video_stride..][..w * 4].chunks_exact(4))
+            *copy = (0..h)
+                .flat_map(|y| video[y * stride..][..w * 4].chunks_exact(4))
                 .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]))
                 .collect();
-            &copied
+            Ok(copy.as_slice())
         }
-    };
-    for y in 0..h {
-        let out_row = &mut out[y * w..(y + 1) * w];
-        match gather {
-            Some(gather) => {
-                for (o, tap) in out_row.iter_mut().zip(&gather.taps[y * w..(y + 1) * w]) {
-                    *o = if tap.index == Tap::OUTSIDE {
-                        OPAQUE_BLACK
-                    } else {
-                        let i = tap.index as usize;
-                        let (right, down) = (usize::from(tap.step_x), usize::from(tap.step_y) * w);
-                        bilinear(
-                            pixels[i],
-                            pixels[i + right],
-                            pixels[i + down],
-                            pixels[i + down + right],
-                            u32::from(tap.weight_x),
-                            u32::from(tap.weight_y),
-                        )
-                    };
-                }
-            }
-            None => out_row.copy_from_slice(&pixels[y * w..(y + 1) * w]),
-        }
-        match layer {
-            Some(layer) => {
-                for (o, &l) in out_row.iter_mut().zip(&layer[y * w..(y + 1) * w]) {
-                    *o = over(l, *o);
-                }
-            }
-            None => {
-                for o in out_row.iter_mut() {
-                    *o |= ALPHA;
-                }
+    }
+}
+
+/// Composes row `y` of `frame` into `out` (`width` pixels): the video
+/// through the taps or 1:1, the layer over it, the strip.
+fn compose_row(
+    frame: &CpuFrame<'_>,
+    pixels: &[u32],
+    y: usize,
+    strip: Option<&[bool; CELLS as usize]>,
+    out: &mut [u32],
+) {
+    let (w, h) = (frame.size.0 as usize, frame.size.1 as usize);
+    match frame.gather {
+        Some(gather) => {
+            for (o, tap) in out.iter_mut().zip(&gather.taps[y * w..(y + 1) * w]) {
+                *o = if tap.index == Tap::OUTSIDE {
+                    OPAQUE_BLACK
+                } else {
+                    let i = tap.index as usize;
+                    let (right, down) = (usize::from(tap.step_x), usize::from(tap.step_y) * w);
+                    bilinear(
+                        pixels[i],
+                        pixels[i + right],
+                        pixels[i + down],
+                        pixels[i + down + right],
+                        u32::from(tap.weight_x),
+                        u32::from(tap.weight_y),
+                    )
+                };
             }
         }
+        None => out.copy_from_slice(&pixels[y * w..(y + 1) * w]),
+    }
+    match frame.layer {
+        Some(layer) => {
+            for (o, &l) in out.iter_mut().zip(&layer[y * w..(y + 1) * w]) {
+                *o = over(l, *o);
+            }
+        }
+        None => {
+            for o in out.iter_mut() {
+                *o |= ALPHA;
+            }
+        }
+    }
+    if let Some(values) = strip {
+        timecode::stamp_rgba_row(bytemuck::cast_slice_mut(out), y as u32, frame.size.0, h as u32, values);
+    }
+}
+
+/// Composes `frame` into `out` (packed pixels, RGBA in memory order).
+pub fn compose_rgba(frame: &CpuFrame<'_>, out: &mut [u32]) -> Result<(), CpuFrameError> {
+    let (w, h) = (frame.size.0 as usize, frame.size.1 as usize);
+    if w == 0 || h == 0 {
+        return Ok(());
+    }
+    check("the output", out.len() * 4, w * h * 4, frame.size)?;
+    let mut copy = Vec::new();
+    let pixels = checked_pixels(frame, &mut copy)?;
+    let strip = frame.strip_ms.map(timecode::cells);
+    for (y, row) in out.chunks_exact_mut(w).enumerate() {
+        compose_row(frame, pixels, y, strip.as_ref(), row);
+    }
+    Ok(())
+}
+
+/// Composes `frame` and converts it into I420 of `layout` in one sweep of
+/// row pairs (the picture never leaves the cache), keeping the composed
+/// picture in `rgba` when given (a snapshot or a test reads it).
+pub fn compose_i420(
+    frame: &CpuFrame<'_>,
+    layout: &I420Layout,
+    i420: &mut [u8],
+    mut rgba: Option<&mut [u32]>,
+) -> Result<(), CpuFrameError> {
+    let (w, h) = (frame.size.0 as usize, frame.size.1 as usize);
+    if w == 0 || h == 0 {
+        return Ok(());
+    }
+    check("the I420 buffer", i420.len(), layout.size() as usize, frame.size)?;
+    if let Some(rgba) = rgba.as_deref() {
+        check("the picture", rgba.len() * 4, w * h * 4, frame.size)?;
+    }
+    let mut copy = Vec::new();
+    let pixels = checked_pixels(frame, &mut copy)?;
+    let strip = frame.strip_ms.map(timecode::cells);
+    let mut planes = I420Rows::new(layout, i420);
+    let mut scratch = vec![0u32; 2 * w];
+    for pair in 0..layout.y_rows as usize / 2 {
+        let (top_y, bottom_y) = ((2 * pair).min(h - 1), (2 * pair + 1).min(h - 1));
+        let (top, bottom) = scratch.split_at_mut(w);
+        compose_row(frame, pixels, top_y, strip.as_ref(), top);
+        compose_row(frame, pixels, bottom_y, strip.as_ref(), bottom);
+        if let Some(rgba) = rgba.as_deref_mut() {
+            rgba[top_y * w..][..w].copy_from_slice(top);
+            rgba[bottom_y * w..][..w].copy_from_slice(bottom);
+        }
+        planes.convert_pair(pair, bytemuck::cast_slice(top), bytemuck::cast_slice(bottom), w);
     }
     Ok(())
 }
@@ -345,27 +409,31 @@ fn chroma_codes(r: i32, g: i32, b: i32) -> (u8, u8) {
     (cb.clamp(0, 255) as u8, cr.clamp(0, 255) as u8)
 }
 
-/// Converts packed RGBA (`size`, alpha ignored) into I420 of `layout`
-/// (`i420.len() == layout.size()`); columns and rows of padding repeat the
-/// last pixel, as the GPU pass clamps.
-pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &mut [u8]) -> Result<(), CpuFrameError> {
-    let (w, h) = (size.0 as usize, size.1 as usize);
-    if w == 0 || h == 0 {
-        return Ok(());
+/// The three planes of an I420 buffer of some layout, by row pair.
+struct I420Rows<'a> {
+    y_stride: usize,
+    luma: &'a mut [u8],
+    u_plane: &'a mut [u8],
+    v_plane: &'a mut [u8],
+}
+
+impl<'a> I420Rows<'a> {
+    /// `i420` must hold `layout.size()` bytes.
+    fn new(layout: &I420Layout, i420: &'a mut [u8]) -> Self {
+        let (luma, chroma) = i420.split_at_mut(layout.u_offset() as usize);
+        let (u_plane, v_plane) = chroma.split_at_mut((layout.v_offset() - layout.u_offset()) as usize);
+        Self { y_stride: layout.y_stride as usize, luma, u_plane, v_plane }
     }
-    check("the picture", rgba.len(), w * h * 4, size)?;
-    check("the I420 buffer", i420.len(), layout.size() as usize, size)?;
-    let (y_stride, rows) = (layout.y_stride as usize, layout.y_rows as usize);
-    let chroma_stride = y_stride / 2;
-    let (luma, chroma) = i420.split_at_mut(layout.u_offset() as usize);
-    let (u_plane, v_plane) = chroma.split_at_mut((layout.v_offset() - layout.u_offset()) as usize);
-    let channel = |row: &[u8], x: usize, c: usize| i32::from(row[x.min(w - 1) * 4 + c]);
-    for pair in 0..rows / 2 {
-        let top = &rgba[(2 * pair).min(h - 1) * w * 4..][..w * 4];
-        let bottom = &rgba[(2 * pair + 1).min(h - 1) * w * 4..][..w * 4];
-        let (y_top, y_bottom) = luma[2 * pair * y_stride..(2 * pair + 2) * y_stride].split_at_mut(y_stride);
-        let u_row = &mut u_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
-        let v_row = &mut v_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
+
+    /// Converts RGBA rows `2·pair` (`top`) and `2·pair + 1` (`bottom`), `w`
+    /// pixels each, into their two Y rows and one row of U and V; padding
+    /// columns repeat the last pixel, as the GPU pass clamps.
+    fn convert_pair(&mut self, pair: usize, top: &[u8], bottom: &[u8], w: usize) {
+        let y_stride = self.y_stride;
+        let chroma_stride = y_stride / 2;
+        let (y_top, y_bottom) = self.luma[2 * pair * y_stride..(2 * pair + 2) * y_stride].split_at_mut(y_stride);
+        let u_row = &mut self.u_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
+        let v_row = &mut self.v_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
         if w % 2 == 0 && y_stride == w {
             // The common case: whole 2×2 blocks, no padding.
             for (((((t, b), yt), yb), u), v) in top
@@ -384,8 +452,9 @@ pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &m
                 yb[1] = y_code(d.0, d.1, d.2);
                 (*u, *v) = chroma_codes(a.0 + b2.0 + c.0 + d.0, a.1 + b2.1 + c.1 + d.1, a.2 + b2.2 + c.2 + d.2);
             }
-            continue;
+            return;
         }
+        let channel = |row: &[u8], x: usize, c: usize| i32::from(row[x.min(w - 1) * 4 + c]);
         for x in 0..y_stride {
             y_top[x] = y_code(channel(top, x, 0), channel(top, x, 1), channel(top, x, 2));
             y_bottom[x] = y_code(channel(bottom, x, 0), channel(bottom, x, 1), channel(bottom, x, 2));
@@ -399,6 +468,24 @@ pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &m
             };
             (u_row[cx], v_row[cx]) = chroma_codes(sum(0), sum(1), sum(2));
         }
+    }
+}
+
+/// Converts packed RGBA (`size`, alpha ignored) into I420 of `layout`
+/// (`i420.len() == layout.size()`); padding rows and columns repeat the
+/// last pixel, as the GPU pass clamps.
+pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &mut [u8]) -> Result<(), CpuFrameError> {
+    let (w, h) = (size.0 as usize, size.1 as usize);
+    if w == 0 || h == 0 {
+        return Ok(());
+    }
+    check("the picture", rgba.len(), w * h * 4, size)?;
+    check("the I420 buffer", i420.len(), layout.size() as usize, size)?;
+    let mut planes = I420Rows::new(layout, i420);
+    for pair in 0..layout.y_rows as usize / 2 {
+        let top = &rgba[(2 * pair).min(h - 1) * w * 4..][..w * 4];
+        let bottom = &rgba[(2 * pair + 1).min(h - 1) * w * 4..][..w * 4];
+        planes.convert_pair(pair, top, bottom, w);
     }
     Ok(())
 }
@@ -456,7 +543,15 @@ mod tests {
         let table = RemapTable { width: w, height: h, uv: uv.clone() };
         let gather = VideoGather::from_table(&table);
         let mut pixels = vec![0u32; (w * h) as usize];
-        compose_rgba(&video, (w * 4) as usize, (w, h), Some(&gather), None, &mut pixels).expect("composes");
+        let frame = CpuFrame {
+            video: &video,
+            video_stride: (w * 4) as usize,
+            size: (w, h),
+            gather: Some(&gather),
+            layer: None,
+            strip_ms: None,
+        };
+        compose_rgba(&frame, &mut pixels).expect("composes");
         let out: &[u8] = bytemuck::cast_slice(&pixels);
         let mut worst = 0.0f64;
         for (i, &entry) in uv.iter().enumerate() {
@@ -522,7 +617,15 @@ mod tests {
         // Transparent, opaque red, half-transparent white (premultiplied 128), faint blue.
         let layer = [[0, 0, 0, 0], [255, 0, 0, 255], [128, 128, 128, 128], [0, 0, 26, 26]].map(u32::from_le_bytes);
         let mut pixels = vec![0u32; 4];
-        compose_rgba(&video, 16, (w, h), None, Some(&layer), &mut pixels).expect("composes");
+        let frame = CpuFrame {
+            video: &video,
+            video_stride: 16,
+            size: (w, h),
+            gather: None,
+            layer: Some(&layer),
+            strip_ms: None,
+        };
+        compose_rgba(&frame, &mut pixels).expect("composes");
         let out: &[u8] = bytemuck::cast_slice(&pixels);
         assert_eq!(&out[0..4], [200, 100, 50, 255]);
         assert_eq!(&out[4..8], [255, 0, 0, 255]);
@@ -571,12 +674,59 @@ mod tests {
     }
 
     #[test]
+    fn one_sweep_equals_composing_then_converting_and_the_strip_decodes() {
+        for (w, h) in [(640u32, 360u32), (322, 181)] {
+            let video = noise((w * h * 4) as usize, 5);
+            let layer: Vec<u32> =
+                (0..w * h).map(|i| if i % 3 == 0 { u32::from_le_bytes([40, 20, 10, 60]) } else { 0 }).collect();
+            let table = RemapTable {
+                width: w,
+                height: h,
+                uv: (0..h)
+                    .flat_map(|y| (0..w).map(move |x| [(x as f32 + 0.7) / w as f32, (y as f32 + 0.2) / h as f32]))
+                    .collect(),
+            };
+            let gather = VideoGather::from_table(&table);
+            let frame = CpuFrame {
+                video: &video,
+                video_stride: (w * 4) as usize,
+                size: (w, h),
+                gather: Some(&gather),
+                layer: Some(&layer),
+                strip_ms: Some(1_764_000_123_456),
+            };
+            let mut rgba = vec![0u32; (w * h) as usize];
+            compose_rgba(&frame, &mut rgba).expect("composes");
+            let layout = I420Layout::new(w, h);
+            let mut want = vec![0u8; layout.size() as usize];
+            rgba_to_i420(bytemuck::cast_slice(&rgba), (w, h), &layout, &mut want).expect("converts");
+            let mut got = vec![0u8; layout.size() as usize];
+            let mut kept = vec![0u32; (w * h) as usize];
+            compose_i420(&frame, &layout, &mut got, Some(&mut kept)).expect("composes");
+            assert_eq!(kept, rgba, "{w}x{h}: the kept picture");
+            assert_eq!(got, want, "{w}x{h}: the I420");
+            let rgba_bytes: &[u8] = bytemuck::cast_slice(&kept);
+            assert_eq!(
+                timecode::decode_rgba(rgba_bytes, (w * 4) as usize, w, h),
+                Ok(1_764_000_123_456 & ((1 << 36) - 1))
+            );
+            assert_eq!(
+                timecode::decode_luma(&got, layout.y_stride as usize, w, h),
+                Ok(1_764_000_123_456 & ((1 << 36) - 1))
+            );
+        }
+    }
+
+    #[test]
     fn wrong_sizes_are_errors_not_panics() {
         let mut out = vec![0u32; 4];
-        let err = compose_rgba(&[0u8; 8], 8, (2, 2), None, None, &mut out).expect_err("short video");
+        let frame =
+            CpuFrame { video: &[0u8; 8], video_stride: 8, size: (2, 2), gather: None, layer: None, strip_ms: None };
+        let err = compose_rgba(&frame, &mut out).expect_err("short video");
         assert!(matches!(err, CpuFrameError::Size { what: "the video", .. }), "{err}");
         let layer = [0u32; 3];
-        let err = compose_rgba(&[0u8; 16], 8, (2, 2), None, Some(&layer), &mut out).expect_err("short layer");
+        let frame = CpuFrame { video: &[0u8; 16], layer: Some(&layer), ..frame };
+        let err = compose_rgba(&frame, &mut out).expect_err("short layer");
         assert!(matches!(err, CpuFrameError::Size { what: "the layer", .. }), "{err}");
         let layout = I420Layout::new(2, 2);
         let mut i420 = vec![0u8; 3];

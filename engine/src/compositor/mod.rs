@@ -582,30 +582,29 @@ impl Compositor {
             t.passes.push(("layer", layer_start.elapsed()));
         }
 
-        // 2. Video (through the table, as the compose pass samples it), layer, strip.
+        // 2. Video (through the table, as the compose pass samples it), layer, strip and
+        // I420 in one sweep; the picture kept only for a snapshot or a test.
         let compose_start = Instant::now();
         let gather = remap
             .filter(|r| r.key.mode == scene.output_mode && scene.output_mode == OutputMode::Undistorted)
             .and_then(|r| r.gather.as_deref());
-        let w = size.0 as usize;
-        cpu.rgba.resize(w * size.1 as usize, 0);
         let plane = frame.planes()[0];
-        let video_bytes = frame.bytes().get(plane.offset..).unwrap_or_default();
-        let layer = cpu.layer_any.then_some(cpu.layer.as_slice());
-        cpu_frame::compose_rgba(video_bytes, plane.stride, size, gather, layer, &mut cpu.rgba)?;
-        if self.settings.timecode {
-            let rgba: &mut [u8] = bytemuck::cast_slice_mut(&mut cpu.rgba);
-            crate::timecode::stamp_rgba(rgba, w * 4, size.0, size.1, frame.capture_wall_ms);
+        let cpu_frame = cpu_frame::CpuFrame {
+            video: frame.bytes().get(plane.offset..).unwrap_or_default(),
+            video_stride: plane.stride,
+            size,
+            gather,
+            layer: cpu.layer_any.then_some(cpu.layer.as_slice()),
+            strip_ms: self.settings.timecode.then_some(frame.capture_wall_ms),
+        };
+        let keep_rgba = std::mem::take(&mut self.keep_rgba_next);
+        if keep_rgba {
+            cpu.rgba.resize(size.0 as usize * size.1 as usize, 0);
         }
-        if let Some(t) = timings.as_deref_mut() {
-            t.passes.push(("cpu compose", compose_start.elapsed()));
-        }
-
-        // 3. I420 for the encoder, after any frame still in the GPU's readback (order kept).
-        let i420_start = Instant::now();
         let layout = readback::I420Layout::new(size.0, size.1);
         let mut buffer = cpu.pool.take(layout.size() as usize);
-        cpu_frame::rgba_to_i420(bytemuck::cast_slice(&cpu.rgba), size, &layout, buffer.as_mut_slice())?;
+        let rgba = keep_rgba.then_some(cpu.rgba.as_mut_slice());
+        cpu_frame::compose_i420(&cpu_frame, &layout, buffer.as_mut_slice(), rgba)?;
         let stamp = FrameStamp {
             sequence: frame.sequence,
             capture_time_ns: frame.capture_time_ns,
@@ -621,17 +620,18 @@ impl Compositor {
             frame.content.clone(),
         )
         .map_err(|e| CompositorError::Cpu(cpu_frame::CpuFrameError::Frame(e.to_string())))?;
+        if let Some(t) = timings.as_deref_mut() {
+            t.passes.push(("cpu frame", compose_start.elapsed()));
+        }
+
+        // 3. After any frame still in the GPU's readback (order kept).
         while sized.i420.ring.busy() {
             let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
             cpu.done.extend(sized.i420.ring.collect());
         }
         cpu.done.push_back(i420);
         cpu.last_frame = true;
-        self.rgba_kept = true;
-        self.keep_rgba_next = false;
-        if let Some(t) = timings {
-            t.passes.push(("cpu i420", i420_start.elapsed()));
-        }
+        self.rgba_kept = keep_rgba;
         self.frames += 1;
         Ok(())
     }
