@@ -434,7 +434,7 @@ impl<'a> I420Rows<'a> {
         let (y_top, y_bottom) = self.luma[2 * pair * y_stride..(2 * pair + 2) * y_stride].split_at_mut(y_stride);
         let u_row = &mut self.u_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
         let v_row = &mut self.v_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
-        if w % 2 == 0 && y_stride == w {
+        if w.is_multiple_of(2) && y_stride == w {
             // The common case: whole 2×2 blocks, no padding.
             for (((((t, b), yt), yb), u), v) in top
                 .chunks_exact(8)

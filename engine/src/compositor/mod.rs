@@ -620,7 +620,7 @@ impl Compositor {
             frame.content.clone(),
         )
         .map_err(|e| CompositorError::Cpu(cpu_frame::CpuFrameError::Frame(e.to_string())))?;
-        if let Some(t) = timings.as_deref_mut() {
+        if let Some(t) = timings {
             t.passes.push(("cpu frame", compose_start.elapsed()));
         }
 
