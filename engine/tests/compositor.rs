@@ -130,6 +130,10 @@ fn fiducials_land_within_half_a_pixel_of_the_calibration_projection() {
                 let mut compositor = Compositor::new(ctx.clone(), settings);
                 let frame = blank_frame(width, height, 0, 0);
                 compositor.render_settled(&frame, &scene, SETTLE).expect("renders");
+                // One more frame: the CPU plan takes a still layer's frames (the table's arrival moved it).
+                compositor.keep_rgba_of_next_frame();
+                compositor.render(&frame, &scene).expect("renders");
+                assert_eq!(compositor.last_frame_on_cpu(), passes == PassPlan::Cpu);
                 let rgba = compositor.read_rgba().expect("readback");
                 let errors: Vec<f64> = expected
                     .iter()
@@ -430,6 +434,10 @@ fn golden_images_of_each_pass() {
             compositor.drain_i420();
             compositor.keep_rgba_of_next_frame();
             compositor.render(&frame, &scene).expect("renders");
+            // Marks on screen move the layer: the CPU plan hands such frames to the fused pass
+            // (`the_cpu_plan_follows_marks…` checks the frame marks appear on).
+            let still = scene.annotations.is_empty();
+            assert_eq!(compositor.last_frame_on_cpu(), passes == PassPlan::Cpu && still, "{name} {passes:?}");
             let rgba = compositor.read_rgba().expect("readback");
             assert_golden(name, &rgba, width, height);
             let planes = compositor.drain_i420().pop().expect("an I420 frame");
@@ -455,6 +463,68 @@ fn golden_images_of_each_pass() {
             // codes there; the CPU plan's bilinear weights are 1/256 px and its conversion fixed point.
             assert!(max <= 2 && mean <= 0.05, "{name}: {plan} I420 differs from the separate passes' by up to {max}");
         }
+    }
+}
+
+/// The CPU plan draws marks on the frame they appear on (its layer drawn
+/// afresh), hands frames whose layer keeps moving to the fused pass, and
+/// comes back once the layer is still, with the marks gone from its layer.
+#[test]
+fn the_cpu_plan_follows_marks_and_hands_a_moving_layer_to_the_fused_pass() {
+    let ctx = gpu();
+    let (width, height) = (640, 360);
+    let (frame, _) = synthetic(width, height);
+    let arrow = AnnotationEntry {
+        author: "dr-b".into(),
+        time_ns: 0,
+        id: 0,
+        expires_ns: None,
+        annotation: Annotation::Arrow {
+            from: Vec2::new(0.8, 0.15),
+            to: Vec2::new(0.6, 0.4),
+            colour: [1.0, 1.0, 0.0, 1.0],
+            width_px: 3.0,
+        },
+    };
+    let plain = Scene::default();
+    let marked = Scene { annotations: vec![arrow], ..Default::default() };
+    let settings = CompositorSettings { passes: PassPlan::Cpu, ..Default::default() };
+    let mut compositor = Compositor::new(ctx.clone(), settings);
+    let mut reference = Compositor::new(ctx, CompositorSettings { passes: PassPlan::Separate, ..Default::default() });
+    let mut expected = |scene: &Scene| {
+        reference.keep_rgba_of_next_frame();
+        reference.render(&frame, scene).expect("renders");
+        reference.read_rgba().expect("readback")
+    };
+    let (plain_rgba, marked_rgba) = (expected(&plain), expected(&marked));
+    let mut step = |scene: &Scene| {
+        compositor.keep_rgba_of_next_frame();
+        compositor.render(&frame, scene).expect("renders");
+        let rgba = compositor.read_rgba().expect("readback");
+        compositor.drain_i420();
+        (compositor.last_frame_on_cpu(), rgba)
+    };
+    let near = |a: &[u8], b: &[u8]| a.iter().zip(b).all(|(x, y)| x.abs_diff(*y) <= 1);
+    // The first frame's layer is new, so the next one is fused too; still from the third on (CPU).
+    assert!(!step(&plain).0, "a new layer moves: the fused pass");
+    assert!(!step(&plain).0, "the layer changed on the frame before: the fused pass");
+    let (on_cpu, rgba) = step(&plain);
+    assert!(on_cpu && near(&rgba, &plain_rgba), "a still layer: the CPU, the same picture");
+    // Marks appear: drawn on the CPU that very frame, then fused while they are on screen.
+    let (on_cpu, rgba) = step(&marked);
+    assert!(on_cpu && near(&rgba, &marked_rgba), "the marks are on the first frame that has them");
+    let (on_cpu, rgba) = step(&marked);
+    assert!(!on_cpu && near(&rgba, &marked_rgba), "marks on screen: the fused pass");
+    // Marks gone: fused until the layer is still again, then the CPU without them.
+    let mut frames = 0;
+    loop {
+        let (on_cpu, rgba) = step(&plain);
+        assert!(near(&rgba, &plain_rgba), "frame {frames} after the marks went still shows them");
+        frames += 1;
+        if on_cpu {
+            break;
+        }
+        assert!(frames < 4, "the CPU plan never came back");
     }
 }
 

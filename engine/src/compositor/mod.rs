@@ -185,6 +185,15 @@ struct LayerKey {
     marks: bool,
 }
 
+impl CpuPlan {
+    /// This frame's layer is `key`: whether it moves (changed since the
+    /// last frame, or holds marks, which are placed and fade per frame).
+    fn note_layer(&mut self, key: LayerKey) {
+        self.moving = key.marks || self.last_seen != Some(key);
+        self.last_seen = Some(key);
+    }
+}
+
 /// The CPU plan's state (see [`PassPlan::Cpu`]).
 struct CpuPlan {
     pass: LayerPass,
@@ -192,6 +201,12 @@ struct CpuPlan {
     layer: Vec<u32>,
     layer_any: bool,
     layer_key: Option<LayerKey>,
+    /// What the layer was last frame (whichever route drew it), and whether
+    /// it changed then: a layer that changes frame after frame (tracked
+    /// poses, marks on screen) is cheaper in the fused pass than drawn,
+    /// read back and waited for on each frame, so such frames take it.
+    last_seen: Option<LayerKey>,
+    moving: bool,
     /// The last CPU frame's composed picture (packed RGBA pixels).
     rgba: Vec<u32>,
     /// The last frame took this plan (its picture is `rgba`).
@@ -244,6 +259,8 @@ impl Compositor {
             layer: Vec::new(),
             layer_any: false,
             layer_key: None,
+            last_seen: None,
+            moving: true,
             rgba: Vec::new(),
             last_frame: false,
             done: VecDeque::new(),
@@ -292,6 +309,12 @@ impl Compositor {
     /// Whether RGBA frames take the CPU plan (see [`PassPlan::Cpu`]).
     pub fn cpu(&self) -> bool {
         self.cpu.is_some()
+    }
+
+    /// Whether the last frame was composed on the CPU (the CPU plan hands
+    /// frames whose layer moves to the fused pass).
+    pub fn last_frame_on_cpu(&self) -> bool {
+        self.cpu.as_ref().is_some_and(|c| c.last_frame)
     }
 
     /// The composited output of the last frame (for the station's monitor).
@@ -370,7 +393,8 @@ impl Compositor {
             self.bindings_generation += 1;
         }
         self.overlay.drop_unused_meshes(scene);
-        if self.cpu.is_some() && self.display.is_none() && frame.format() == PixelFormat::Rgba8 {
+        let cpu_route = self.cpu.as_ref().is_some_and(|c| !c.moving);
+        if cpu_route && self.display.is_none() && frame.format() == PixelFormat::Rgba8 {
             return self.render_cpu(frame, scene, poses, timings);
         }
         if let Some(cpu) = self.cpu.as_mut() {
@@ -447,6 +471,17 @@ impl Compositor {
             let layer = &target.annotation_layer;
             let annotations =
                 self.annotations.encode(ctx, &mut encoder, layer, scene, size, frame.capture_time_ns, &marks, clear);
+            if let Some(cpu) = self.cpu.as_mut() {
+                let key = LayerKey {
+                    generation: self.bindings_generation,
+                    overlay_draws: self.overlay.draws(),
+                    overlay_drawn,
+                    mode: scene.output_mode,
+                    remap_in_use: inputs.remap.is_some(),
+                    marks: annotations,
+                };
+                cpu.note_layer(key);
+            }
             let mut encoder = step("annotations", encoder).unwrap_or_else(new_encoder);
             fused.encode(
                 ctx,
@@ -555,6 +590,7 @@ impl Compositor {
             remap_in_use: remap.is_some(),
             marks: marks_drawn,
         };
+        cpu.note_layer(key);
         if marks_drawn || cpu.layer_key != Some(key) {
             cpu.layer_any = false;
             if overlay_drawn || marks_drawn {
