@@ -63,6 +63,10 @@ pub enum CompositorError {
     /// The CPU plan could not compose a frame.
     #[error("the CPU plan cannot compose this frame: {0}")]
     Cpu(#[from] cpu_frame::CpuFrameError),
+    /// The CPU plan's layer (anatomy and marks) could not be read back from
+    /// the GPU: frames are not sent without it.
+    #[error("the overlay layer could not be read back from the GPU (device lost?)")]
+    LayerReadback,
 }
 
 /// How a frame's passes are laid out (`[compositor] passes`).
@@ -593,6 +597,7 @@ impl Compositor {
         cpu.note_layer(key);
         if marks_drawn || cpu.layer_key != Some(key) {
             cpu.layer_any = false;
+            cpu.layer_key = None;
             if overlay_drawn || marks_drawn {
                 let inputs = ComposeInputs {
                     video,
@@ -608,7 +613,7 @@ impl Compositor {
                 let target = sized.layer.get_or_insert_with(|| cpu.pass.target(&ctx.device, layer_view, size));
                 cpu.pass.encode(ctx, &mut encoder, &compose, target, marks_drawn);
                 ctx.queue.submit([encoder.finish()]);
-                cpu.layer_any = target.read_into(ctx, &mut cpu.layer).unwrap_or(false);
+                cpu.layer_any = target.read_into(ctx, &mut cpu.layer).ok_or(CompositorError::LayerReadback)?;
             } else {
                 ctx.queue.submit([encoder.finish()]);
             }
