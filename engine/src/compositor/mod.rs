@@ -2,12 +2,15 @@
 //! not), draw the registered anatomy (depth-tested, alpha-blended, 4× MSAA;
 //! bent by the lens in the distorted mode), the annotations (anti-aliased),
 //! the timecode strip last, and convert to I420 for the encoder with an
-//! asynchronous readback ring. wgpu + WGSL; lavapipe where there is no GPU.
+//! asynchronous readback ring. wgpu + WGSL; lavapipe where there is no GPU,
+//! where the CPU plan ([`PassPlan::Cpu`]) draws only the anatomy and marks
+//! on it, when they change, and does the per-frame work on the CPU
+//! (`cpu_frame`).
 //!
 //! This module keeps the order of the passes and what they share (the
 //! per-size textures, the bindings generation); each pass is a file of
-//! `passes/`, the remap tables' lifecycle is `remap_cache`, the monitor's
-//! textures `display_ring`.
+//! `passes/`, the per-frame CPU work `cpu_frame`, the remap tables'
+//! lifecycle `remap_cache`, the monitor's textures `display_ring`.
 
 pub mod annotations;
 pub mod cpu_frame;
