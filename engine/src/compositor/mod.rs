@@ -14,6 +14,7 @@
 
 pub mod annotations;
 pub mod cpu_frame;
+mod cpu_plan;
 mod display_ring;
 pub mod gpu;
 mod passes;
@@ -24,7 +25,6 @@ pub mod remap;
 mod remap_cache;
 pub mod targets;
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -32,15 +32,15 @@ use thiserror::Error;
 pub use display_ring::DisplayFrame;
 
 use crate::frame::{Frame, FrameStamp, PixelFormat};
-use crate::pool::BufferPool;
-use crate::scene::{OutputMode, Scene};
+use crate::scene::Scene;
+use cpu_plan::{CpuPlan, LayerKey};
 use display_ring::DisplayRing;
 use gpu::GpuContext;
 use passes::annotations::AnnotationPass;
 use passes::compose::{ComposeInputs, ComposePass};
 use passes::fused::{FusedFrame, FusedPass, FusedTarget};
 use passes::i420::{I420Pass, I420Target};
-use passes::layer::{LayerPass, LayerTarget};
+use passes::layer::LayerTarget;
 use passes::overlay::{OverlayInputs, OverlayPass};
 use passes::timecode::TimecodePass;
 use projection::OverlayViewport;
@@ -115,10 +115,6 @@ impl PassPlan {
     }
 }
 
-/// I420 buffers the CPU plan keeps for reuse (frames in the encoder's slot
-/// and queue hold theirs until they are dropped; more are allocated then).
-const CPU_FRAMES_POOLED: usize = 4;
-
 /// Compositor options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompositorSettings {
@@ -179,51 +175,6 @@ struct Sized {
     layer: Option<LayerTarget>,
 }
 
-/// What the CPU plan's layer was drawn from: it is drawn again when any of
-/// this changes, and on every frame with marks on screen (they are placed
-/// and fade by the frame's time).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct LayerKey {
-    generation: u64,
-    overlay_draws: u64,
-    overlay_drawn: bool,
-    mode: OutputMode,
-    remap_in_use: bool,
-    marks: bool,
-}
-
-impl CpuPlan {
-    /// This frame's layer is `key`: whether it moves (changed since the
-    /// last frame, or holds marks, which are placed and fade per frame).
-    fn note_layer(&mut self, key: LayerKey) {
-        self.moving = key.marks || self.last_seen != Some(key);
-        self.last_seen = Some(key);
-    }
-}
-
-/// The CPU plan's state (see [`PassPlan::Cpu`]).
-struct CpuPlan {
-    pass: LayerPass,
-    /// The layer, packed premultiplied RGBA, and whether any pixel is not transparent.
-    layer: Vec<u32>,
-    layer_any: bool,
-    layer_key: Option<LayerKey>,
-    /// What the layer was last frame (whichever route drew it), and whether
-    /// it changed then: a layer that changes frame after frame (tracked
-    /// poses, marks on screen) is cheaper in the fused pass than drawn,
-    /// read back and waited for on each frame, so such frames take it.
-    last_seen: Option<LayerKey>,
-    moving: bool,
-    /// The last CPU frame's composed picture (packed RGBA pixels).
-    rgba: Vec<u32>,
-    /// The last frame took this plan (its picture is `rgba`).
-    last_frame: bool,
-    /// Composed I420 frames, oldest first, until [`Compositor::poll_i420`].
-    done: VecDeque<Frame>,
-    /// Their buffers, reused.
-    pool: BufferPool,
-}
-
 /// The compositor. Owns its GPU resources; one per station.
 pub struct Compositor {
     ctx: GpuContext,
@@ -261,18 +212,7 @@ impl Compositor {
         let settings = CompositorSettings { msaa_samples: if settings.msaa_samples > 1 { 4 } else { 1 }, ..settings };
         let compose = ComposePass::new(device);
         let fused = settings.passes.fused_on(&ctx.adapter_info).then(|| FusedPass::new(device, compose.bind_layout()));
-        let cpu = settings.passes.cpu_on(&ctx.adapter_info).then(|| CpuPlan {
-            pass: LayerPass::new(device, compose.bind_layout()),
-            layer: Vec::new(),
-            layer_any: false,
-            layer_key: None,
-            last_seen: None,
-            moving: true,
-            rgba: Vec::new(),
-            last_frame: false,
-            done: VecDeque::new(),
-            pool: BufferPool::new(CPU_FRAMES_POOLED),
-        });
+        let cpu = settings.passes.cpu_on(&ctx.adapter_info).then(|| CpuPlan::new(device, compose.bind_layout()));
         let remap = if cpu.is_some() { RemapCache::with_gather() } else { RemapCache::default() };
         Self {
             overlay: OverlayPass::new(device, settings.msaa_samples),
@@ -544,138 +484,6 @@ impl Compositor {
             };
             sized.i420.ring.start_map(staging, stamp, frame.content.clone());
         }
-        self.frames += 1;
-        Ok(())
-    }
-
-    /// The CPU plan's frame (see [`PassPlan::Cpu`]): the layer drawn by wgpu
-    /// when it changed (and waited for), then the video, the layer, the
-    /// strip and I420 on this thread. The I420 frame is ready at once.
-    fn render_cpu(
-        &mut self,
-        frame: &Frame,
-        scene: &Scene,
-        poses: &[ModelPose],
-        mut timings: Option<&mut PassTimings>,
-    ) -> Result<(), CompositorError> {
-        let size = (frame.width(), frame.height());
-        // The compose bindings need video textures; the CPU plan never uploads into them.
-        if self.video.as_ref().is_none_or(|v| v.format != frame.format() || v.size != size) {
-            self.video = Some(VideoPlanes::new(&self.ctx.device, frame.format(), size));
-            self.bindings_generation += 1;
-        }
-        let (Some(video), Some(sized), Some(cpu)) = (&self.video, &mut self.sized, &mut self.cpu) else {
-            return Ok(());
-        };
-        let Some(fused_target) = &sized.fused else { return Ok(()) };
-        let ctx = &self.ctx;
-        let layer_start = Instant::now();
-
-        // 1. The layer, when it changed: the overlay and the marks drawn, packed, read back.
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("layer") });
-        let overlay_drawn = self.remap.ready_for(scene) && {
-            let target = self.remap.distorted_overlay(scene.output_mode).unwrap_or(&sized.identity_overlay);
-            let inputs = OverlayInputs { scene, poses, target, size, generation: self.bindings_generation };
-            self.overlay.encode(ctx, &mut encoder, inputs)
-        };
-        let models_at = crate::anchoring::models_at(scene, poses);
-        let view = crate::anchoring::view::FrameView::of(scene, size);
-        let marks = annotations::MarkDrawing {
-            placer: crate::anchoring::place::Placer::new(view, &scene.models, &models_at),
-            hidden: self.settings.hidden_marks,
-        };
-        let clear = wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT);
-        let layer_view = &fused_target.annotation_layer;
-        let marks_drawn =
-            self.annotations.encode(ctx, &mut encoder, layer_view, scene, size, frame.capture_time_ns, &marks, clear);
-        let remap = self.remap.in_use(scene);
-        let key = LayerKey {
-            generation: self.bindings_generation,
-            overlay_draws: self.overlay.draws(),
-            overlay_drawn,
-            mode: scene.output_mode,
-            remap_in_use: remap.is_some(),
-            marks: marks_drawn,
-        };
-        cpu.note_layer(key);
-        if marks_drawn || cpu.layer_key != Some(key) {
-            cpu.layer_any = false;
-            cpu.layer_key = None;
-            if overlay_drawn || marks_drawn {
-                let inputs = ComposeInputs {
-                    video,
-                    output: &sized.output_view,
-                    identity_overlay: &sized.identity_overlay.resolved_view,
-                    remap,
-                    mode: scene.output_mode,
-                    overlay_drawn,
-                    size,
-                    generation: self.bindings_generation,
-                };
-                let compose = self.compose.bind(ctx, &inputs);
-                let target = sized.layer.get_or_insert_with(|| cpu.pass.target(&ctx.device, layer_view, size));
-                cpu.pass.encode(ctx, &mut encoder, &compose, target, marks_drawn);
-                ctx.queue.submit([encoder.finish()]);
-                cpu.layer_any = target.read_into(ctx, &mut cpu.layer).ok_or(CompositorError::LayerReadback)?;
-            } else {
-                ctx.queue.submit([encoder.finish()]);
-            }
-            cpu.layer_key = Some(key);
-        }
-        if let Some(t) = timings.as_deref_mut() {
-            t.passes.push(("layer", layer_start.elapsed()));
-        }
-
-        // 2. Video (through the table, as the compose pass samples it), layer, strip and
-        // I420 in one sweep; the picture kept only for a snapshot or a test.
-        let compose_start = Instant::now();
-        let gather = remap
-            .filter(|r| r.key.mode == scene.output_mode && scene.output_mode == OutputMode::Undistorted)
-            .and_then(|r| r.gather.as_deref());
-        let plane = frame.planes()[0];
-        let cpu_frame = cpu_frame::CpuFrame {
-            video: frame.bytes().get(plane.offset..).unwrap_or_default(),
-            video_stride: plane.stride,
-            size,
-            gather,
-            layer: cpu.layer_any.then_some(cpu.layer.as_slice()),
-            strip_ms: self.settings.timecode.then_some(frame.capture_wall_ms),
-        };
-        let keep_rgba = std::mem::take(&mut self.keep_rgba_next);
-        if keep_rgba {
-            cpu.rgba.resize(size.0 as usize * size.1 as usize, 0);
-        }
-        let layout = readback::I420Layout::new(size.0, size.1);
-        let mut buffer = cpu.pool.take(layout.size() as usize);
-        let rgba = keep_rgba.then_some(cpu.rgba.as_mut_slice());
-        cpu_frame::compose_i420(&cpu_frame, &layout, buffer.as_mut_slice(), rgba)?;
-        let stamp = FrameStamp {
-            sequence: frame.sequence,
-            capture_time_ns: frame.capture_time_ns,
-            capture_wall_ms: frame.capture_wall_ms,
-        };
-        let i420 = Frame::new(
-            PixelFormat::I420,
-            size.0,
-            size.1,
-            layout.planes(),
-            std::sync::Arc::new(buffer),
-            stamp,
-            frame.content.clone(),
-        )
-        .map_err(|e| CompositorError::Cpu(cpu_frame::CpuFrameError::Frame(e.to_string())))?;
-        if let Some(t) = timings {
-            t.passes.push(("cpu frame", compose_start.elapsed()));
-        }
-
-        // 3. After any frame still in the GPU's readback (order kept).
-        while sized.i420.ring.busy() {
-            let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
-            cpu.done.extend(sized.i420.ring.collect());
-        }
-        cpu.done.push_back(i420);
-        cpu.last_frame = true;
-        self.rgba_kept = keep_rgba;
         self.frames += 1;
         Ok(())
     }
