@@ -356,13 +356,9 @@ fn assert_golden(name: &str, rgba: &[u8], width: u32, height: u32) {
     }
 }
 
-#[test]
-fn golden_images_of_each_pass() {
-    let ctx = gpu();
-    let (width, height) = (640, 360);
-    let (frame, camera) = synthetic(width, height);
-    let calibration = Some(Calibration { camera, width, height });
-    let arrow = AnnotationEntry {
+/// The goldens' arrow: yellow, 3 px, from the top right towards the centre.
+fn yellow_arrow() -> AnnotationEntry {
+    AnnotationEntry {
         author: "dr-b".into(),
         time_ns: 0,
         id: 0,
@@ -373,7 +369,16 @@ fn golden_images_of_each_pass() {
             colour: [1.0, 1.0, 0.0, 1.0],
             width_px: 3.0,
         },
-    };
+    }
+}
+
+#[test]
+fn golden_images_of_each_pass() {
+    let ctx = gpu();
+    let (width, height) = (640, 360);
+    let (frame, camera) = synthetic(width, height);
+    let calibration = Some(Calibration { camera, width, height });
+    let arrow = yellow_arrow();
     let label = AnnotationEntry {
         author: "dr-b".into(),
         time_ns: 0,
@@ -474,18 +479,7 @@ fn the_cpu_plan_follows_marks_and_hands_a_moving_layer_to_the_fused_pass() {
     let ctx = gpu();
     let (width, height) = (640, 360);
     let (frame, _) = synthetic(width, height);
-    let arrow = AnnotationEntry {
-        author: "dr-b".into(),
-        time_ns: 0,
-        id: 0,
-        expires_ns: None,
-        annotation: Annotation::Arrow {
-            from: Vec2::new(0.8, 0.15),
-            to: Vec2::new(0.6, 0.4),
-            colour: [1.0, 1.0, 0.0, 1.0],
-            width_px: 3.0,
-        },
-    };
+    let arrow = yellow_arrow();
     let plain = Scene::default();
     let marked = Scene { annotations: vec![arrow], ..Default::default() };
     let settings = CompositorSettings { passes: PassPlan::Cpu, ..Default::default() };

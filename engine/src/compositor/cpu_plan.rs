@@ -12,7 +12,6 @@ use super::passes::compose::ComposeInputs;
 use super::passes::layer::LayerPass;
 use super::passes::overlay::OverlayInputs;
 use super::{Compositor, CompositorError, ModelPose, PassTimings, annotations, cpu_frame, readback};
-use crate::compositor::targets::VideoPlanes;
 use crate::frame::{Frame, FrameStamp, PixelFormat};
 use crate::pool::BufferPool;
 use crate::scene::{OutputMode, Scene};
@@ -96,10 +95,7 @@ impl Compositor {
     ) -> Result<(), CompositorError> {
         let size = (frame.width(), frame.height());
         // The compose bindings need video textures; the CPU plan never uploads into them.
-        if self.video.as_ref().is_none_or(|v| v.format != frame.format() || v.size != size) {
-            self.video = Some(VideoPlanes::new(&self.ctx.device, frame.format(), size));
-            self.bindings_generation += 1;
-        }
+        self.ensure_video_planes(frame);
         let (Some(video), Some(sized), Some(cpu)) = (&self.video, &mut self.sized, &mut self.cpu) else {
             return Ok(());
         };

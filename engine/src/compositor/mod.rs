@@ -294,6 +294,16 @@ impl Compositor {
         });
     }
 
+    /// Video textures of `frame`'s format and size (new ones replace the
+    /// bound ones: the bindings generation moves).
+    fn ensure_video_planes(&mut self, frame: &Frame) {
+        let size = (frame.width(), frame.height());
+        if self.video.as_ref().is_none_or(|v| v.format != frame.format() || v.size != size) {
+            self.video = Some(VideoPlanes::new(&self.ctx.device, frame.format(), size));
+            self.bindings_generation += 1;
+        }
+    }
+
     /// Whether the scene's remap table is in use (tests and snapshots wait for it).
     pub fn remap_ready(&self, scene: &Scene) -> bool {
         self.remap.ready_for(scene)
@@ -350,10 +360,7 @@ impl Compositor {
 
         // Upload.
         let upload_start = Instant::now();
-        if self.video.as_ref().is_none_or(|v| v.format != frame.format() || v.size != size) {
-            self.video = Some(VideoPlanes::new(&self.ctx.device, frame.format(), size));
-            self.bindings_generation += 1;
-        }
+        self.ensure_video_planes(frame);
         if let Some(video) = &self.video {
             video.upload(&self.ctx.queue, frame);
         }
