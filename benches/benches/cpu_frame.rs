@@ -1,15 +1,18 @@
 //! The CPU plan's per-frame work (`compositor::cpu_frame`, what a software
 //! adapter's station does for each frame): the video remapped through the
-//! undistortion table (bilinear, SSE2) or taken 1:1, a premultiplied layer
-//! laid over it, the strip, and BT.709 I420, on one core, at 720p and 1080p:
-//! each step alone, and in the one sweep of row pairs the station runs. The layer
-//! covers about a third of the frame (an organ and marks), the rest is
-//! transparent, as in the demo.
+//! undistortion table (bilinear) or taken 1:1, a premultiplied layer laid
+//! over it, the strip, and BT.709 I420, on one core, at 720p and 1080p: each
+//! step alone, and in the one sweep of row pairs the station runs, with the
+//! widest kernels this CPU has (AVX2, `cpu_frame/avx2.rs`) and with the
+//! scalar code (SSE2 bilinear) beside them. The layer covers about a third of
+//! the frame (an organ and marks), the rest is transparent, as in the demo.
 //!
 //! Run with `cargo bench -p scopecast-benches --bench cpu_frame`.
 
 use scopecast_benches::{Timings, ms};
-use scopecast_engine::compositor::cpu_frame::{CpuFrame, VideoGather, compose_i420, compose_rgba, rgba_to_i420};
+use scopecast_engine::compositor::cpu_frame::{
+    CpuFrame, Kernels, VideoGather, compose_i420, compose_rgba, rgba_to_i420,
+};
 use scopecast_engine::compositor::readback::I420Layout;
 use scopecast_engine::compositor::remap;
 use scopecast_engine::config::SyntheticConfig;
@@ -22,7 +25,7 @@ type Case<'a> = (&'a str, Option<&'a VideoGather>, Option<&'a [u32]>);
 
 fn main() {
     println!("CPU plan per frame, one core ({ITERATIONS} frames per case):");
-    println!("{:<34} {:>9} {:>9}", "case", "p50 ms", "p99 ms");
+    println!("{:<40} {:>9} {:>9}", "case", "p50 ms", "p99 ms");
     for (width, height) in [(1280u32, 720u32), (1920, 1080)] {
         let (w, h) = (width as usize, height as usize);
         let camera = synthetic_camera(width, height, &SyntheticConfig::default());
@@ -40,34 +43,38 @@ fn main() {
             ("1:1 + layer", None, Some(&layer)),
             ("1:1, no layer", None, None),
         ];
-        for (name, gather, layer) in cases {
-            let frame = CpuFrame {
-                video: &video,
-                video_stride: w * 4,
-                size: (width, height),
-                gather,
-                layer,
-                strip_ms: Some(0),
-            };
+        for (kernels, which) in [(Kernels::Widest, "widest"), (Kernels::Scalar, "scalar")] {
+            for (name, gather, layer) in cases {
+                let frame = CpuFrame {
+                    video: &video,
+                    video_stride: w * 4,
+                    size: (width, height),
+                    gather,
+                    layer,
+                    strip_ms: Some(0),
+                    kernels,
+                };
+                let timings = Timings::measure(5, ITERATIONS, || {
+                    compose_rgba(&frame, &mut out).expect("composes");
+                });
+                let label = format!("{height}p {which} compose {name}");
+                println!("{label:<40} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
+                let timings = Timings::measure(5, ITERATIONS, || {
+                    compose_i420(&frame, &layout, &mut i420, None).expect("composes");
+                });
+                let label = format!("{height}p {which} compose+I420 {name}");
+                println!(
+                    "{label:<40} {:>9} {:>9}  (one sweep, as the station runs it)",
+                    ms(timings.quantile(0.5)),
+                    ms(timings.quantile(0.99))
+                );
+            }
             let timings = Timings::measure(5, ITERATIONS, || {
-                compose_rgba(&frame, &mut out).expect("composes");
+                rgba_to_i420(bytemuck::cast_slice(&out), (width, height), &layout, &mut i420, kernels)
+                    .expect("converts");
             });
-            let label = format!("{height}p compose {name}");
-            println!("{label:<34} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
-            let timings = Timings::measure(5, ITERATIONS, || {
-                compose_i420(&frame, &layout, &mut i420, None).expect("composes");
-            });
-            let label = format!("{height}p compose+I420 {name}");
-            println!(
-                "{label:<34} {:>9} {:>9}  (one sweep, as the station runs it)",
-                ms(timings.quantile(0.5)),
-                ms(timings.quantile(0.99))
-            );
+            let label = format!("{height}p {which} I420 alone");
+            println!("{label:<40} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
         }
-        let timings = Timings::measure(5, ITERATIONS, || {
-            rgba_to_i420(bytemuck::cast_slice(&out), (width, height), &layout, &mut i420).expect("converts");
-        });
-        let label = format!("{height}p I420 alone");
-        println!("{label:<34} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
     }
 }

@@ -4,7 +4,9 @@
 //! for the encoder. The layer (the anatomy overlay, bent by the lens in the
 //! distorted mode, with the annotations over it) is still drawn by wgpu, and
 //! only when it changes (`passes/layer.rs`); everything here is integer
-//! arithmetic over bytes, written so the compiler vectorises the inner loops.
+//! arithmetic over bytes. Where the CPU has AVX2 the rows run in `avx2.rs`
+//! (eight pixels at a time, the same bytes); the scalar code finishes each
+//! row and runs everything elsewhere ([`Kernels`]).
 //!
 //! Same pixels as the GPU passes within a code or two:
 //! - bilinear sampling with 8-bit weights (1/256 px), clamped to the edge, as
@@ -19,13 +21,37 @@
 //! `golden_images_of_each_pass` and `fiducials_land_within_half_a_pixel…`
 //! (engine/tests/compositor.rs) run this plan beside the GPU ones.
 
+mod avx2;
+
+use avx2::Avx2;
+
 use super::readback::I420Layout;
 use super::remap::RemapTable;
 use crate::timecode::{self, CELLS};
 
+/// Which code runs the rows: the same integers either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// The widest this CPU has: AVX2 where it reports it (`avx2.rs`), else scalar.
+    #[default]
+    Widest,
+    /// Scalar (SSE2 for the bilinear sample on x86-64), for comparison.
+    Scalar,
+}
+
+impl Kernels {
+    fn avx2(self) -> Option<Avx2> {
+        match self {
+            Self::Widest => Avx2::detect(),
+            Self::Scalar => None,
+        }
+    }
+}
+
 /// One output pixel's bilinear source in the video frame (8 bytes: the
 /// table is streamed once per frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct Tap {
     /// Pixel index (`y · width + x`) of the top-left sample; [`Tap::OUTSIDE`]: black.
     pub index: u32,
@@ -223,6 +249,8 @@ pub struct CpuFrame<'a> {
     pub layer: Option<&'a [u32]>,
     /// Stamp the timecode strip with this capture time.
     pub strip_ms: Option<u64>,
+    /// The code that runs the rows.
+    pub kernels: Kernels,
 }
 
 /// The video as whole pixels, checked against the frame's size: in place
@@ -270,9 +298,12 @@ fn compose_row(
     out: &mut [u32],
 ) {
     let (w, h) = (frame.size.0 as usize, frame.size.1 as usize);
+    let simd = frame.kernels.avx2();
     match frame.gather {
         Some(gather) => {
-            for (o, tap) in out.iter_mut().zip(&gather.taps[y * w..(y + 1) * w]) {
+            let taps = &gather.taps[y * w..(y + 1) * w];
+            let done = simd.map_or(0, |k| k.remap_row(taps, pixels, w, out));
+            for (o, tap) in out[done..].iter_mut().zip(&taps[done..]) {
                 *o = if tap.index == Tap::OUTSIDE {
                     OPAQUE_BLACK
                 } else {
@@ -293,7 +324,9 @@ fn compose_row(
     }
     match frame.layer {
         Some(layer) => {
-            for (o, &l) in out.iter_mut().zip(&layer[y * w..(y + 1) * w]) {
+            let layer = &layer[y * w..(y + 1) * w];
+            let done = simd.map_or(0, |k| k.over_row(layer, out));
+            for (o, &l) in out[done..].iter_mut().zip(&layer[done..]) {
                 *o = over(l, *o);
             }
         }
@@ -355,7 +388,7 @@ pub fn compose_i420(
             rgba[top_y * w..][..w].copy_from_slice(top);
             rgba[bottom_y * w..][..w].copy_from_slice(bottom);
         }
-        planes.convert_pair(pair, bytemuck::cast_slice(top), bytemuck::cast_slice(bottom), w);
+        planes.convert_pair(pair, bytemuck::cast_slice(top), bytemuck::cast_slice(bottom), w, frame.kernels.avx2());
     }
     Ok(())
 }
@@ -428,7 +461,7 @@ impl<'a> I420Rows<'a> {
     /// Converts RGBA rows `2·pair` (`top`) and `2·pair + 1` (`bottom`), `w`
     /// pixels each, into their two Y rows and one row of U and V; padding
     /// columns repeat the last pixel, as the GPU pass clamps.
-    fn convert_pair(&mut self, pair: usize, top: &[u8], bottom: &[u8], w: usize) {
+    fn convert_pair(&mut self, pair: usize, top: &[u8], bottom: &[u8], w: usize, simd: Option<Avx2>) {
         let y_stride = self.y_stride;
         let chroma_stride = y_stride / 2;
         let (y_top, y_bottom) = self.luma[2 * pair * y_stride..(2 * pair + 2) * y_stride].split_at_mut(y_stride);
@@ -436,13 +469,14 @@ impl<'a> I420Rows<'a> {
         let v_row = &mut self.v_plane[pair * chroma_stride..(pair + 1) * chroma_stride];
         if w.is_multiple_of(2) && y_stride == w {
             // The common case: whole 2×2 blocks, no padding.
-            for (((((t, b), yt), yb), u), v) in top
+            let done = simd.map_or(0, |k| k.i420_pair([top, bottom], [&mut *y_top, &mut *y_bottom], u_row, v_row));
+            for (((((t, b), yt), yb), u), v) in top[done * 4..]
                 .chunks_exact(8)
-                .zip(bottom.chunks_exact(8))
-                .zip(y_top.chunks_exact_mut(2))
-                .zip(y_bottom.chunks_exact_mut(2))
-                .zip(u_row.iter_mut())
-                .zip(v_row.iter_mut())
+                .zip(bottom[done * 4..].chunks_exact(8))
+                .zip(y_top[done..].chunks_exact_mut(2))
+                .zip(y_bottom[done..].chunks_exact_mut(2))
+                .zip(u_row[done / 2..].iter_mut())
+                .zip(v_row[done / 2..].iter_mut())
             {
                 let p = |s: &[u8], i: usize| (i32::from(s[i]), i32::from(s[i + 1]), i32::from(s[i + 2]));
                 let (a, b2, c, d) = (p(t, 0), p(t, 4), p(b, 0), p(b, 4));
@@ -472,9 +506,15 @@ impl<'a> I420Rows<'a> {
 }
 
 /// Converts packed RGBA (`size`, alpha ignored) into I420 of `layout`
-/// (`i420.len() == layout.size()`); padding rows and columns repeat the
-/// last pixel, as the GPU pass clamps.
-pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &mut [u8]) -> Result<(), CpuFrameError> {
+/// (`i420.len() == layout.size()`) with `kernels`; padding rows and columns
+/// repeat the last pixel, as the GPU pass clamps.
+pub fn rgba_to_i420(
+    rgba: &[u8],
+    size: (u32, u32),
+    layout: &I420Layout,
+    i420: &mut [u8],
+    kernels: Kernels,
+) -> Result<(), CpuFrameError> {
     let (w, h) = (size.0 as usize, size.1 as usize);
     if w == 0 || h == 0 {
         return Ok(());
@@ -485,7 +525,7 @@ pub fn rgba_to_i420(rgba: &[u8], size: (u32, u32), layout: &I420Layout, i420: &m
     for pair in 0..layout.y_rows as usize / 2 {
         let top = &rgba[(2 * pair).min(h - 1) * w * 4..][..w * 4];
         let bottom = &rgba[(2 * pair + 1).min(h - 1) * w * 4..][..w * 4];
-        planes.convert_pair(pair, top, bottom, w);
+        planes.convert_pair(pair, top, bottom, w, kernels.avx2());
     }
     Ok(())
 }
@@ -550,6 +590,7 @@ mod tests {
             gather: Some(&gather),
             layer: None,
             strip_ms: None,
+            kernels: Kernels::Widest,
         };
         compose_rgba(&frame, &mut pixels).expect("composes");
         let out: &[u8] = bytemuck::cast_slice(&pixels);
@@ -624,6 +665,7 @@ mod tests {
             gather: None,
             layer: Some(&layer),
             strip_ms: None,
+            kernels: Kernels::Widest,
         };
         compose_rgba(&frame, &mut pixels).expect("composes");
         let out: &[u8] = bytemuck::cast_slice(&pixels);
@@ -643,7 +685,7 @@ mod tests {
             let rgba = noise((w * h * 4) as usize, w);
             let layout = I420Layout::new(w, h);
             let mut i420 = vec![0u8; layout.size() as usize];
-            rgba_to_i420(&rgba, (w, h), &layout, &mut i420).expect("converts");
+            rgba_to_i420(&rgba, (w, h), &layout, &mut i420, Kernels::Widest).expect("converts");
             let px = |x: u32, y: u32| {
                 let at = ((y.min(h - 1) * w + x.min(w - 1)) * 4) as usize;
                 [f32::from(rgba[at]), f32::from(rgba[at + 1]), f32::from(rgba[at + 2])]
@@ -694,12 +736,13 @@ mod tests {
                 gather: Some(&gather),
                 layer: Some(&layer),
                 strip_ms: Some(1_764_000_123_456),
+                kernels: Kernels::Widest,
             };
             let mut rgba = vec![0u32; (w * h) as usize];
             compose_rgba(&frame, &mut rgba).expect("composes");
             let layout = I420Layout::new(w, h);
             let mut want = vec![0u8; layout.size() as usize];
-            rgba_to_i420(bytemuck::cast_slice(&rgba), (w, h), &layout, &mut want).expect("converts");
+            rgba_to_i420(bytemuck::cast_slice(&rgba), (w, h), &layout, &mut want, Kernels::Widest).expect("converts");
             let mut got = vec![0u8; layout.size() as usize];
             let mut kept = vec![0u32; (w * h) as usize];
             compose_i420(&frame, &layout, &mut got, Some(&mut kept)).expect("composes");
@@ -720,8 +763,15 @@ mod tests {
     #[test]
     fn wrong_sizes_are_errors_not_panics() {
         let mut out = vec![0u32; 4];
-        let frame =
-            CpuFrame { video: &[0u8; 8], video_stride: 8, size: (2, 2), gather: None, layer: None, strip_ms: None };
+        let frame = CpuFrame {
+            video: &[0u8; 8],
+            video_stride: 8,
+            size: (2, 2),
+            gather: None,
+            layer: None,
+            strip_ms: None,
+            kernels: Kernels::Widest,
+        };
         let err = compose_rgba(&frame, &mut out).expect_err("short video");
         assert!(matches!(err, CpuFrameError::Size { what: "the video", .. }), "{err}");
         let layer = [0u32; 3];
@@ -730,6 +780,78 @@ mod tests {
         assert!(matches!(err, CpuFrameError::Size { what: "the layer", .. }), "{err}");
         let layout = I420Layout::new(2, 2);
         let mut i420 = vec![0u8; 3];
-        assert!(rgba_to_i420(bytemuck::cast_slice(&out), (2, 2), &layout, &mut i420).is_err());
+        assert!(rgba_to_i420(bytemuck::cast_slice(&out), (2, 2), &layout, &mut i420, Kernels::Widest).is_err());
+    }
+
+    /// Off x86-64 there are no kernels: the scalar code is all there is.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_kernels_give_the_scalar_bytes() {
+        assert!(
+            Avx2::detect().is_some(),
+            "this test checks the AVX2 kernels against the scalar code: run it on a CPU with AVX2 (x86-64 since 2013)"
+        );
+        // Widths with and without whole groups of 8 and 16, a tiny one, odd heights.
+        for (w, h) in [(64u32, 8u32), (37, 23), (1280, 12), (5, 3), (333, 7)] {
+            let video = noise((w * h * 4) as usize, w + h);
+            let uv: Vec<[f32; 2]> = (0..h)
+                .flat_map(|y| (0..w).map(move |x| (x, y)))
+                .map(|(x, y)| {
+                    if (x * 7 + y) % 13 == 0 {
+                        return OUTSIDE;
+                    }
+                    // Runs past every edge (steps of 0 there) and samples between pixels.
+                    [(x as f32 * 1.21 - 3.3) / w as f32, (y as f32 * 1.09 - 0.6) / h as f32]
+                })
+                .collect();
+            let gather = VideoGather::from_table(&RemapTable { width: w, height: h, uv });
+            // Layers: every kind of alpha, some not even valid premultiplied colour (saturates alike).
+            let layer: Vec<u32> = noise((w * h * 4) as usize, 99)
+                .chunks_exact(4)
+                .enumerate()
+                .map(|(i, p)| match i % 4 {
+                    0 => 0,
+                    1 => u32::from_le_bytes([p[0], p[1], p[2], 255]),
+                    2 => u32::from_le_bytes([p[0].min(p[3]), p[1].min(p[3]), p[2].min(p[3]), p[3]]),
+                    _ => u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+                })
+                .collect();
+            let layout = I420Layout::new(w, h);
+            for (gather, layer) in [(Some(&gather), Some(&layer)), (Some(&gather), None), (None, Some(&layer))] {
+                let scalar = CpuFrame {
+                    video: &video,
+                    video_stride: (w * 4) as usize,
+                    size: (w, h),
+                    gather,
+                    layer: layer.map(Vec::as_slice),
+                    strip_ms: Some(1_764_000_000_001),
+                    kernels: Kernels::Scalar,
+                };
+                let widest = CpuFrame { kernels: Kernels::Widest, ..scalar };
+                let mut want = (vec![0u8; layout.size() as usize], vec![0u32; (w * h) as usize]);
+                let mut got = want.clone();
+                compose_i420(&scalar, &layout, &mut want.0, Some(&mut want.1)).expect("composes");
+                compose_i420(&widest, &layout, &mut got.0, Some(&mut got.1)).expect("composes");
+                let what = format!("{w}x{h}, table {}, layer {}", gather.is_some(), layer.is_some());
+                assert_eq!(
+                    first_difference(&got.1, &want.1),
+                    None,
+                    "{what}: the composed picture (index, AVX2, scalar)"
+                );
+                assert_eq!(first_difference(&got.0, &want.0), None, "{what}: the I420 (index, AVX2, scalar)");
+            }
+            let mut want = vec![0u8; layout.size() as usize];
+            let mut got = want.clone();
+            rgba_to_i420(&video, (w, h), &layout, &mut want, Kernels::Scalar).expect("converts");
+            rgba_to_i420(&video, (w, h), &layout, &mut got, Kernels::Widest).expect("converts");
+            assert_eq!(first_difference(&got, &want), None, "{w}x{h}: I420 of the video (index, AVX2, scalar)");
+        }
+    }
+
+    /// The first index where `a` and `b` differ, with both values.
+    #[cfg(target_arch = "x86_64")]
+    fn first_difference<T: PartialEq + Copy>(a: &[T], b: &[T]) -> Option<(usize, T, T)> {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).position(|(x, y)| x != y).map(|i| (i, a[i], b[i]))
     }
 }

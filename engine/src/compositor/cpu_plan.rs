@@ -172,6 +172,7 @@ impl Compositor {
             gather,
             layer: cpu.layer_any.then_some(cpu.layer.as_slice()),
             strip_ms: self.settings.timecode.then_some(frame.capture_wall_ms),
+            kernels: cpu_frame::Kernels::Widest,
         };
         let keep_rgba = std::mem::take(&mut self.keep_rgba_next);
         if keep_rgba {
