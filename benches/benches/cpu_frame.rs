@@ -19,6 +19,8 @@ use scopecast_engine::config::SyntheticConfig;
 use scopecast_engine::source::synthetic::synthetic_camera;
 
 const ITERATIONS: usize = 200;
+/// Video frames the cases take in turn.
+const VIDEO_FRAMES: usize = 4;
 
 /// A case: its name, the table (undistorted mode) and the layer, if any.
 type Case<'a> = (&'a str, Option<&'a VideoGather>, Option<&'a [u32]>);
@@ -30,8 +32,16 @@ fn main() {
         let (w, h) = (width as usize, height as usize);
         let camera = synthetic_camera(width, height, &SyntheticConfig::default());
         let gather = VideoGather::from_table(&remap::undistort_video(&camera, width, height));
-        let video: Vec<u8> =
-            (0..w * h).flat_map(|i| [(i % 251) as u8, (i % 241) as u8, (i % 239) as u8, 255]).collect();
+        // Four video frames in turn, as the source's buffer pool hands them over: each
+        // frame arrives from memory or another core's cache, never hot in this one's.
+        let videos: Vec<Vec<u8>> = (0..VIDEO_FRAMES)
+            .map(|k| (0..w * h).flat_map(|i| [((i + k) % 251) as u8, (i % 241) as u8, (i % 239) as u8, 255]).collect())
+            .collect();
+        let mut turn = 0usize;
+        let mut next_video = || {
+            turn += 1;
+            videos[turn % VIDEO_FRAMES].as_slice()
+        };
         let layer: Vec<u32> =
             (0..w * h).map(|i| if (i % w) * 3 < w { u32::from_le_bytes([90, 30, 20, 200]) } else { 0 }).collect();
         let mut out = vec![0u32; w * h];
@@ -45,8 +55,8 @@ fn main() {
         ];
         for (kernels, which) in [(Kernels::Widest, "widest"), (Kernels::Scalar, "scalar")] {
             for (name, gather, layer) in cases {
-                let frame = CpuFrame {
-                    video: &video,
+                let frame = |video| CpuFrame {
+                    video,
                     video_stride: w * 4,
                     size: (width, height),
                     gather,
@@ -55,12 +65,12 @@ fn main() {
                     kernels,
                 };
                 let timings = Timings::measure(5, ITERATIONS, || {
-                    compose_rgba(&frame, &mut out).expect("composes");
+                    compose_rgba(&frame(next_video()), &mut out).expect("composes");
                 });
                 let label = format!("{height}p {which} compose {name}");
                 println!("{label:<40} {:>9} {:>9}", ms(timings.quantile(0.5)), ms(timings.quantile(0.99)));
                 let timings = Timings::measure(5, ITERATIONS, || {
-                    compose_i420(&frame, &layout, &mut i420, None).expect("composes");
+                    compose_i420(&frame(next_video()), &layout, &mut i420, None).expect("composes");
                 });
                 let label = format!("{height}p {which} compose+I420 {name}");
                 println!(

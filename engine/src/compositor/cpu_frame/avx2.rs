@@ -150,6 +150,9 @@ mod x86 {
         _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(picked))
     }
 
+    /// How many groups of eight ahead the remap asks for the video's rows.
+    const PREFETCH_GROUPS: usize = 16;
+
     #[target_feature(enable = "avx2")]
     pub(super) fn remap_row(taps: &[Tap], pixels: &[u32], width: usize, out: &mut [u32]) -> usize {
         let done = taps.len().min(out.len()) / 8 * 8;
@@ -165,7 +168,17 @@ mod x86 {
         let base = pixels.as_ptr().cast::<i32>();
         // `Tap` is `repr(C)`: the index, then step_x, step_y, weight_x, weight_y as the bytes of one u32.
         let tap_words = taps.as_ptr().cast::<__m256i>();
+        let prefetch_ahead = 8 * PREFETCH_GROUPS;
         for group in 0..done / 8 {
+            // The video frame comes from another core's cache or from memory: ask for
+            // both rows a few groups ahead (gathers are not followed by the prefetcher).
+            if let Some(tap) = taps.get(group * 8 + prefetch_ahead)
+                && (tap.index as usize) < pixels.len()
+            {
+                let at = base.wrapping_add(tap.index as usize).cast::<i8>();
+                _mm_prefetch::<_MM_HINT_T0>(at);
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(4 * width));
+            }
             // SAFETY: group·8 + 8 ≤ done ≤ taps.len(): two unaligned loads of four 8-byte taps.
             let (t0, t1) = unsafe {
                 (_mm256_loadu_si256(tap_words.add(2 * group)), _mm256_loadu_si256(tap_words.add(2 * group + 1)))
