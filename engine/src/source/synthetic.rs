@@ -173,6 +173,31 @@ struct Tables {
     ideal: Vec<[f32; 2]>,
     /// Per row: the range of columns inside the scope circle.
     spans: Vec<(usize, usize)>,
+    /// Per tile of [`TILE`]² output pixels (row-major, `tiles_across` a
+    /// row): the bounds of its pixels' ideal points, `[min_x, min_y, max_x,
+    /// max_y]`, or `None` where no pixel has one.
+    tile_bounds: Vec<Option<[f32; 4]>>,
+    /// Tiles per row of tiles.
+    tiles_across: usize,
+}
+
+/// Side of the tiles the instrument is culled by, px.
+const TILE: usize = 16;
+
+/// The bounds of each tile's ideal points (see [`Tables::tile_bounds`]).
+fn tile_bounds(ideal: &[[f32; 2]], w: usize, h: usize) -> (Vec<Option<[f32; 4]>>, usize) {
+    let (across, down) = (w.div_ceil(TILE), h.div_ceil(TILE));
+    let mut bounds: Vec<Option<[f32; 4]>> = vec![None; across * down];
+    for (y, row) in ideal.chunks_exact(w.max(1)).enumerate().take(h) {
+        for (x, &[ix, iy]) in row.iter().enumerate() {
+            if ix.is_nan() || iy.is_nan() {
+                continue;
+            }
+            let b = bounds[(y / TILE) * across + x / TILE].get_or_insert([ix, iy, ix, iy]);
+            *b = [b[0].min(ix), b[1].min(iy), b[2].max(ix), b[3].max(iy)];
+        }
+    }
+    (bounds, across)
 }
 
 impl Tables {
@@ -226,7 +251,8 @@ impl Tables {
                 (ty as usize * tissue.width + tx as usize) as u32
             })
             .collect();
-        Self { width: w, height: h, tissue, texel_at_rest, vignette, ideal, spans }
+        let (tile_bounds, tiles_across) = tile_bounds(&ideal, w, h);
+        Self { width: w, height: h, tissue, texel_at_rest, vignette, ideal, spans, tile_bounds, tiles_across }
     }
 }
 
@@ -251,6 +277,35 @@ impl Instrument {
             h * 0.5 + h * 0.16 * (TAU * time_s / 4.5).sin() + h * 0.05,
         ];
         Self { entry: [w * 1.05, h * 1.15], tip, radius: 0.028 * w }
+    }
+
+    /// Paints output pixel `i` (RGBA in `out`) where the shaft covers it.
+    fn paint(&self, tables: &Tables, i: usize, out: &mut [u8]) {
+        let Some((across, along, coverage)) = self.hit(tables.ideal[i]) else { return };
+        let v = f32::from(tables.vignette[i]) / 256.0;
+        let metal = self.shade(across, along);
+        let pixel = &mut out[i * 4..i * 4 + 4];
+        for (channel, m) in pixel.iter_mut().zip(metal) {
+            *channel = (f32::from(*channel) * (1.0 - coverage) + m * v * coverage).clamp(0.0, 255.0) as u8;
+        }
+    }
+
+    /// Distance from `p` to the shaft's axis (the segment tip → entry), px.
+    fn axis_distance(&self, p: [f32; 2]) -> f32 {
+        let (ax, ay) = (self.entry[0] - self.tip[0], self.entry[1] - self.tip[1]);
+        let (px, py) = (p[0] - self.tip[0], p[1] - self.tip[1]);
+        let along = ((px * ax + py * ay) / (ax * ax + ay * ay)).clamp(0.0, 1.0);
+        let (cx, cy) = (px - ax * along, py - ay * along);
+        (cx * cx + cy * cy).sqrt()
+    }
+
+    /// Whether no point of the ideal-space box `[min_x, min_y, max_x, max_y]`
+    /// can hit the shaft: every point lies within half the box's diagonal of
+    /// its centre, so its distance to the axis is at least the centre's minus
+    /// that ([`Self::hit`] misses at `radius + 1` and beyond).
+    fn misses_box(&self, [x0, y0, x1, y1]: [f32; 4]) -> bool {
+        let half_diagonal = 0.5 * (x1 - x0).hypot(y1 - y0);
+        self.axis_distance([0.5 * (x0 + x1), 0.5 * (y0 + y1)]) - half_diagonal >= self.radius + 1.0
     }
 
     /// Signed position across the shaft (-1..1) and along it (0 at the tip),
@@ -402,8 +457,10 @@ impl SyntheticEndoscope {
         let len = (dx * dx + dy * dy).sqrt().max(1.0);
         let normal = [-dy / len * tool.radius, dx / len * tool.radius];
         let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+        // From the far side of the tip's rounded end to the entry.
+        let t0 = -1.5 * tool.radius / len;
         for i in 0..=32 {
-            let t = i as f32 / 32.0;
+            let t = t0 + (1.0 - t0) * i as f32 / 32.0;
             let c = [tool.tip[0] + dx * t, tool.tip[1] + dy * t];
             for s in [-1.5f32, 1.5] {
                 let q = self.distorted_pixel([c[0] + normal[0] * s, c[1] + normal[1] * s]);
@@ -415,16 +472,19 @@ impl SyntheticEndoscope {
         let x1 = ((hi[0].ceil() + 2.0).max(0.0) as usize).min(w);
         let y0 = (lo[1].floor().max(0.0) as usize).min(h);
         let y1 = ((hi[1].ceil() + 2.0).max(0.0) as usize).min(h);
-        for y in y0..y1 {
-            let (s0, s1) = tables.spans[y];
-            for x in x0.max(s0)..x1.min(s1) {
-                let i = y * w + x;
-                let Some((across, along, coverage)) = tool.hit(tables.ideal[i]) else { continue };
-                let v = f32::from(tables.vignette[i]) / 256.0;
-                let metal = tool.shade(across, along);
-                let pixel = &mut out[i * 4..i * 4 + 4];
-                for (channel, m) in pixel.iter_mut().zip(metal) {
-                    *channel = (f32::from(*channel) * (1.0 - coverage) + m * v * coverage).clamp(0.0, 255.0) as u8;
+        // Whole tiles the shaft cannot reach are skipped (the same pixels either way).
+        for tile_y in (y0 / TILE)..y1.div_ceil(TILE) {
+            for tile_x in (x0 / TILE)..x1.div_ceil(TILE) {
+                match tables.tile_bounds.get(tile_y * tables.tiles_across + tile_x) {
+                    Some(Some(bounds)) if !tool.misses_box(*bounds) => {}
+                    _ => continue,
+                }
+                for y in (tile_y * TILE).max(y0)..((tile_y + 1) * TILE).min(y1) {
+                    let (s0, s1) = tables.spans[y];
+                    let columns = (tile_x * TILE).max(x0).max(s0)..((tile_x + 1) * TILE).min(x1).min(s1);
+                    for x in columns {
+                        tool.paint(tables, y * w + x, out);
+                    }
                 }
             }
         }
@@ -522,6 +582,41 @@ mod tests {
         assert_eq!(clock.now_ns(), NS_PER_S);
         // A frame is not due within 1 ms: nothing comes.
         assert!(s.next_frame(NS_PER_MS).expect("no error").is_none());
+    }
+
+    #[test]
+    fn tiles_the_shaft_cannot_reach_are_skipped_without_changing_a_pixel() {
+        let clock = Arc::new(FakeClock::new(0, 0));
+        let s = source(640, 360, 30, clock);
+        let tables = s.tables.clone().expect("started");
+        let (w, h) = (tables.width, tables.height);
+        for time_s in [0.0f32, 0.7, 1.9, 3.3, 5.1] {
+            let mut culled = vec![0u8; w * h * 4];
+            s.draw_instrument(&tables, time_s, &mut culled);
+            // Every pixel inside the scope, none skipped.
+            let tool = Instrument::at(time_s, w as f32, h as f32);
+            let mut every = vec![0u8; w * h * 4];
+            for (y, &(s0, s1)) in tables.spans.iter().enumerate() {
+                for x in s0..s1 {
+                    tool.paint(&tables, y * w + x, &mut every);
+                }
+            }
+            let painted = every.chunks_exact(4).filter(|p| p.iter().any(|&c| c != 0)).count();
+            assert!(painted > 1000, "at {time_s} s the shaft covers {painted} pixels");
+            let differ: Vec<usize> = culled
+                .chunks_exact(4)
+                .zip(every.chunks_exact(4))
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .map(|(i, _)| i)
+                .collect();
+            assert!(
+                differ.is_empty(),
+                "at {time_s} s the culled drawing differs at {} pixels, first {:?}",
+                differ.len(),
+                differ.first().map(|i| (i % w, i / w))
+            );
+        }
     }
 
     #[test]
