@@ -16,7 +16,8 @@
 //! path alone, the like of what aiortc does.
 //!
 //! Beside glass-to-glass it prints Chromium's own per-frame figures from
-//! `getStats()` (jitter buffer delay, decode time, processing delay: first
+//! `getStats()` (frames decoded a second: what reached it, beside the frames
+//! it presented; jitter buffer delay, decode time, processing delay: first
 //! packet received → decoded, assembly) and the receiver's reading of the
 //! end-to-end delay from the capture time the stream carries (the
 //! abs-capture-time header extension where negotiated, else RTCP sender
@@ -61,6 +62,9 @@ struct InboundMeans {
     decode: f64,
     processing: f64,
     assembly: f64,
+    /// Frames decoded a second over the window (what reached the browser and
+    /// was decoded, beside the frames it presented).
+    decoded_fps: f64,
 }
 
 /// Means per frame between the first cumulative sample at or after `from_ms`
@@ -78,6 +82,14 @@ fn inbound_means(samples: &[serde_json::Value], from_ms: f64) -> Option<InboundM
         decode: per("total_decode_time_s", "frames_decoded"),
         processing: per("total_processing_delay_s", "frames_decoded"),
         assembly: per("total_assembly_time_s", "frames_assembled"),
+        decoded_fps: {
+            let span_ms = at(last, "at_ms") - at(first, "at_ms");
+            if span_ms > 0.0 {
+                (at(last, "frames_decoded") - at(first, "frames_decoded")) * 1e3 / span_ms
+            } else {
+                f64::NAN
+            }
+        },
     })
 }
 
@@ -195,8 +207,8 @@ fn chromium_row(name: &str, run: &Run) -> String {
         || "no getStats samples".to_string(),
         |m| {
             format!(
-                "jitter buffer {:>5.1}  decode {:>4.1}  processing {:>5.1}  assembly {:>4.1}",
-                m.jitter_buffer, m.decode, m.processing, m.assembly
+                "decoded {:>4.1} fps  jitter buffer {:>5.1}  decode {:>4.1}  processing {:>5.1}  assembly {:>4.1}",
+                m.decoded_fps, m.jitter_buffer, m.decode, m.processing, m.assembly
             )
         },
     );
