@@ -33,6 +33,7 @@ pub mod recorder;
 pub mod replay;
 pub mod scene;
 pub mod shutdown;
+mod simd;
 pub mod slot;
 pub mod snapshot;
 pub mod source;

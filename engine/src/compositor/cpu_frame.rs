@@ -23,7 +23,7 @@
 
 mod avx2;
 
-use avx2::Avx2;
+use crate::simd::Avx2;
 
 use super::readback::I420Layout;
 use super::remap::RemapTable;

@@ -24,6 +24,9 @@ use crate::config::{SyntheticConfig, SyntheticLens};
 use crate::frame::{Frame, FrameContent, FrameStamp, PixelFormat};
 use crate::pacing::{Pace, Pacer};
 use crate::pool::BufferPool;
+use crate::simd::Avx2;
+
+mod avx2;
 
 /// Texel index marking a pixel outside the scope's field of view.
 const OUTSIDE: u32 = u32::MAX;
@@ -352,6 +355,8 @@ pub struct SyntheticEndoscope {
     tables: Option<Arc<Tables>>,
     first_due_ns: Option<u64>,
     tracked: Option<TrackedView>,
+    /// The tissue's kernel where the CPU has AVX2 (the same pixels).
+    simd: Option<Avx2>,
 }
 
 /// The tracked mode's picture: the phantom seen along the scope's path.
@@ -377,6 +382,7 @@ impl SyntheticEndoscope {
             tables: None,
             first_due_ns: None,
             tracked: None,
+            simd: Avx2::detect(),
         }
     }
 
@@ -423,7 +429,10 @@ impl SyntheticEndoscope {
             let base = y * w;
             let texels = &tables.texel_at_rest[base + x0..base + x1];
             let vignette = &tables.vignette[base + x0..base + x1];
-            for ((pixel, &texel), &v) in row[x0 * 4..x1 * 4].chunks_exact_mut(4).zip(texels).zip(vignette) {
+            let row = &mut row[x0 * 4..x1 * 4];
+            let done = self.simd.map_or(0, |k| k.tissue_row(texels, vignette, &tissue.texels, shift, row));
+            let (texels, vignette) = (&texels[done..], &vignette[done..]);
+            for ((pixel, &texel), &v) in row[done * 4..].chunks_exact_mut(4).zip(texels).zip(vignette) {
                 let c = if texel == OUTSIDE {
                     0
                 } else {
@@ -582,6 +591,33 @@ mod tests {
         assert_eq!(clock.now_ns(), NS_PER_S);
         // A frame is not due within 1 ms: nothing comes.
         assert!(s.next_frame(NS_PER_MS).expect("no error").is_none());
+    }
+
+    /// Off x86-64 there is no kernel: the scalar loop is all there is.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_tissue_gives_the_scalar_pixels() {
+        assert!(
+            Avx2::detect().is_some(),
+            "this test checks the AVX2 tissue against the scalar loop: run it on a CPU with AVX2 (x86-64 since 2013)"
+        );
+        for (width, height) in [(1280u32, 720u32), (333, 187)] {
+            let clock = Arc::new(FakeClock::new(0, 0));
+            let mut widest = source(width, height, 30, clock.clone());
+            let mut scalar = source(width, height, 30, clock.clone());
+            scalar.simd = None;
+            // Frames across the drift's range (both signs of the shift).
+            for _ in 0..12 {
+                let (a, b) = (
+                    widest.next_frame(NS_PER_S).expect("renders").expect("frame"),
+                    scalar.next_frame(NS_PER_S).expect("renders").expect("frame"),
+                );
+                assert_eq!(a.capture_time_ns, b.capture_time_ns);
+                let first = a.bytes().iter().zip(b.bytes()).position(|(x, y)| x != y);
+                assert_eq!(first, None, "{width}x{height} at {} ns: first differing byte", a.capture_time_ns);
+                clock.advance_ns(NS_PER_S / 3);
+            }
+        }
     }
 
     #[test]

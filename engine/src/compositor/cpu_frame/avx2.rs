@@ -12,35 +12,15 @@
 //!   [`super::y_code`] and [`super::chroma_codes`], the chroma's "/ 4"
 //!   truncating towards zero as Rust's integer division does.
 //!
-//! The kernels run only behind an [`Avx2`] token, which exists only where
-//! the CPU reports AVX2 (every x86-64 since Haswell, 2013); elsewhere the
-//! scalar code does all of it. Each kernel returns how many pixels it did
+//! The kernels run only behind the [`Avx2`] token (`crate::simd`), which
+//! exists only where the CPU reports AVX2; elsewhere the scalar code does
+//! all of it. Each kernel returns how many pixels it did
 //! (whole groups); the caller finishes the row. The tests compare every
 //! kernel with the scalar code byte for byte.
 
-/// Proof that this CPU runs AVX2: the only way to reach the kernels.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Avx2(Proof);
-
-#[cfg(target_arch = "x86_64")]
-#[derive(Debug, Clone, Copy)]
-struct Proof;
-
-/// No kernels off x86-64: the token cannot exist.
-#[cfg(not(target_arch = "x86_64"))]
-#[derive(Debug, Clone, Copy)]
-enum Proof {}
+use crate::simd::Avx2;
 
 impl Avx2 {
-    /// The token, where this CPU has AVX2.
-    pub(super) fn detect() -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Some(Self(Proof));
-        }
-        None
-    }
-
     /// Remaps whole groups of eight pixels of a row: `out[i]` = the bilinear
     /// sample of `pixels` (the video, packed RGBA, `width` pixels a row) at
     /// `taps[i]`, opaque black for [`super::Tap::OUTSIDE`]. Taps must come
