@@ -40,6 +40,11 @@ pub enum Kernels {
 }
 
 impl Kernels {
+    /// Whether these kernels run wider than scalar on this CPU (AVX2).
+    pub fn is_simd(self) -> bool {
+        self.avx2().is_some()
+    }
+
     fn avx2(self) -> Option<Avx2> {
         match self {
             Self::Widest => Avx2::detect(),
