@@ -7,6 +7,8 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::colour::BT709;
+use crate::compositor::cpu_frame::{Kernels, rgba_to_i420};
+use crate::compositor::readback::I420Layout;
 use crate::frame::{Frame, PixelFormat};
 
 /// Why a snapshot could not be written.
@@ -70,11 +72,20 @@ pub fn i420_with_timecode(frame: &Frame) -> Frame {
 }
 
 fn i420_converted(frame: &Frame, timecode: bool) -> Frame {
-    use crate::frame::{FrameBytes, FrameStamp};
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let rgba = to_rgba(frame);
     let (planes, len) = PixelFormat::I420.packed_layout(frame.width(), frame.height());
     let mut out = vec![0u8; len];
+    // Where the compositor's I420 layout is this packed one (width a multiple of 8, even
+    // height: every station size), its CPU plan's fixed-point conversion (AVX2 where the
+    // CPU has it; within a code of `BT709`); else the float formulas below.
+    let layout = I420Layout::new(frame.width(), frame.height());
+    if layout.planes() == planes
+        && layout.size() as usize == len
+        && rgba_to_i420(&rgba, (frame.width(), frame.height()), &layout, &mut out, Kernels::Widest).is_ok()
+    {
+        return finished(frame, out, planes, timecode);
+    }
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let rgb = |p: &[u8]| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
     for y in 0..h {
@@ -98,6 +109,13 @@ fn i420_converted(frame: &Frame, timecode: bool) -> Frame {
             out[planes[2].offset + cy * cw + cx] = cr;
         }
     }
+    finished(frame, out, planes, timecode)
+}
+
+/// The I420 `out` of `frame`'s size as a frame with `frame`'s stamp, the
+/// strip stamped in when `timecode`.
+fn finished(frame: &Frame, mut out: Vec<u8>, planes: Vec<crate::frame::Plane>, timecode: bool) -> Frame {
+    use crate::frame::{FrameBytes, FrameStamp};
     if timecode {
         crate::timecode::stamp_i420(&mut out, &planes, frame.width(), frame.height(), frame.capture_wall_ms);
     }
@@ -152,6 +170,27 @@ mod tests {
             let out = i420_from(&source);
             let got = [out.row(0, 0).expect("Y")[0], out.row(1, 0).expect("Cb")[0], out.row(2, 0).expect("Cr")[0]];
             assert!((0..3).all(|c| got[c].abs_diff([y, cb, cr][c]) <= 1), "{:?} → {got:?}", [y, cb, cr]);
+        }
+    }
+
+    #[test]
+    fn station_sizes_and_odd_sizes_convert_within_a_code_of_bt709() {
+        // 64×32 takes the compositor's fixed-point conversion, 5×3 the float formulas.
+        for (w, h) in [(64u32, 32u32), (5, 3)] {
+            let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            let source = frame(PixelFormat::Rgba8, rgba.clone(), w, h);
+            let out = i420_from(&source);
+            assert_eq!(out.format(), PixelFormat::I420);
+            for y in 0..h as usize {
+                for x in 0..w as usize {
+                    let p = &rgba[(y * w as usize + x) * 4..];
+                    let want = BT709.ycbcr_from_rgb([f32::from(p[0]), f32::from(p[1]), f32::from(p[2])])[0];
+                    let got = out.row(0, y).expect("Y")[x];
+                    assert!(got.abs_diff(want) <= 1, "{w}x{h} Y at ({x}, {y}): {got} vs {want}");
+                }
+            }
+            let stamped = i420_with_timecode(&source);
+            assert_eq!(stamped.bytes().len(), out.bytes().len());
         }
     }
 }
