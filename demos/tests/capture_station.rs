@@ -47,6 +47,12 @@ fn the_capture_station_demo_runs_at_its_configured_rate() {
     // The rates are bench figures (software GPUs are slow); here: frames flow end to end,
     // and the source is never held back by the compositor (it costs frames, not rate).
     assert!(delivered >= 2, "{delivered} composited frames delivered in 2 s");
-    assert!(produced >= delivered, "the source produced {produced}, the sink got {delivered}");
+    // Frames in flight when the window opened (produced before it, delivered in it): at
+    // most one per slot and stage between the two counters.
+    const IN_FLIGHT: u64 = 4;
+    assert!(
+        produced + IN_FLIGHT >= delivered,
+        "the source produced {produced}, the sink got {delivered} (more than {IN_FLIGHT} were in flight)"
+    );
     assert!(station_gpu.is_some(), "the demo composites on a GPU adapter");
 }
