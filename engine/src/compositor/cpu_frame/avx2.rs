@@ -4,7 +4,10 @@
 //! - The remap fetches a group's four bilinear samples with hardware gathers
 //!   and lerps in 16-bit lanes: `a·(256 − w) + b·w + 128` is at most
 //!   255·256 + 128 = 65 408, so each of the three rounded lerps is exact in
-//!   `u16`, as [`super::lerp_rgba`] computes it.
+//!   `u16`, as [`super::lerp_rgba`] computes it. The video frame arrives from
+//!   another core or from memory, and the hardware prefetcher does not follow
+//!   gathers, so the remap asks for both source rows 16 groups ahead (720p
+//!   sweep with frames in turn: 4.2 → 2.6 ms, `cpu_frame` bench).
 //! - "Over" scales the video by `255 − α` with Blinn's rounding in 16-bit lanes
 //!   (`v·keep + 128 ≤ 65 153`, plus its `>> 8` ≤ 65 407) and adds the layer
 //!   with unsigned saturation, as [`super::over`] does two channels at a time.
@@ -29,7 +32,7 @@ impl Avx2 {
     /// of pixels done.
     pub(super) fn remap_row(self, taps: &[super::Tap], pixels: &[u32], width: usize, out: &mut [u32]) -> usize {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the token proves AVX2 (`detect`); the kernel checks its
+        // SAFETY: the token proves AVX2 (`crate::simd`); the kernel checks its
         // slices' lengths and clamps every gathered index below `pixels.len()`.
         #[allow(unsafe_code)]
         unsafe {
@@ -53,9 +56,10 @@ impl Avx2 {
         match self.0 {}
     }
 
-    /// Converts whole groups of sixteen pixels of two RGBA rows (`top`,
-    /// `bottom`: bytes, 4 a pixel) into their Y rows and one row of U and V
-    /// (one sample per 2×2 block). Returns the number of pixels done per row.
+    /// Converts whole groups of sixteen pixels of two RGBA rows (`rows`: the
+    /// top one, then the one below; bytes, 4 a pixel) into their Y rows and
+    /// one row of U and V (one sample per 2×2 block). Returns the number of
+    /// pixels done per row.
     pub(super) fn i420_pair(
         self,
         rows: [&[u8]; 2],
