@@ -71,13 +71,15 @@ fn a_revoked_link_stops_its_holder_at_once_and_the_access_log_says_who_did_what(
     let origin = format!("http://{addr}");
 
     // Dr A's page: watches for 1.5 s (the first frames, even on a loaded machine), draws,
-    // hides the anatomy, then watches for 8 s.
+    // hides the anatomy, then watches for 12 s (its player notices the lost connection,
+    // waits 3 s, tries again and is told why: 10 s under CI load).
     let steps = serde_json::json!([
         [1500, null],
         [0, { "type": "pen_down", "stroke": 1, "at": [0.3, 0.3], "colour": "#00ff00", "width": 8 }],
         [0, { "type": "pen_up", "stroke": 1 }],
         [0, { "type": "layer", "layer": "anatomy", "visible": false }],
-        [1000, null], [1000, null], [1000, null], [1000, null], [1000, null], [1000, null], [1000, null], [1000, null]
+        [1000, null], [1000, null], [1000, null], [1000, null], [1000, null], [1000, null], [1000, null], [1000, null],
+        [1000, null], [1000, null], [1000, null], [1000, null]
     ]);
     let page = {
         let (origin, token) = (origin.clone(), link_token.clone());
