@@ -30,4 +30,17 @@ impl Avx2 {
         }
         None
     }
+
+    /// The token for a test that compares a kernel with its scalar code
+    /// (`what`); a CPU without AVX2 fails the test with the reason, never
+    /// skips it.
+    #[cfg(test)]
+    pub(crate) fn required_by_test(what: &str) -> Self {
+        Self::detect().unwrap_or_else(|| {
+            panic!(
+                "this test checks the AVX2 kernels of {what} against the scalar code: run it on a CPU with AVX2 \
+                 (x86-64 since 2013)"
+            )
+        })
+    }
 }

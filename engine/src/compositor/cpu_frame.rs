@@ -300,10 +300,10 @@ fn compose_row(
     pixels: &[u32],
     y: usize,
     strip: Option<&[bool; CELLS as usize]>,
+    simd: Option<Avx2>,
     out: &mut [u32],
 ) {
     let (w, h) = (frame.size.0 as usize, frame.size.1 as usize);
-    let simd = frame.kernels.avx2();
     match frame.gather {
         Some(gather) => {
             let taps = &gather.taps[y * w..(y + 1) * w];
@@ -356,8 +356,10 @@ pub fn compose_rgba(frame: &CpuFrame<'_>, out: &mut [u32]) -> Result<(), CpuFram
     let mut copy = Vec::new();
     let pixels = checked_pixels(frame, &mut copy)?;
     let strip = frame.strip_ms.map(timecode::cells);
+    // The CPU's kernels, asked once a frame.
+    let simd = frame.kernels.avx2();
     for (y, row) in out.chunks_exact_mut(w).enumerate() {
-        compose_row(frame, pixels, y, strip.as_ref(), row);
+        compose_row(frame, pixels, y, strip.as_ref(), simd, row);
     }
     Ok(())
 }
@@ -382,18 +384,20 @@ pub fn compose_i420(
     let mut copy = Vec::new();
     let pixels = checked_pixels(frame, &mut copy)?;
     let strip = frame.strip_ms.map(timecode::cells);
+    // The CPU's kernels, asked once a frame.
+    let simd = frame.kernels.avx2();
     let mut planes = I420Rows::new(layout, i420);
     let mut scratch = vec![0u32; 2 * w];
     for pair in 0..layout.y_rows as usize / 2 {
         let (top_y, bottom_y) = ((2 * pair).min(h - 1), (2 * pair + 1).min(h - 1));
         let (top, bottom) = scratch.split_at_mut(w);
-        compose_row(frame, pixels, top_y, strip.as_ref(), top);
-        compose_row(frame, pixels, bottom_y, strip.as_ref(), bottom);
+        compose_row(frame, pixels, top_y, strip.as_ref(), simd, top);
+        compose_row(frame, pixels, bottom_y, strip.as_ref(), simd, bottom);
         if let Some(rgba) = rgba.as_deref_mut() {
             rgba[top_y * w..][..w].copy_from_slice(top);
             rgba[bottom_y * w..][..w].copy_from_slice(bottom);
         }
-        planes.convert_pair(pair, bytemuck::cast_slice(top), bytemuck::cast_slice(bottom), w, frame.kernels.avx2());
+        planes.convert_pair(pair, bytemuck::cast_slice(top), bytemuck::cast_slice(bottom), w, simd);
     }
     Ok(())
 }
@@ -527,10 +531,11 @@ pub fn rgba_to_i420(
     check("the picture", rgba.len(), w * h * 4, size)?;
     check("the I420 buffer", i420.len(), layout.size() as usize, size)?;
     let mut planes = I420Rows::new(layout, i420);
+    let simd = kernels.avx2();
     for pair in 0..layout.y_rows as usize / 2 {
         let top = &rgba[(2 * pair).min(h - 1) * w * 4..][..w * 4];
         let bottom = &rgba[(2 * pair + 1).min(h - 1) * w * 4..][..w * 4];
-        planes.convert_pair(pair, top, bottom, w, kernels.avx2());
+        planes.convert_pair(pair, top, bottom, w, simd);
     }
     Ok(())
 }
@@ -792,10 +797,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_kernels_give_the_scalar_bytes() {
-        assert!(
-            Avx2::detect().is_some(),
-            "this test checks the AVX2 kernels against the scalar code: run it on a CPU with AVX2 (x86-64 since 2013)"
-        );
+        Avx2::required_by_test("the CPU plan's kernels");
         // Widths with and without whole groups of 8 and 16, a tiny one, odd heights.
         for (w, h) in [(64u32, 8u32), (37, 23), (1280, 12), (5, 3), (333, 7)] {
             let video = noise((w * h * 4) as usize, w + h);

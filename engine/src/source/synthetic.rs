@@ -597,10 +597,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_tissue_gives_the_scalar_pixels() {
-        assert!(
-            Avx2::detect().is_some(),
-            "this test checks the AVX2 tissue against the scalar loop: run it on a CPU with AVX2 (x86-64 since 2013)"
-        );
+        Avx2::required_by_test("the synthetic tissue");
         for (width, height) in [(1280u32, 720u32), (333, 187)] {
             let clock = Arc::new(FakeClock::new(0, 0));
             let mut widest = source(width, height, 30, clock.clone());
