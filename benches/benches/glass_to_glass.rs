@@ -5,11 +5,19 @@
 //! encoder → WHEP), opens the viewer page in headless Chromium
 //! (playwright-core driving /usr/bin/chromium), and reads the timecode strip
 //! of every presented frame with `requestVideoFrameCallback`: latency =
-//! the page's wall clock when the frame is presented − the capture time in
-//! the strip (one machine, one clock). Then it does the same against a WHEP
-//! server built on aiortc (benches/aiortc/whep_server.py) sending frames of
-//! the same size and rate with the same strip, played by the same page.
-//! It prints frames, fps and p50/p95/p99 for both, the ratio, and the
+//! the page's wall clock in the frame's callback − the capture time in the
+//! strip (one machine, one clock). The page reads the strip's rows from the
+//! decoded frame's luma plane (WebCodecs), not through a canvas, which would
+//! convert every whole frame to RGB on the page's thread (4–5 ms a 720p frame
+//! here) and so cost the measured browser frames. Then it does the same
+//! against a WHEP server built on aiortc (benches/aiortc/whep_server.py)
+//! sending frames of the same size and rate with the same strip, played by
+//! the same page.
+//!
+//! It prints, for both, the frames Chromium presented (its own count,
+//! `presentedFrames`) and their rate, the callbacks a second the page saw
+//! ("seen": one callback stands for several frames when the page's thread is
+//! late), p50/p95/p99 latency, the ratio, and the
 //! station's per-stage latencies (capture → end of each stage), which say
 //! where scopecast's time goes. A third row runs scopecast without the
 //! compositor (the strip stamped on the CPU before encoding): the transport
@@ -21,7 +29,9 @@
 //! packet received → decoded, assembly) and the receiver's reading of the
 //! end-to-end delay from the capture time the stream carries (the
 //! abs-capture-time header extension where negotiated, else RTCP sender
-//! reports), which needs no pixels.
+//! reports), which needs no pixels, and the latency at the time Chromium
+//! expected each frame to be visible (`expectedDisplayTime`; the callback
+//! comes up to a frame later).
 //!
 //! Needs what the README's test command installs (Chromium, Node's
 //! playwright-core in target/node, aiortc in target/pyenv). Run with
@@ -45,9 +55,19 @@ fn python() -> String {
 
 /// Figures of one player run.
 struct Run {
+    /// Frames Chromium handed to its compositor over the window
+    /// (`requestVideoFrameCallback`'s `presentedFrames`).
     frames: u64,
+    /// `frames` a second: what reached the screen.
     fps: f64,
+    /// The page's callbacks a second (one callback can stand for several
+    /// frames when the page's thread is late): the frames measured.
+    seen_fps: f64,
+    /// Capture → the page's callback for the frame, sorted.
     latencies_ms: Vec<f64>,
+    /// Capture → when Chromium expects the frame to be visible
+    /// (`expectedDisplayTime`), sorted.
+    display_ms: Vec<f64>,
     /// The receiver's own reading (capture time from the stream, not pixels), sorted.
     receiver_ms: Vec<f64>,
     /// Whether the answer had abs-capture-time.
@@ -108,13 +128,27 @@ fn play(url: &str, fps: u32, seconds: u32) -> Run {
         .unwrap_or_else(|e| panic!("player output unreadable ({e}): {stdout}"));
     let all: Vec<f64> =
         stats["latencies"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
-    let presented = stats["frames"].as_u64().unwrap_or(0);
+    let seen = stats["frames"].as_u64().unwrap_or(0);
     // The page keeps the newest 600; drop what falls in the first 2 s.
-    let skip = (2 * fps as usize).saturating_sub(presented as usize - all.len().min(presented as usize));
-    let mut latencies_ms: Vec<f64> = all.into_iter().skip(skip).collect();
-    latencies_ms.sort_by(f64::total_cmp);
+    let skip = (2 * fps as usize).saturating_sub(seen as usize - all.len().min(seen as usize));
+    let sorted_tail = |values: Vec<f64>| {
+        let mut kept: Vec<f64> = values.into_iter().skip(skip).collect();
+        kept.sort_by(f64::total_cmp);
+        kept
+    };
+    let latencies_ms = sorted_tail(all);
+    let display_ms = sorted_tail(
+        stats["display_latencies"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default(),
+    );
     let span_ms = stats["last_frame_ms"].as_f64().unwrap_or(0.0) - stats["first_frame_ms"].as_f64().unwrap_or(0.0);
-    let fps = if span_ms > 0.0 { (presented.saturating_sub(1)) as f64 * 1e3 / span_ms } else { 0.0 };
+    let per_second = |count: u64| if span_ms > 0.0 { count as f64 * 1e3 / span_ms } else { 0.0 };
+    let seen_fps = per_second(seen.saturating_sub(1));
+    let presented = (stats["last_presented_frames"].as_u64().unwrap_or(0))
+        .saturating_sub(stats["first_presented_frames"].as_u64().unwrap_or(0));
+    let fps = per_second(presented);
     let receiver: Vec<f64> = stats["receiver_latencies"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
@@ -126,7 +160,7 @@ fn play(url: &str, fps: u32, seconds: u32) -> Run {
     let window_from_ms = samples.first().and_then(|s| s["at_ms"].as_f64()).unwrap_or(0.0) + 2e3;
     let inbound = inbound_means(&samples, window_from_ms);
     let abs_capture_time = stats["abs_capture_time"].as_bool().unwrap_or(false);
-    Run { frames: presented, fps, latencies_ms, receiver_ms, abs_capture_time, inbound }
+    Run { frames: presented, fps, seen_fps, latencies_ms, display_ms, receiver_ms, abs_capture_time, inbound }
 }
 
 /// (stage, p50 ms, p99 ms) from the station's Prometheus text.
@@ -193,9 +227,10 @@ fn run_aiortc(fps: u32, seconds: u32) -> Run {
 
 fn row(name: &str, run: &Run) -> String {
     format!(
-        "{name:<15} {:>6} {:>7.1} {:>8.1} {:>8.1} {:>8.1}",
+        "{name:<15} {:>6} {:>7.1} {:>6.1} {:>8.1} {:>8.1} {:>8.1}",
         run.frames,
         run.fps,
+        run.seen_fps,
         quantile(&run.latencies_ms, 0.5),
         quantile(&run.latencies_ms, 0.95),
         quantile(&run.latencies_ms, 0.99)
@@ -222,7 +257,12 @@ fn chromium_row(name: &str, run: &Run) -> String {
             if run.abs_capture_time { "abs-capture-time" } else { "RTCP sender reports" }
         )
     };
-    format!("  {name:<14} {inbound}  {receiver}")
+    let display = format!(
+        "at expected display p50 {:.1} p99 {:.1}",
+        quantile(&run.display_ms, 0.5),
+        quantile(&run.display_ms, 0.99)
+    );
+    format!("  {name:<14} {inbound}  {receiver}  {display}")
 }
 
 fn main() {
@@ -237,7 +277,7 @@ fn main() {
         let (ours, metrics) = run_scopecast(fps, seconds, true);
         let (bare, bare_metrics) = run_scopecast(fps, seconds, false);
         let reference = run_aiortc(fps, seconds);
-        println!("\n720p{fps}          frames     fps  p50 ms   p95 ms   p99 ms");
+        println!("\n720p{fps}          frames     fps   seen  p50 ms   p95 ms   p99 ms");
         println!("{}", row("scopecast", &ours));
         println!("{}", row("  no compositor", &bare));
         println!("{}", row("aiortc", &reference));

@@ -360,6 +360,22 @@ impl Default for StatusConfig {
     }
 }
 
+/// `[threads]`: the frame path's standing with the scheduler
+/// ([`crate::thread_priority`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThreadsConfig {
+    /// The nice value of the capture, compositor, encoder and sending
+    /// threads and GStreamer's streaming threads (-20..=0; 0 leaves them alone).
+    pub frame_path_nice: i32,
+}
+
+impl Default for ThreadsConfig {
+    fn default() -> Self {
+        Self { frame_path_nice: crate::thread_priority::DISPLAY_CRITICAL_NICE }
+    }
+}
+
 /// One link of a model's tracked pose (`[[compositor.models.pose]]`): the
 /// transform a tracker sends under `tracked` (PLUS `XToY` or `a_from_b`),
 /// or the matrix in `file` (the JSON `scopecast calibrate hand-eye` and
@@ -820,6 +836,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// The status line.
     pub status: StatusConfig,
+    /// The frame path's thread priority.
+    pub threads: ThreadsConfig,
     /// Tracker poses.
     pub tracking: TrackingConfig,
     /// Registration at the station.
@@ -1048,6 +1066,15 @@ hidden_marks = "dashed"
 # How often the one-line status refreshes (ms, 100..=60000).
 interval_ms = 1000
 
+[threads]
+# The nice value (-20..=0) of the frame path's threads: capture, compositor,
+# encoder, sending, and GStreamer's streaming threads. -8 is what a browser
+# gives its own display threads: a browser or other work on this machine
+# then cannot stall the picture. Raising needs root, CAP_SYS_NICE or
+# RLIMIT_NICE (limits.conf "<user> - nice -8"); without it the station says
+# so once and runs at normal priority. 0 leaves the threads alone.
+frame_path_nice = -8
+
 [tracking]
 # A tracked model's pose older than this (ms, 10..=5000) at a frame's
 # capture time is stale: the model is not drawn as if it were right.
@@ -1275,6 +1302,7 @@ impl Config {
         )?;
         range_check(path, "encoder.keyframe_interval_s", self.encoder.keyframe_interval_s, 0.1, 10.0)?;
         range_check(path, "status.interval_ms", self.status.interval_ms, 100, 60_000)?;
+        range_check(path, "threads.frame_path_nice", self.threads.frame_path_nice, -20, 0)?;
         range_check(path, "telestration.fade_after_s", self.telestration.fade_after_s, 1.0, 3600.0)?;
         range_check(path, "recording.segment_s", self.recording.segment_s, 1.0, 60.0)?;
         range_check(path, "access.log_max_mib", self.access.log_max_mib, 1, 1024)?;

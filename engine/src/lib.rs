@@ -41,6 +41,7 @@ pub mod stage_status;
 pub mod station;
 pub mod status;
 pub mod telestration;
+pub mod thread_priority;
 pub mod timecode;
 pub mod tls;
 pub mod tracking;

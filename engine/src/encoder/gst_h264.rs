@@ -108,6 +108,7 @@ impl GstH264Encoder {
             .downcast::<gst::Pipeline>()
             .map_err(|_| unavailable("not a pipeline"))?;
         let (appsrc, appsink) = app_ends(&pipeline).ok_or_else(|| unavailable("no appsrc or appsink"))?;
+        crate::gst_runtime::raise_streaming_threads(&pipeline);
         pipeline.set_state(gst::State::Playing).map_err(|e| EncoderError::Pipeline(e.to_string()))?;
         Ok(Self { settings, pipeline, appsrc, appsink, frame_index: 0 })
     }

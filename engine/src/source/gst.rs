@@ -105,6 +105,7 @@ impl GstSource {
     fn build(&self) -> Result<Running, SourceError> {
         crate::gst_runtime::init()?;
         let pipeline = gst::Pipeline::with_name("scopecast-source");
+        crate::gst_runtime::raise_streaming_threads(&pipeline);
         let convert = make("videoconvert")?;
         let is_file = matches!(self.spec, SourceSpec::File { .. });
         let appsink = gst_app::AppSink::builder()

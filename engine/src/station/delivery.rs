@@ -12,7 +12,7 @@ use scopecast_transport::adapt::VideoLayer;
 use scopecast_transport::broadcast::Broadcast;
 
 use super::StationError;
-use super::setup::spawn;
+use super::setup::{spawn, spawn_frame_path};
 use crate::clock::SharedClock;
 use crate::config::{Config, EncoderConfig};
 use crate::encoder::EncodedFrame;
@@ -67,7 +67,7 @@ pub(super) fn spawn_sink<T: Timestamped + Send + 'static>(
     let latency = registry.stage_latency("sink");
     let frames = registry.stage_frames("sink");
     let mut fps = FpsMeter::new(registry.stage_fps("sink"));
-    spawn("scopecast-sink", move || {
+    spawn_frame_path("scopecast-sink", move || {
         while !stop.is_triggered() {
             match input.take(POLL_INTERVAL) {
                 Ok(item) => {

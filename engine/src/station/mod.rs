@@ -187,6 +187,16 @@ impl Wiring<'_> {
         Ok(())
     }
 
+    /// [`Self::spawn`] for a thread every frame passes through.
+    fn spawn_frame_path(
+        &mut self,
+        name: &'static str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), StationError> {
+        self.threads.push(setup::spawn_frame_path(name, body)?);
+        Ok(())
+    }
+
     /// The session recorder (a live station that encodes; never a replay).
     fn recorder(&self, replay: bool) -> Result<Option<Arc<Recorder>>, StationError> {
         if !self.config.encoder.enabled || replay {
@@ -363,7 +373,7 @@ impl Wiring<'_> {
             errors: registry.counter("scopecast_compositor_errors_total", "Frames the compositor could not draw.", &[]),
         };
         let stop = self.shutdown.clone();
-        self.spawn("scopecast-compositor", move || stage.run(&stop))?;
+        self.spawn_frame_path("scopecast-compositor", move || stage.run(&stop))?;
         Ok(Compositing { source_out, frames_out, gpu: Some(gpu), display: has_display, snapshots: Some(desk) })
     }
 
@@ -397,7 +407,7 @@ impl Wiring<'_> {
         // Without the compositor the strip is stamped on the CPU: viewers still read latency.
         .with_timecode(config.compositor.timecode && !config.compositor.enabled, config.compositor.timecode);
         let stop = self.shutdown.clone();
-        self.spawn("scopecast-encoder", move || stage.run(&stop))?;
+        self.spawn_frame_path("scopecast-encoder", move || stage.run(&stop))?;
         if let Some(recorder) = recorder {
             if config.recording.enabled {
                 // A fresh recorder's control queue is empty: it cannot be busy.
@@ -449,6 +459,7 @@ impl Station {
         replay: Option<(SourceOnScene, crate::tracking::recorded_poses::RecordedPoses)>,
     ) -> Result<Self, StationError> {
         let (make_source_on_scene, recorded_poses) = replay.unzip();
+        crate::thread_priority::set_frame_path_nice(config.threads.frame_path_nice);
         let (scene, problems) = scene_from_config(config);
         for problem in &problems {
             tracing::error!("{problem}");
@@ -496,7 +507,7 @@ impl Station {
         let source_status = supervisor.status();
         let _ = wiring.hud.source.set(source_status.clone());
         let stop = wiring.shutdown.clone();
-        wiring.spawn("scopecast-source", move || supervisor.run(&stop))?;
+        wiring.spawn_frame_path("scopecast-source", move || supervisor.run(&stop))?;
         let broadcast = wiring.encoding(compositing.frames_out, recorder.as_ref())?;
         if let Some(desk) = &wiring.registration {
             desk.set_recorder(recorder.clone());

@@ -160,6 +160,19 @@ pub(super) fn spawn(name: &'static str, body: impl FnOnce() + Send + 'static) ->
     std::thread::Builder::new().name(name.into()).spawn(body).map_err(|source| StationError::Spawn { name, source })
 }
 
+/// [`spawn`] for a thread every frame passes through (capture, compositor,
+/// encoder, sending): it first takes the frame path's priority
+/// ([`crate::thread_priority::enter_frame_path`]).
+pub(super) fn spawn_frame_path(
+    name: &'static str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, StationError> {
+    spawn(name, move || {
+        crate::thread_priority::enter_frame_path();
+        body()
+    })
+}
+
 pub(super) fn supervisor_settings(config: &Config) -> SupervisorSettings {
     let s = &config.source;
     let ms = |v: u64| v * 1_000_000;
