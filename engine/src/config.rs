@@ -758,7 +758,10 @@ pub struct HttpConfig {
     pub max_viewers: usize,
     /// The RTP playout-delay extension sent to viewers that offer it: min 0
     /// and this max, ms (Chrome's low-latency renderer engages with min 0 and
-    /// max > 0: no smoothing delay); 0: not sent.
+    /// max > 0: no smoothing delay; it lets `lrint(max × 60 / 1000)` decoded
+    /// frames, less those still before the decoder, wait for composition
+    /// before it drops to the newest: WebRTC's
+    /// `VideoReceiveStream2::UpdatePlayoutDelays`); 0: not sent.
     pub playout_delay_max_ms: u32,
     /// STUN/TURN servers the station gathers with and announces in `Link` headers.
     pub ice_servers: Vec<scopecast_transport::ice::IceServer>,
@@ -803,7 +806,7 @@ impl Default for HttpConfig {
             listen: None,
             tokens: Vec::new(),
             max_viewers: 32,
-            playout_delay_max_ms: 100,
+            playout_delay_max_ms: 40,
             ice_servers: Vec::new(),
             tls_cert: None,
             tls_key: None,
@@ -988,8 +991,11 @@ tokens = []
 max_viewers = 32
 # Tell browsers to play each frame at once: the RTP playout-delay extension
 # (min 0, max this many ms, 10 ms steps, 0..=40950), sent to viewers whose
-# offer has it (Chrome: without it ~40 ms of smoothing on a LAN). 0: off.
-playout_delay_max_ms = 100
+# offer has it (Chrome: without it ~40 ms of smoothing on a LAN). Chrome lets
+# max × 60 / 1000 decoded frames wait for the screen before it drops to the
+# newest: 40 is 2 (100 was 6, and frames sat one to three refreshes late
+# for seconds). 0: off.
+playout_delay_max_ms = 40
 # STUN/TURN servers: the station gathers candidates with them and announces
 # them to WHEP players in Link headers (rel="ice-server"):
 #   [[http.ice_servers]]
