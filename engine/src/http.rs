@@ -446,9 +446,12 @@ impl HttpServer {
     ) -> Result<Self, HttpError> {
         let HttpOptions { tls, metrics_need_token, access, links_state_dir, snapshots } = options;
         let tokens = Arc::new(tokens);
+        // Each viewer's feed is written to its track (RTP, SRTP, the socket)
+        // on this runtime: its threads are on the frame path.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("scopecast-http")
+            .on_thread_start(crate::thread_priority::enter_frame_path)
             .enable_io()
             .enable_time()
             .build()
