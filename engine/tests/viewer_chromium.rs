@@ -36,6 +36,9 @@ fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
     assert!(metrics.contains("scopecast_viewer_connected{viewer=") && metrics.contains(" 1\n"), "{metrics}");
     assert!(viewers.contains("\"connected\":true") && viewers.contains("\"rtt_ms\""), "{viewers}");
     assert_eq!(stats["playout_delay"], true, "the answer negotiates the playout-delay extension with Chrome");
+    // The strip is read from the decoded frame's luma rows, not through a
+    // whole-frame canvas (4-5 ms of the page's thread a 720p frame).
+    assert_eq!(stats["strip_reader"], "luma plane (I420)", "how the page read the timecode strip");
     let frames = stats["frames"].as_u64().unwrap_or(0);
     let decoded = stats["decoded"].as_u64().unwrap_or(0);
     let latencies: Vec<f64> =
