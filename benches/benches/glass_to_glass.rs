@@ -18,9 +18,9 @@
 //! `presentedFrames`) and their rate, the callbacks a second the page saw
 //! ("seen": one callback stands for several frames when the page's thread is
 //! late), p50/p95/p99 latency, the ratio, and the station's per-stage
-//! latencies (capture → end of each stage, from 3 s after the player
-//! started, as the page's figures leave out its first 2 s), which say where
-//! scopecast's time goes. A third row runs scopecast without the
+//! latencies (capture → end of each stage, from 3 s after the player is
+//! launched: about Chromium's start and the 2 s the page's figures leave
+//! out), which say where scopecast's time goes. A third row runs scopecast without the
 //! compositor (the strip stamped on the CPU before encoding): the transport
 //! path alone, the like of what aiortc does.
 //!
@@ -307,7 +307,7 @@ fn main() {
             let stages: Vec<String> =
                 figures.iter().map(|(stage, p50, p99)| format!("{stage} {p50:.1}/{p99:.1}")).collect();
             println!(
-                "{name}: capture → end of stage (from {STAGE_WINDOW_AFTER_S} s after the player started), p50/p99 ms: {}",
+                "{name}: capture → end of stage (from {STAGE_WINDOW_AFTER_S} s after the player was launched), p50/p99 ms: {}",
                 stages.join(", ")
             );
         }

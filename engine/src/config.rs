@@ -1078,7 +1078,7 @@ interval_ms = 1000
 # The nice value (-20..=0) of the frame path's threads: capture, compositor,
 # encoder, sending, and GStreamer's streaming threads. -8 is what a browser
 # gives its own display threads: a browser or other work on this machine
-# then cannot stall the picture. Raising needs root, CAP_SYS_NICE or
+# then does not hold the picture back. Raising needs root, CAP_SYS_NICE or
 # RLIMIT_NICE (limits.conf "<user> - nice -8"); without it the station says
 # so once and runs at normal priority. 0 leaves the threads alone.
 frame_path_nice = -8

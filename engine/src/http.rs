@@ -307,6 +307,8 @@ async fn serve_snapshot(State(state): State<AppState>, headers: HeaderMap) -> Re
         return (StatusCode::SERVICE_UNAVAILABLE, "this station does not composite\n").into_response();
     };
     let encoded = tokio::task::spawn_blocking(move || {
+        // This runtime's threads start on the frame path (the feeds); a PNG is not on it.
+        crate::thread_priority::leave_frame_path();
         let snapshot = desk.take(SNAPSHOT_WAIT)?;
         let mut png = Vec::new();
         let encoder = image::codecs::png::PngEncoder::new(&mut png);
@@ -447,7 +449,8 @@ impl HttpServer {
         let HttpOptions { tls, metrics_need_token, access, links_state_dir, snapshots } = options;
         let tokens = Arc::new(tokens);
         // Each viewer's feed is written to its track (RTP, SRTP, the socket)
-        // on this runtime: its threads are on the frame path.
+        // on this runtime: its threads are on the frame path (its blocking
+        // tasks, the snapshot's PNG, step off it).
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("scopecast-http")

@@ -4,19 +4,26 @@
 //! it may: as root or with `CAP_SYS_NICE`); the station's capture, compositor,
 //! encoder and sending threads at nice 0 then wait behind them, and a frame
 //! late at the station is late on every screen. Measured here (2 cores,
-//! Chromium watching 720p60): capture → sink p99 55–77 ms at nice 0, 33 ms at
-//! nice -8.
+//! Chromium watching 720p60, `glass_to_glass`): capture → sink p99 56–176 ms
+//! (median 76) in 4 runs at nice 0, 32–80 ms (median 49) in 10 at -8.
+//! (Where the kernel groups processes by session, autogroup, a browser
+//! started elsewhere is weighed as one group against the station's: nice
+//! then orders threads within a group.)
 //!
 //! The nice value is set once a process ([`set_frame_path_nice`], from
-//! `threads.frame_path_nice`) and each frame-path thread takes it as it starts
-//! ([`enter_frame_path`]); GStreamer's streaming threads take it through
-//! [`crate::gst_runtime::raise_streaming_threads`]. Threads those threads
-//! start (x264's) inherit it. Where the system refuses, the station says so
-//! once and runs on at normal priority.
+//! `threads.frame_path_nice`); each frame-path thread takes it as it starts
+//! ([`enter_frame_path`]) and may give it back ([`leave_frame_path`]).
+//! GStreamer's streaming threads take the value of the thread that built
+//! their pipeline ([`frame_path_nice_here`],
+//! [`crate::gst_runtime::raise_streaming_threads`]), so a pipeline built off
+//! the frame path (the clean recording's encoder) stays as it is; threads
+//! those threads start (x264's) inherit it. Where the system refuses, the
+//! station says so once and runs on at normal priority.
 //!
 //! On Linux the nice value belongs to each thread, not the process
 //! (setpriority(2), "NOTES"; the thread's id as `who`).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use thiserror::Error;
@@ -30,6 +37,13 @@ static FRAME_PATH_NICE: AtomicI32 = AtomicI32::new(0);
 
 /// The first refusal has been said.
 static REFUSAL_SAID: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The nice value this thread entered the frame path with (0: not on it).
+    static ENTERED_WITH: Cell<i32> = const { Cell::new(0) };
+    /// The nice value it had before, where entering changed it.
+    static BEFORE_ENTERING: Cell<Option<i32>> = const { Cell::new(None) };
+}
 
 /// A thread's nice value could not be set.
 #[derive(Debug, Error)]
@@ -127,14 +141,40 @@ pub fn enter_frame_path_at(nice: i32) {
     if nice == 0 {
         return;
     }
-    if let Err(e) = set_current_thread_nice(nice)
-        && !REFUSAL_SAID.swap(true, Ordering::Relaxed)
-    {
-        tracing::warn!(
-            error = %e,
-            "the frame path runs at normal priority: a busy machine (a browser watching on it) can delay its \
-             frames; set threads.frame_path_nice = 0 to stop asking"
-        );
+    ENTERED_WITH.set(nice);
+    let before = current_thread_nice();
+    match set_current_thread_nice(nice) {
+        Ok(()) => {
+            if BEFORE_ENTERING.get().is_none() {
+                BEFORE_ENTERING.set(before);
+            }
+        }
+        Err(e) => {
+            if !REFUSAL_SAID.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    error = %e,
+                    "the frame path runs at normal priority: a busy machine (a browser watching on it) can delay \
+                     its frames; set threads.frame_path_nice = 0 to stop asking"
+                );
+            }
+        }
+    }
+}
+
+/// The nice value the calling thread entered the frame path with (0: it did
+/// not); pipelines it builds give their streaming threads the same.
+pub fn frame_path_nice_here() -> i32 {
+    ENTERED_WITH.get()
+}
+
+/// Gives back what [`enter_frame_path`] changed on the calling thread (a
+/// pooled thread leaving a pipeline, a blocking task on the HTTP runtime).
+/// Raising the nice value again is always allowed.
+pub fn leave_frame_path() {
+    ENTERED_WITH.set(0);
+    if let Some(before) = BEFORE_ENTERING.take() {
+        // Raising the value back is always allowed; should it fail, the thread stays raised.
+        let _ = set_current_thread_nice(before);
     }
 }
 
@@ -181,5 +221,25 @@ mod tests {
         .join()
         .expect("thread");
         assert_eq!(untouched, mine, "a new thread starts at its creator's value; 0 changes nothing");
+    }
+
+    #[test]
+    fn leaving_gives_back_what_entering_changed_where_the_system_allows() {
+        let (entered, here, left, here_after, base, may_raise) = std::thread::spawn(|| {
+            let base = current_thread_nice();
+            // Whether this process may lower a nice value (root, CAP_SYS_NICE,
+            // RLIMIT_NICE): coming back from 19 needs it.
+            let may_raise = std::thread::spawn(|| set_current_thread_nice(-1).is_ok()).join().expect("probe");
+            enter_frame_path_at(19);
+            let (entered, here) = (current_thread_nice(), frame_path_nice_here());
+            leave_frame_path();
+            (entered, here, current_thread_nice(), frame_path_nice_here(), base, may_raise)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!((entered, here), (Some(19), 19));
+        assert_eq!(here_after, 0, "off the frame path after leaving");
+        // With the privilege the thread is back where it was; without it, it stays lowered (never raised).
+        assert_eq!(left, if may_raise { base } else { Some(19) });
     }
 }

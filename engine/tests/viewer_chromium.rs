@@ -38,7 +38,8 @@ fn chromium_plays_300_frames_over_whep_and_reads_the_timecode() {
     assert_eq!(stats["playout_delay"], true, "the answer negotiates the playout-delay extension with Chrome");
     // The strip is read from the decoded frame's luma rows, not through a
     // whole-frame canvas (4-5 ms of the page's thread a 720p frame).
-    assert_eq!(stats["strip_reader"], "luma plane (I420)", "how the page read the timecode strip");
+    let reader = stats["strip_reader"].as_str().unwrap_or_default();
+    assert!(reader.starts_with("luma plane"), "the page read the timecode strip by {reader:?}");
     let frames = stats["frames"].as_u64().unwrap_or(0);
     let decoded = stats["decoded"].as_u64().unwrap_or(0);
     let latencies: Vec<f64> =

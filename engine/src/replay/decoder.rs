@@ -52,6 +52,8 @@ impl H264Decoder {
             .downcast::<gst::Pipeline>()
             .map_err(|_| failed("not a pipeline"))?;
         let (appsrc, appsink) = app_ends(&pipeline).ok_or_else(|| failed("no appsrc or appsink"))?;
+        // On the frame path when a re-composited replay's source builds it.
+        crate::gst_runtime::raise_streaming_threads(&pipeline);
         pipeline.set_state(gst::State::Playing).map_err(failed)?;
         Ok(Self { pipeline, appsrc, appsink, pushed: 0 })
     }

@@ -56,18 +56,21 @@ impl Delivery {
 
 /// A thread that hands each item of `input` to `deliver` (with the station
 /// clock's time) and records the item's capture-to-delivery latency and the
-/// delivered rate as the `sink` stage.
+/// delivered rate as the `sink` stage; `on_frame_path`: it delivers what
+/// viewers see (not the clean recording's track), so it takes the frame
+/// path's priority.
 pub(super) fn spawn_sink<T: Timestamped + Send + 'static>(
     input: SlotConsumer<T>,
     clock: SharedClock,
     registry: &MetricsRegistry,
     stop: Shutdown,
+    on_frame_path: bool,
     mut deliver: impl FnMut(&T, u64) + Send + 'static,
 ) -> Result<JoinHandle<()>, StationError> {
     let latency = registry.stage_latency("sink");
     let frames = registry.stage_frames("sink");
     let mut fps = FpsMeter::new(registry.stage_fps("sink"));
-    spawn_frame_path("scopecast-sink", move || {
+    let body = move || {
         while !stop.is_triggered() {
             match input.take(POLL_INTERVAL) {
                 Ok(item) => {
@@ -81,7 +84,8 @@ pub(super) fn spawn_sink<T: Timestamped + Send + 'static>(
                 Err(TakeError::ProducerGone) => break,
             }
         }
-    })
+    };
+    if on_frame_path { spawn_frame_path("scopecast-sink", body) } else { spawn("scopecast-clean-sink", body) }
 }
 
 /// `record_clean`: a second encoder for the frames before the overlay (no
@@ -103,8 +107,15 @@ pub(super) fn spawn_clean_encoder(
         .with_timecode(false, false);
     let stop = shutdown.clone();
     threads.push(spawn("scopecast-clean-encoder", move || stage.run(&stop))?);
-    threads.push(spawn_sink(sink_in, clock.clone(), &registry, shutdown.clone(), move |e: &EncodedFrame, _| {
-        recorder.offer_clean(&e.full);
-    })?);
+    threads.push(spawn_sink(
+        sink_in,
+        clock.clone(),
+        &registry,
+        shutdown.clone(),
+        false,
+        move |e: &EncodedFrame, _| {
+            recorder.offer_clean(&e.full);
+        },
+    )?);
     Ok(())
 }

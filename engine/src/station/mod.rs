@@ -387,7 +387,7 @@ impl Wiring<'_> {
         let config = self.config;
         if !config.encoder.enabled {
             let sink =
-                spawn_sink(frames, self.clock.clone(), &self.registry, self.shutdown.clone(), |_: &Frame, _| {})?;
+                spawn_sink(frames, self.clock.clone(), &self.registry, self.shutdown.clone(), true, |_: &Frame, _| {})?;
             self.threads.push(sink);
             return Ok(None);
         }
@@ -421,9 +421,10 @@ impl Wiring<'_> {
             viewers: self.registry.gauge("scopecast_viewers", "Viewers receiving the stream.", &[]),
             stages: self.stages.clone(),
         };
-        let sink = spawn_sink(sink_in, self.clock.clone(), &self.registry, self.shutdown.clone(), move |e, now| {
-            delivery.deliver(e, now)
-        })?;
+        let sink =
+            spawn_sink(sink_in, self.clock.clone(), &self.registry, self.shutdown.clone(), true, move |e, now| {
+                delivery.deliver(e, now)
+            })?;
         self.threads.push(sink);
         let _ = self.hud.broadcast.set(broadcast.clone());
         Ok(Some(broadcast))
