@@ -108,6 +108,8 @@ pub fn start(parts: DisplayParts) -> Result<(DisplayLink, std::thread::JoinHandl
     let thread = std::thread::Builder::new()
         .name("scopecast-display".into())
         .spawn(move || {
+            // The OR's own monitor is a screen the frames are for, as a viewer's is.
+            crate::thread_priority::enter_frame_path();
             use winit::platform::x11::EventLoopBuilderExtX11;
             let event_loop = match EventLoop::<()>::with_user_event().with_any_thread(true).build() {
                 Ok(event_loop) => event_loop,
